@@ -1,0 +1,3 @@
+from tinystore.cli import main
+
+raise SystemExit(main())

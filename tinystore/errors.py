@@ -1,0 +1,101 @@
+"""The exceptions tinystore raises.
+
+Every error is a :class:`TinystoreError` and also subclasses the builtin
+exception a user would naturally catch, so existing ``except KeyError`` or
+``except ValueError`` code keeps working::
+
+    TinystoreError
+    ├── NodeNotFoundError   (KeyError)      no node at that path
+    ├── InvalidKeyError     (ValueError, TypeError) key or path not allowed
+    ├── ReadOnlyError       (PermissionError) storage opened read-only
+    ├── NotAStoreError      (OSError)       file/directory is not a tinystore store
+    ├── CorruptStoreError   (OSError)       a stored node is damaged
+    ├── FormatVersionError  (OSError)       written by a newer format version
+    ├── StorageClosedError  (ValueError)    operation on a closed storage
+    ├── UnsupportedValueError (TypeError)   value is not a leaf and no codec is set
+    ├── UnstorableError     (pickle.PicklingError) object cannot be decomposed
+    ├── UnloadableError     (pickle.UnpicklingError) stored object cannot be rebuilt
+    ├── UnsafeLoadError     (pickle.UnpicklingError) refused by ``safe=True``
+    ├── VersionMismatchError (ImportError)  ``version_check="strict"`` failed
+    └── BackendError        (ValueError)    unknown backend, suffix or option
+"""
+
+from __future__ import annotations
+
+import pickle
+
+__all__ = [
+    "TinystoreError",
+    "NodeNotFoundError",
+    "InvalidKeyError",
+    "ReadOnlyError",
+    "NotAStoreError",
+    "CorruptStoreError",
+    "FormatVersionError",
+    "StorageClosedError",
+    "UnsupportedValueError",
+    "UnstorableError",
+    "UnloadableError",
+    "UnsafeLoadError",
+    "VersionMismatchError",
+    "BackendError",
+]
+
+
+class TinystoreError(Exception):
+    """Base class of every error raised by tinystore."""
+
+
+class NodeNotFoundError(TinystoreError, KeyError):
+    """No node exists at the given path; the message names the full path."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidKeyError(TinystoreError, ValueError, TypeError):
+    """A key or path is not allowed (empty, ``.``/``..``, NUL, too long, ...)."""
+
+
+class ReadOnlyError(TinystoreError, PermissionError):
+    """A write was attempted on a storage opened read-only (mode ``"r"``)."""
+
+
+class NotAStoreError(TinystoreError, OSError):
+    """The file or directory exists but was not written by tinystore."""
+
+
+class CorruptStoreError(TinystoreError, OSError):
+    """A stored node cannot be read; the message names the damaged node."""
+
+
+class FormatVersionError(TinystoreError, OSError):
+    """The store was written by a newer, incompatible format version."""
+
+
+class StorageClosedError(TinystoreError, ValueError):
+    """The storage (or the file behind it) has been closed."""
+
+
+class UnsupportedValueError(TinystoreError, TypeError):
+    """A value that is not a storage leaf was given to a storage without codec."""
+
+
+class UnstorableError(TinystoreError, pickle.PicklingError):
+    """An object (or a part of it, named by path) cannot be stored."""
+
+
+class UnloadableError(TinystoreError, pickle.UnpicklingError):
+    """A stored object cannot be rebuilt (missing class, failing constructor)."""
+
+
+class UnsafeLoadError(TinystoreError, pickle.UnpicklingError):
+    """Loading with ``safe=True`` met something outside the allowlist."""
+
+
+class VersionMismatchError(TinystoreError, ImportError):
+    """Recorded and installed versions differ under ``version_check="strict"``."""
+
+
+class BackendError(TinystoreError, ValueError):
+    """Unknown backend name or file suffix, or an option a backend refuses."""

@@ -1,0 +1,317 @@
+"""The abstract, dict-like storage group every backend implements.
+
+The user-facing side of :class:`GenericStorage` is a mutable mapping of
+paths (``s["a/b/c"]``) with ``create_group``, ``list_nodes``/``list_groups``,
+``get``, ``in``, ``len``, iteration in insertion order and a context
+manager.  A backend implements only the *developer contract*, one key at a
+time (tinybase's contract, with the single-key primitives underscored so the
+base class can validate keys, walk paths and pass objects through the codec
+once, for every backend):
+
+``_get(key)``
+    the leaf stored at ``key``, or a ``GenericStorage`` for a group or an
+    object node; raises ``KeyError`` if there is none.
+``_set(key, value)``
+    store a leaf or a :class:`Tree` (a whole encoded subtree, in one call).
+``_delete(key)``
+    remove a child; raises ``KeyError`` if there is none.
+``_create_group(key)``
+    create (or return the existing) child group.
+``_list()``
+    ``[(key, is_group), ...]`` in insertion order.
+``name``, ``path``, ``attrs``, ``is_group``, ``readonly``, ``_close()``
+    identity, metadata side channel and life cycle.
+
+The storage layer knows nothing of Python objects: a backend stores leaves
+(:mod:`tinystore.storage.leaves`) and trees of them.  Anything else is handed
+to :attr:`GenericStorage.codec` (the object model, attached by
+:func:`tinystore.open`), which turns it into a :class:`Tree` and back.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, MutableMapping
+from typing import Any, Protocol
+
+from tinystore._paths import split_path
+from tinystore.errors import (
+    InvalidKeyError,
+    NodeNotFoundError,
+    ReadOnlyError,
+    UnsupportedValueError,
+)
+from tinystore.storage.leaves import is_leaf
+
+__all__ = ["GenericStorage", "Tree", "Codec"]
+
+
+class Tree:
+    """An encoded subtree: metadata ``attrs`` and ordered ``children``.
+
+    ``children`` is a dict of key -> leaf or Tree, or a list (its keys are
+    then the indices ``"0"``, ``"1"``, ...), which stores sequences compactly.
+    ``attrs`` holds JSON-compatible values only (str keys; None, bool, int,
+    float, str, lists and dicts of them).
+    """
+
+    __slots__ = ("attrs", "children")
+
+    def __init__(self, attrs: dict | None = None, children: dict | list | None = None):
+        self.attrs = {} if attrs is None else attrs
+        self.children = {} if children is None else children
+
+    def items(self):
+        c = self.children
+        return zip(map(str, range(len(c))), c) if type(c) is list else c.items()
+
+    def __repr__(self) -> str:
+        return f"Tree(attrs={self.attrs!r}, children={self.children!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Tree):
+            return NotImplemented
+        return self.attrs == other.attrs and self.children == other.children
+
+
+class Codec(Protocol):
+    """What a storage needs from an object model."""
+
+    def encode(self, obj: Any, storage: GenericStorage) -> Any: ...
+
+    def decode(self, node: Any, storage: GenericStorage) -> Any: ...
+
+
+class GenericStorage(MutableMapping, abc.ABC):
+    """Abstract hierarchical storage: a group of named leaves, objects and groups."""
+
+    #: The object model that turns non-leaf values into trees and back; set
+    #: by :func:`tinystore.open`.  ``None``: only leaves and trees are stored.
+    codec: Codec | None = None
+
+    # ------------------------------------------------------------------
+    # developer contract
+    @abc.abstractmethod
+    def _get(self, key: str) -> Any:
+        """Leaf at ``key`` or a storage for the group/object node there."""
+
+    @abc.abstractmethod
+    def _set(self, key: str, value: Any) -> None:
+        """Store a leaf or a :class:`Tree` at ``key`` (replacing what was there)."""
+
+    @abc.abstractmethod
+    def _delete(self, key: str) -> None:
+        """Remove ``key``; raise ``KeyError`` if it does not exist."""
+
+    @abc.abstractmethod
+    def _create_group(self, key: str) -> GenericStorage:
+        """Create the child group ``key``, or return it if it exists."""
+
+    @abc.abstractmethod
+    def _list(self) -> list[tuple[str, bool]]:
+        """``(key, is_group)`` for every child, in insertion order."""
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The last key of :attr:`path` (``""`` for the root)."""
+
+    @property
+    @abc.abstractmethod
+    def path(self) -> str:
+        """Path of this group from the root of its file, ``""`` for the root."""
+
+    @property
+    @abc.abstractmethod
+    def attrs(self) -> MutableMapping:
+        """Metadata of this group, kept apart from its keys."""
+
+    @property
+    def is_group(self) -> bool:
+        """True for groups (root, ``create_group``); False for stored objects."""
+        return True
+
+    @property
+    def readonly(self) -> bool:
+        return False
+
+    def _close(self) -> None:
+        """Release the file behind this storage (backends override)."""
+
+    def _reopen(self) -> None:
+        """Open the file again after :meth:`close` (backends override)."""
+
+    def _read_tree(self) -> Tree:
+        """This node as a Tree with every leaf read (backends may speed it up)."""
+        root = Tree(dict(self.attrs), {})
+        stack = [(self, root)]
+        while stack:
+            storage, tree = stack.pop()
+            for key, _ in storage._list():
+                value = storage._get(key)
+                if isinstance(value, GenericStorage):
+                    child = Tree(dict(value.attrs), {})
+                    stack.append((value, child))
+                    value = child
+                tree.children[key] = value
+        return root
+
+    # ------------------------------------------------------------------
+    # user interface, the same for every backend
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise ReadOnlyError(f"{self!r} is read-only; open it with mode 'a' to write")
+
+    def _full(self, path: str) -> str:
+        return f"{self.path}/{path}" if self.path else path
+
+    def _walk(
+        self, parts: list[str], *, create: bool = False, full: list[str] | None = None
+    ) -> GenericStorage:
+        node = self
+        for i, key in enumerate(parts):
+            try:
+                child = node._get(key)
+            except KeyError:
+                if not create:
+                    raise self._not_found(full or parts, i) from None
+                child = node._create_group(key)
+            if not isinstance(child, GenericStorage):
+                raise self._not_found(full or parts, i, f"is a {type(child).__name__} leaf")
+            node = child
+        return node
+
+    def _not_found(self, parts: list[str], i: int, why: str = "does not exist") -> NodeNotFoundError:
+        wanted = self._full("/".join(parts))
+        at = self._full("/".join(parts[: i + 1]))
+        detail = "" if i == len(parts) - 1 and why == "does not exist" else f" ({at!r} {why})"
+        return NodeNotFoundError(f"no node {wanted!r} in {self._where()}{detail}")
+
+    def _where(self) -> str:
+        return repr(self)
+
+    def _lookup(self, path: str) -> tuple[GenericStorage, str]:
+        parts = split_path(path)
+        return self._walk(parts[:-1], full=parts), parts[-1]
+
+    def __getitem__(self, path: str) -> Any:
+        parent, key = self._lookup(path)
+        try:
+            value = parent._get(key)
+        except KeyError:
+            raise NodeNotFoundError(f"no node {self._full(path)!r} in {self._where()}") from None
+        if isinstance(value, GenericStorage) and not value.is_group and self.codec is not None:
+            return self.codec.decode(value._read_tree(), value)
+        return value
+
+    def _encode(self, value: Any) -> Any:
+        if is_leaf(value) or type(value) is Tree:
+            return value
+        if self.codec is None:
+            raise UnsupportedValueError(
+                f"{type(value).__name__} is not a storage leaf and this storage has no "
+                "object codec; open it with tinystore.open() to store any object"
+            )
+        return self.codec.encode(value, self)
+
+    def __setitem__(self, path: str, value: Any) -> None:
+        self._check_writable()
+        parts = split_path(path)
+        node = self._encode(value)
+        self._walk(parts[:-1], create=True)._set(parts[-1], node)
+
+    def __delitem__(self, path: str) -> None:
+        self._check_writable()
+        parent, key = self._lookup(path)
+        try:
+            parent._delete(key)
+        except KeyError:
+            raise NodeNotFoundError(f"no node {self._full(path)!r} in {self._where()}") from None
+
+    def __contains__(self, path: object) -> bool:
+        try:
+            parent, key = self._lookup(path)  # type: ignore[arg-type]
+        except (InvalidKeyError, NodeNotFoundError):
+            return False
+        return any(k == key for k, _ in parent._list())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([key for key, _ in self._list()])
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """``self[path]`` if it exists, else ``default``."""
+        try:
+            return self[path]
+        except NodeNotFoundError:
+            return default
+
+    def create_group(self, path: str) -> GenericStorage:
+        """Create the group at ``path`` (and its parents); return it.
+
+        An existing group is returned as it is, so notebook cells can be
+        re-run; a stored value at ``path`` raises ``ValueError``.
+        """
+        self._check_writable()
+        parts = split_path(path)
+        parent = self._walk(parts[:-1], create=True)
+        try:
+            existing = parent._get(parts[-1])
+        except KeyError:
+            return parent._create_group(parts[-1])
+        if isinstance(existing, GenericStorage) and existing.is_group:
+            return existing
+        raise InvalidKeyError(
+            f"cannot create group {self._full(path)!r}: a value is stored there; delete it first"
+        )
+
+    require_group = create_group
+
+    def list_nodes(self) -> list[str]:
+        """Keys of the stored values (leaves and objects), in insertion order."""
+        return [key for key, is_group in self._list() if not is_group]
+
+    def list_groups(self) -> list[str]:
+        """Keys of the child groups, in insertion order."""
+        return [key for key, is_group in self._list() if is_group]
+
+    def update(self, other: Any = (), /, **kw: Any) -> None:  # type: ignore[override]
+        """Store many items; backends may write them in one batch."""
+        with self.batch():
+            MutableMapping.update(self, other, **kw)
+
+    def batch(self):
+        """Context manager that groups writes (backends may defer them)."""
+        from contextlib import nullcontext
+
+        return nullcontext(self)
+
+    def _ipython_key_completions_(self) -> list[str]:
+        return list(self)
+
+    # life cycle
+    def close(self) -> None:
+        """Close the file behind this storage (and every group of it)."""
+        self._close()
+
+    def open(self) -> GenericStorage:
+        """Open the storage again after :meth:`close`; returns ``self``."""
+        self._reopen()
+        return self
+
+    def __enter__(self) -> GenericStorage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {'/' + self.path!r}>"
+
+    # a storage is a live handle, not a value
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: object) -> bool:
+        return self is other

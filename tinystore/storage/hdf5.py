@@ -1,0 +1,183 @@
+"""HDF5 backend (h5py).
+
+Each physical group is an HDF5 group holding its record as the string
+dataset ``@record``; large arrays are HDF5 datasets (in their own dtype when
+HDF5 has it, else as raw bytes with the dtype kept in the record), so any
+HDF5 tool can read them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
+from tinystore.storage.leaves import array_from_bytes
+from tinystore.storage.record import GPath, Physical, RecordStorage, dumps_record
+
+RECORD = "@record"
+MODES = ("r", "r+", "a", "w", "w-", "x")
+
+
+def _native_ok(dtype: np.dtype) -> bool:
+    """True if HDF5 holds this dtype natively (h5py round-trips it exactly)."""
+    if dtype.fields is not None:
+        return all(_native_ok(f[0]) for f in dtype.fields.values())
+    if dtype.subdtype is not None:
+        return _native_ok(dtype.subdtype[0])
+    return dtype.kind in "biufc" or (dtype.kind == "S" and dtype.itemsize > 0)
+
+
+class _HDF5Physical(Physical):
+    def __init__(self, filename: str | os.PathLike, mode: str, compression: Any, compression_opts: Any):
+        if mode not in MODES:
+            raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
+        self.filename = os.fspath(filename)
+        self.location = self.filename
+        self.mode = mode
+        self.readonly = mode == "r"
+        self._dataset_options: dict = {}
+        if compression is not None:
+            self._dataset_options = {"compression": compression}
+            if compression_opts is not None:
+                self._dataset_options["compression_opts"] = compression_opts
+        self._open(mode)
+
+    def _open(self, mode: str) -> None:
+        path = Path(self.filename)
+        if path.is_dir():
+            raise NotAStoreError(f"{self.filename} is a directory, not an HDF5 file")
+        if mode == "w" and path.exists():
+            self._check_ours_or_empty(path)
+        try:
+            self._file = h5py.File(self.filename, mode)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if path.exists() and not h5py.is_hdf5(self.filename):
+                raise NotAStoreError(f"{self.filename} is not an HDF5 file") from None
+            raise CorruptStoreError(f"{self.filename} cannot be opened: {exc}") from None
+        root = self._file
+        if RECORD not in root:
+            if len(root) or len(root.attrs):
+                self._file.close()
+                raise NotAStoreError(
+                    f"{self.filename} is an HDF5 file, but not a tinystore file (it has no "
+                    f"{RECORD!r} record)"
+                )
+            if self.readonly:
+                self._file.close()
+                raise NotAStoreError(f"{self.filename} is an empty HDF5 file, not a tinystore file")
+            self.write_record((), dumps_record([{"g": 1, "c": {}}]))
+            self._file.flush()
+
+    def _check_ours_or_empty(self, path: Path) -> None:
+        if path.stat().st_size == 0:
+            return
+        if not h5py.is_hdf5(self.filename):
+            raise NotAStoreError(f"refusing to overwrite {self.filename}: it is not a tinystore file")
+        with h5py.File(self.filename, "r") as f:
+            if RECORD not in f and (len(f) or len(f.attrs)):
+                raise NotAStoreError(
+                    f"refusing to overwrite {self.filename}: it is not a tinystore file"
+                )
+
+    def _group(self, gpath: GPath) -> h5py.Group:
+        return self._file["/".join(gpath)] if gpath else self._file
+
+    def read_record(self, gpath: GPath) -> bytes | None:
+        try:
+            ds = self._group(gpath).get(RECORD)
+        except KeyError:
+            return None
+        if ds is None:
+            return None
+        if not isinstance(ds, h5py.Dataset):
+            raise CorruptStoreError(f"{RECORD} in group /{'/'.join(gpath)} is not a dataset")
+        return bytes(ds[()])
+
+    def write_record(self, gpath: GPath, data: bytes) -> None:
+        group = self._group(gpath)
+        if RECORD in group:
+            del group[RECORD]
+        group.create_dataset(RECORD, data=np.bytes_(data))
+
+    def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
+        ds = self._group(gpath)[name]
+        if entry["k"] != "A":
+            return ds[()].tobytes()
+        data = ds[()]
+        if entry.get("r"):
+            return array_from_bytes(np.asarray(data).tobytes(), entry)
+        arr = np.asarray(data)
+        if entry.get("o") == "F":
+            arr = np.asfortranarray(arr)
+        return arr
+
+    def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
+        group = self._group(gpath)
+        if type(value) is not np.ndarray:
+            group.create_dataset(name, data=np.frombuffer(bytes(value), dtype=np.uint8))
+            return
+        if _native_ok(value.dtype) and value.size:
+            group.create_dataset(name, data=value, **self._dataset_options)
+        elif _native_ok(value.dtype):
+            group.create_dataset(name, shape=value.shape, dtype=value.dtype)
+        else:
+            raw = np.frombuffer(value.tobytes(order=entry.get("o", "C")), dtype=np.uint8)
+            group.create_dataset(name, data=raw, **self._dataset_options)
+            entry["r"] = 1
+
+    def delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
+        group = self._group(gpath)
+        if name in group:
+            del group[name]
+
+    def create_group(self, gpath: GPath) -> None:
+        self._group(gpath[:-1]).create_group(gpath[-1])
+
+    def delete_group(self, gpath: GPath) -> None:
+        parent = self._group(gpath[:-1])
+        if gpath[-1] in parent:
+            del parent[gpath[-1]]
+
+    def commit(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+
+    def reopen(self) -> None:
+        self._open("r" if self.readonly else "a")
+
+
+class HDF5Storage(RecordStorage):
+    """A storage in an HDF5 file.
+
+    ``mode`` is h5py's: ``"r"`` read-only, ``"r+"`` read/write (must exist),
+    ``"a"`` read/write (created if missing), ``"w"`` create or truncate
+    (refuses files tinystore did not write), ``"w-"``/``"x"`` create (must not
+    exist).  ``compression`` (e.g. ``"gzip"``, ``"lzf"``) applies to the
+    arrays stored as datasets.
+
+    >>> import tempfile, os
+    >>> fn = os.path.join(tempfile.mkdtemp(), "example.h5")
+    >>> with HDF5Storage(fn, mode="w") as s:
+    ...     s["energy"] = -3.5
+    >>> HDF5Storage(fn, mode="r")["energy"]
+    -3.5
+    """
+
+    def __init__(
+        self,
+        filename: str | os.PathLike,
+        mode: str = "a",
+        compression: Any = None,
+        compression_opts: Any = None,
+    ):
+        self._init_root(_HDF5Physical(filename, mode, compression, compression_opts))

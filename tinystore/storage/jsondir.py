@@ -1,0 +1,149 @@
+"""JSON-directory backend: a directory tree you can read with any editor.
+
+Each physical group is a directory holding its record as ``@record.json``;
+large arrays are ``.npy`` files (read with ``allow_pickle=False``) and large
+byte strings ``.bin`` files beside it.  Every user key is encoded into a safe
+file name (:func:`tinystore._paths.safe_name`), so no key can escape the root
+or collide with another on a case-insensitive file system.  Files are
+written to a temporary name and renamed, so a killed process never leaves a
+half-written file in place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
+from tinystore.storage.leaves import dtype_from_json
+from tinystore.storage.record import GPath, Physical, RecordStorage, dumps_record
+
+RECORD = "@record.json"
+TMP_PREFIX = "@tmp-"
+MODES = ("r", "r+", "a", "w", "w-", "x")
+
+
+def is_store_dir(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a directory written by this backend."""
+    return os.path.isfile(os.path.join(path, RECORD))
+
+
+class _DirPhysical(Physical):
+    def __init__(self, dirname: str | os.PathLike, mode: str):
+        if mode not in MODES:
+            raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
+        self.root = Path(dirname)
+        self.location = os.fspath(dirname)
+        self.readonly = mode == "r"
+        root = self.root
+        if root.exists() and not root.is_dir():
+            raise NotAStoreError(f"{root} is a file, not a tinystore directory")
+        ours = is_store_dir(root)
+        if root.is_dir() and not ours and any(root.iterdir()):
+            raise NotAStoreError(
+                f"{root} is a directory that tinystore did not write (no {RECORD}); "
+                "refusing to use it"
+            )
+        if mode in ("r", "r+") and not ours:
+            raise FileNotFoundError(f"no tinystore directory at {root}")
+        if mode in ("w-", "x") and ours:
+            raise FileExistsError(f"{root} already exists (mode {mode!r})")
+        if mode == "w" and ours:
+            shutil.rmtree(root)
+        if not is_store_dir(root):
+            root.mkdir(parents=True, exist_ok=True)
+            self.write_record((), dumps_record([{"g": 1, "c": {}}]))
+        if not self.readonly:
+            self._remove_temporaries()
+
+    def _remove_temporaries(self) -> None:
+        for dirpath, _, filenames in os.walk(self.root):
+            for fn in filenames:
+                if fn.startswith(TMP_PREFIX):
+                    os.unlink(os.path.join(dirpath, fn))
+
+    def _dir(self, gpath: GPath) -> Path:
+        return self.root.joinpath(*gpath)
+
+    def _replace(self, target: Path, write) -> None:
+        tmp = target.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        try:
+            with open(tmp, "wb") as f:
+                write(f)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def read_record(self, gpath: GPath) -> bytes | None:
+        try:
+            return (self._dir(gpath) / RECORD).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_record(self, gpath: GPath, data: bytes) -> None:
+        self._replace(self._dir(gpath) / RECORD, lambda f: f.write(data))
+
+    def _file(self, gpath: GPath, name: str, entry: dict) -> Path:
+        return self._dir(gpath) / (name + (".npy" if entry["k"] == "A" else ".bin"))
+
+    def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
+        path = self._file(gpath, name, entry)
+        if entry["k"] != "A":
+            return path.read_bytes()
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise CorruptStoreError(f"{path} is not a plain .npy array: {exc}") from None
+        expected = dtype_from_json(entry["d"])
+        if arr.dtype != expected or list(arr.shape) != entry["s"]:
+            raise CorruptStoreError(
+                f"{path} holds {arr.dtype}{arr.shape}, but the record says "
+                f"{expected}{tuple(entry['s'])}"
+            )
+        return arr
+
+    def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
+        path = self._file(gpath, name, entry)
+        if type(value) is np.ndarray:
+            self._replace(path, lambda f: np.save(f, value, allow_pickle=False))
+        else:
+            self._replace(path, lambda f: f.write(value))
+
+    def delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
+        self._file(gpath, name, entry).unlink(missing_ok=True)
+
+    def create_group(self, gpath: GPath) -> None:
+        self._dir(gpath).mkdir()
+
+    def delete_group(self, gpath: GPath) -> None:
+        shutil.rmtree(self._dir(gpath), ignore_errors=True)
+
+    def close(self) -> None:
+        pass
+
+    def reopen(self) -> None:
+        if not is_store_dir(self.root):
+            raise FileNotFoundError(f"no tinystore directory at {self.root}")
+
+
+class JSONDirStorage(RecordStorage):
+    """A storage in a directory of JSON records (and ``.npy`` files).
+
+    ``mode`` works as for :class:`~tinystore.storage.hdf5.HDF5Storage`.
+
+    >>> import tempfile, os
+    >>> d = os.path.join(tempfile.mkdtemp(), "example.json")
+    >>> with JSONDirStorage(d, mode="w") as s:
+    ...     s["energy"] = -3.5
+    >>> JSONDirStorage(d, mode="r")["energy"]
+    -3.5
+    """
+
+    def __init__(self, dirname: str | os.PathLike, mode: str = "a"):
+        self._init_root(_DirPhysical(dirname, mode))

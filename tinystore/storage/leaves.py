@@ -1,0 +1,189 @@
+"""Leaf values: the closed set of values every backend stores exactly.
+
+A leaf is one of ``None``, ``bool``, ``int`` (any size), ``float``,
+``complex``, ``str`` (any code point, lone surrogates included), ``bytes``,
+``bytearray``, a ``numpy.ndarray`` without object fields, or a numpy scalar.
+Only these exact types are leaves (subclasses such as ``IntEnum`` are not:
+the object model stores those).
+
+This module converts leaves to and from *entries*, the JSON-compatible
+values that records hold.  Plain JSON values stand for themselves; anything
+JSON cannot carry exactly is a one-key-tagged dict (see ``docs/format.rst``).
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any
+
+import numpy as np
+from numpy.lib.format import descr_to_dtype, dtype_to_descr
+
+from tinystore.errors import CorruptStoreError
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_PLAIN = frozenset([type(None), bool, int, float, complex, str, bytes, bytearray])
+
+
+def is_leaf(value: Any) -> bool:
+    """True if ``value`` is a storage leaf (see the module docstring)."""
+    t = type(value)
+    if t in _PLAIN:
+        return True
+    if t is np.ndarray:
+        return not value.dtype.hasobject
+    if isinstance(value, np.generic):
+        return not value.dtype.hasobject
+    return False
+
+
+def array_order(arr: np.ndarray) -> str:
+    """The memory order a loaded copy of ``arr`` gets: like numpy's pickle."""
+    return "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous and arr.ndim > 1 else "C"
+
+
+def descr_to_json(dtype: np.dtype) -> Any:
+    return dtype_to_descr(dtype)
+
+
+def _fields_from_json(descr: Any) -> Any:
+    if isinstance(descr, str):
+        return descr
+    fields = []
+    for field in descr:
+        name = tuple(field[0]) if isinstance(field[0], list) else field[0]
+        sub = _fields_from_json(field[1])
+        fields.append((name, sub, tuple(field[2])) if len(field) > 2 else (name, sub))
+    return fields
+
+
+def dtype_from_json(descr: Any) -> np.dtype:
+    try:
+        fields = _fields_from_json(descr)
+        if isinstance(fields, list) and any(isinstance(f[0], tuple) for f in fields):
+            return np.dtype(fields)
+        dtype = descr_to_dtype(fields)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise CorruptStoreError(f"invalid stored dtype {descr!r}: {exc}") from None
+    if dtype.hasobject:
+        raise CorruptStoreError(f"stored dtype {descr!r} holds Python objects; refusing it")
+    return dtype
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def _float_entry(x: float) -> Any:
+    if x - x == 0.0:  # finite (nan and inf fail this)
+        return x
+    return {"F": struct.pack(">d", x).hex()}
+
+
+def _float_value(entry: Any) -> float:
+    if type(entry) is dict:
+        return struct.unpack(">d", bytes.fromhex(entry["F"]))[0]
+    return float(entry)
+
+
+def array_meta(arr: np.ndarray) -> dict:
+    """The entry fields that describe an array (dtype, shape, order)."""
+    meta = {"d": descr_to_json(arr.dtype), "s": list(arr.shape)}
+    if array_order(arr) == "F":
+        meta["o"] = "F"
+    return meta
+
+
+def array_from_bytes(raw: bytes | bytearray | memoryview, meta: dict) -> np.ndarray:
+    """Rebuild a writable array from its raw bytes and ``array_meta``."""
+    dtype = dtype_from_json(meta["d"])
+    shape = tuple(meta["s"])
+    count = 1
+    for n in shape:
+        count *= n
+    if count * dtype.itemsize != len(raw):
+        raise CorruptStoreError(
+            f"array data has {len(raw)} bytes, but shape {shape} of {dtype} needs "
+            f"{count * dtype.itemsize}"
+        )
+    flat = np.frombuffer(bytearray(raw), dtype=dtype, count=count)
+    return flat.reshape(shape, order=meta.get("o", "C"))
+
+
+def encode_inline(value: Any) -> Any:
+    """Entry for a leaf that is stored inside a record."""
+    t = type(value)
+    if t is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return {"S": _b64(value.encode("utf-8", "surrogatepass"))}
+        return value
+    if t is int:
+        return value if INT64_MIN <= value <= INT64_MAX else {"L": str(value)}
+    if t is float:
+        return _float_entry(value)
+    if value is None or t is bool:
+        return value
+    if t is complex:
+        return {"C": [_float_entry(value.real), _float_entry(value.imag)]}
+    if t is bytes:
+        return {"B": _b64(value)}
+    if t is bytearray:
+        return {"BA": _b64(bytes(value))}
+    if t is np.ndarray:
+        entry = {"A": _b64(value.tobytes(order=array_order(value)))}
+        entry.update(array_meta(value))
+        return entry
+    if isinstance(value, np.generic):
+        return {"N": _b64(value.tobytes()), "d": descr_to_json(value.dtype)}
+    raise TypeError(f"not a leaf: {t.__name__}")
+
+
+def decode_inline(entry: Any) -> Any:
+    """Leaf for an inline entry (the inverse of :func:`encode_inline`)."""
+    if type(entry) is not dict:
+        return entry
+    try:
+        if "F" in entry:
+            return _float_value(entry)
+        if "L" in entry:
+            return int(entry["L"])
+        if "S" in entry:
+            return _unb64(entry["S"]).decode("utf-8", "surrogatepass")
+        if "C" in entry:
+            re, im = entry["C"]
+            return complex(_float_value(re), _float_value(im))
+        if "B" in entry:
+            return _unb64(entry["B"])
+        if "BA" in entry:
+            return bytearray(_unb64(entry["BA"]))
+        if "A" in entry:
+            return array_from_bytes(_unb64(entry["A"]), entry)
+        if "N" in entry:
+            dtype = dtype_from_json(entry["d"])
+            raw = _unb64(entry["N"])
+            if len(raw) != dtype.itemsize:
+                raise CorruptStoreError(f"numpy scalar of {dtype} has {len(raw)} bytes")
+            return np.frombuffer(raw, dtype=dtype)[0].copy()
+    except CorruptStoreError:
+        raise
+    except (KeyError, TypeError, ValueError, struct.error) as exc:
+        raise CorruptStoreError(f"damaged leaf entry {entry!r:.200}: {exc}") from None
+    raise CorruptStoreError(f"unknown leaf entry {entry!r:.200}")
+
+
+def leaf_nbytes(value: Any) -> int:
+    """Payload size used to decide whether a leaf is stored outside its record."""
+    t = type(value)
+    if t is np.ndarray:
+        return value.nbytes
+    if t is bytes or t is bytearray:
+        return len(value)
+    return 0

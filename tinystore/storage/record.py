@@ -1,0 +1,706 @@
+"""Record-packed storage: the physical layout shared by every built-in backend.
+
+Logically a storage is a tree of groups and leaves.  Physically each
+*physical group* (the root, groups made by ``create_group`` and every value
+assigned directly into a physical group) keeps **one record**: a JSON
+document that holds its own metadata and the whole subtree below it, down to
+the next physical groups.  Small leaves are written inline; large arrays and
+byte strings are written next to the record in the backend's native form
+(HDF5 datasets, ``.npy`` files).  So storing a dict of 1,000 floats costs one
+record write, not 1,000.
+
+A record is a flat table of nodes (so that arbitrarily deep structures need
+no deep JSON nesting)::
+
+    {"tinystore": [1, 0], "nodes": [node0, node1, ...]}
+    node  = {"a": {attrs}, "c": {key: entry, ...} | [entry, ...], "g": 1}
+    entry = plain JSON leaf | tagged leaf (see leaves.py)
+          | {"@": index}               an inline node of this record
+          | {"G": name, "g": 1}        a physical subgroup (``g``: made by create_group)
+          | {"X": name, "k": kind,...} a leaf stored outside the record
+
+A backend provides a :class:`Physical` (read/write records and external
+leaves); :class:`RecordStorage` does everything else, identically for all.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import MutableMapping
+from typing import Any, Iterator
+
+import numpy as np
+import orjson
+
+from tinystore._paths import safe_name
+from tinystore.errors import (
+    CorruptStoreError,
+    FormatVersionError,
+    InvalidKeyError,
+    NotAStoreError,
+    ReadOnlyError,
+    StorageClosedError,
+    UnsupportedValueError,
+)
+from tinystore.storage.base import GenericStorage, Tree
+from tinystore.storage.leaves import array_meta, decode_inline, encode_inline, leaf_nbytes
+
+FORMAT_VERSION = (1, 0)
+#: Arrays and byte strings larger than this many bytes are stored outside the record.
+INLINE_LIMIT = 2048
+
+GPath = tuple  # physical names from the root, e.g. ("jobs", "relax")
+
+
+class Physical(abc.ABC):
+    """One open file, directory or memory store, as a backend sees it."""
+
+    readonly: bool = False
+    location: str = "?"
+
+    @abc.abstractmethod
+    def read_record(self, gpath: GPath) -> bytes | None:
+        """The record bytes of a physical group, or None if there is none."""
+
+    @abc.abstractmethod
+    def write_record(self, gpath: GPath, data: bytes) -> None:
+        """Replace the record of a physical group (atomically where possible)."""
+
+    @abc.abstractmethod
+    def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
+        """The array (``entry["k"] == "A"``) or bytes stored as ``name``."""
+
+    @abc.abstractmethod
+    def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
+        """Store an array or bytes as ``name``; may add fields to ``entry``."""
+
+    @abc.abstractmethod
+    def delete_external(self, gpath: GPath, name: str, entry: dict) -> None: ...
+
+    @abc.abstractmethod
+    def create_group(self, gpath: GPath) -> None: ...
+
+    @abc.abstractmethod
+    def delete_group(self, gpath: GPath) -> None: ...
+
+    def commit(self) -> None:
+        """Make everything written so far durable (flush)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def reopen(self) -> None:
+        raise StorageClosedError(f"{self.location} cannot be reopened")
+
+
+def dumps_record(nodes: list) -> bytes:
+    return orjson.dumps({"tinystore": list(FORMAT_VERSION), "nodes": nodes})
+
+
+def loads_record(data: bytes, where: str) -> list:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptStoreError(f"the record of {where} is damaged: {exc}") from None
+    if type(doc) is not dict or "tinystore" not in doc:
+        raise NotAStoreError(f"{where} has no tinystore record; it was not written by tinystore")
+    version = doc["tinystore"]
+    if not (type(version) is list and version and type(version[0]) is int):
+        raise CorruptStoreError(f"the record of {where} has an invalid format version")
+    if version[0] > FORMAT_VERSION[0]:
+        raise FormatVersionError(
+            f"{where} was written in tinystore format {version[0]}.x; this tinystore reads "
+            f"format {FORMAT_VERSION[0]}.x only: upgrade tinystore to read it"
+        )
+    nodes = doc.get("nodes")
+    if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
+        raise CorruptStoreError(f"the record of {where} has no valid node table")
+    return nodes
+
+
+def _entry_names(entry: Any) -> Iterator[tuple[str, str, dict]]:
+    if type(entry) is dict:
+        if "X" in entry:
+            yield "X", entry["X"], entry
+        elif "G" in entry:
+            yield "G", entry["G"], entry
+
+
+class Record:
+    """A parsed record: its node table and the physical names it uses."""
+
+    __slots__ = ("nodes", "_names", "dirty", "compact")
+
+    def __init__(self, nodes: list):
+        self.nodes = nodes
+        self._names: set | None = None
+        self.dirty = False
+        self.compact = True  # nodes are in canonical order, unreferenced-free
+
+    @property
+    def names(self) -> set:
+        if self._names is None:
+            names = set()
+            for node in self.nodes:
+                if node is None:  # being filled in by add_tree
+                    continue
+                for entry in _children_entries(node):
+                    for _, name, _ in _entry_names(entry):
+                        names.add(name)
+            self._names = names
+        return self._names
+
+    def new_name(self, key: str) -> str:
+        base = safe_name(key, limit=100)
+        name, i = base, 0
+        names = self.names
+        while name in names:
+            i += 1
+            name = f"{base}~{i}"
+        names.add(name)
+        return name
+
+    def canonical(self) -> list:
+        """The node table renumbered in canonical order, garbage dropped."""
+        if self.compact:
+            return self.nodes
+        old = self.nodes
+        new: list = [None]
+        stack = [(0, 0)]
+        while stack:
+            oi, ni = stack.pop()
+            node = dict(old[oi])
+            children = node.get("c")
+            pending = []
+            if type(children) is list:
+                children = list(children)
+                for j, e in enumerate(children):
+                    if type(e) is dict and "@" in e:
+                        pending.append((e["@"], len(new)))
+                        children[j] = {"@": len(new)}
+                        new.append(None)
+            elif children:
+                children = dict(children)
+                for k, e in children.items():
+                    if type(e) is dict and "@" in e:
+                        pending.append((e["@"], len(new)))
+                        children[k] = {"@": len(new)}
+                        new.append(None)
+            node["c"] = children if children is not None else {}
+            new[ni] = node
+            stack.extend(reversed(pending))
+        self.nodes = new
+        self.compact = True
+        return new
+
+
+def _children_entries(node: dict) -> Any:
+    c = node.get("c")
+    if not c:
+        return ()
+    return c if type(c) is list else c.values()
+
+
+def _child_entry(node: dict, key: str) -> Any:
+    c = node.get("c")
+    if type(c) is list:
+        if key.isdigit() and (key == "0" or key[0] != "0"):
+            i = int(key)
+            if i < len(c):
+                return c[i]
+        raise KeyError(key)
+    if c is None:
+        raise KeyError(key)
+    return c[key]
+
+
+class _Store:
+    """State shared by all groups of one open storage: cache and transactions."""
+
+    def __init__(self, physical: Physical):
+        self.physical = physical
+        self.records: dict[GPath, Record] = {}
+        self.depth = 0
+        self.garbage: list[tuple[GPath, str, str, dict]] = []
+        self.written: list[tuple[GPath, str, str, dict]] = []
+        self.closed = False
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise StorageClosedError(f"{self.physical.location} is closed; call .open() first")
+
+    def record(self, gpath: GPath) -> Record:
+        self.check_open()
+        rec = self.records.get(gpath)
+        if rec is None:
+            data = self.physical.read_record(gpath)
+            where = self.describe(gpath)
+            if data is None:
+                raise CorruptStoreError(f"the record of {where} is missing")
+            rec = Record(loads_record(data, where))
+            self.records[gpath] = rec
+        return rec
+
+    def describe(self, gpath: GPath) -> str:
+        inner = "/".join(gpath)
+        return f"group '/{inner}' of {self.physical.location}"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.check_open()
+        if self.physical.readonly:
+            raise ReadOnlyError(f"{self.physical.location} is open read-only")
+        self.depth += 1
+        try:
+            yield
+        except BaseException:
+            self.depth -= 1
+            if self.depth == 0:
+                self._rollback()
+            raise
+        self.depth -= 1
+        if self.depth == 0:
+            self._commit()
+
+    def _commit(self) -> None:
+        dirty = [(gp, rec) for gp, rec in self.records.items() if rec.dirty]
+        dirty.sort(key=lambda item: -len(item[0]))  # children before their parents
+        try:
+            for gpath, rec in dirty:
+                self.physical.write_record(gpath, dumps_record(rec.canonical()))
+                rec.dirty = False
+            self.physical.commit()
+        except BaseException:
+            self._rollback()
+            raise
+        self.written.clear()
+        garbage, self.garbage = self.garbage, []
+        for gpath, kind, name, entry in garbage:
+            self._remove(gpath, kind, name, entry)
+            rec = self.records.get(gpath)
+            if rec is not None and rec._names is not None:
+                rec._names.discard(name)
+        if garbage:
+            self.physical.commit()
+
+    def _rollback(self) -> None:
+        """Forget unwritten changes and remove what this transaction wrote."""
+        for gpath, rec in list(self.records.items()):
+            if rec.dirty:
+                del self.records[gpath]
+        for gpath, kind, name, entry in reversed(self.written):
+            with contextlib.suppress(Exception):
+                self._remove(gpath, kind, name, entry)
+            self.records.pop(gpath, None)  # its name set may hold names now unused
+        self.written.clear()
+        self.garbage.clear()
+
+    def _remove(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
+        if kind == "X":
+            self.physical.delete_external(gpath, name, entry)
+        else:
+            self.physical.delete_group(gpath + (name,))
+            for gp in [gp for gp in self.records if gp[: len(gpath) + 1] == gpath + (name,)]:
+                del self.records[gp]
+
+    def discard(self, gpath: GPath, entry: Any) -> None:
+        """Schedule everything physical below ``entry`` for deletion at commit."""
+        rec = self.records[gpath]
+        stack = [entry]
+        while stack:
+            e = stack.pop()
+            if type(e) is not dict:
+                continue
+            if "@" in e:
+                stack.extend(_children_entries(rec.nodes[e["@"]]))
+                rec.compact = False
+            else:
+                for kind, name, ent in _entry_names(e):
+                    self.garbage.append((gpath, kind, name, ent))
+
+    # -- writing trees -------------------------------------------------
+    def leaf_entry(self, gpath: GPath, rec: Record, key: str, value: Any) -> Any:
+        if leaf_nbytes(value) <= INLINE_LIMIT:
+            return encode_inline(value)
+        name = rec.new_name(key)
+        if type(value) is np.ndarray:
+            entry = {"X": name, "k": "A"}
+            entry.update(array_meta(value))
+        else:
+            entry = {"X": name, "k": "B" if type(value) is bytes else "BA"}
+        self.written.append((gpath, "X", name, entry))
+        self.physical.write_external(gpath, name, value, entry)
+        return entry
+
+    def add_tree(self, gpath: GPath, rec: Record, tree: Tree, group: bool = False) -> int:
+        """Append ``tree`` to the node table of ``rec``; return its index."""
+        nodes = rec.nodes
+        root = len(nodes)
+        nodes.append(None)
+        stack = [(tree, root)]
+        while stack:
+            t, idx = stack.pop()
+            if type(t.attrs) is not dict:
+                raise UnsupportedValueError(f"Tree.attrs must be a dict, not {type(t.attrs)}")
+            node: dict = {"a": t.attrs} if t.attrs else {}
+            children = t.children
+            pending = []
+            if type(children) is list:
+                out: Any = []
+                for i, v in enumerate(children):
+                    out.append(self._child(gpath, rec, str(i), v, pending))
+            else:
+                out = {}
+                for k, v in children.items():
+                    if type(k) is not str:
+                        raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
+                    out[k] = self._child(gpath, rec, k, v, pending)
+            node["c"] = out
+            nodes[idx] = node
+            stack.extend(reversed(pending))
+        if group:
+            nodes[root]["g"] = 1
+        return root
+
+    def _child(self, gpath: GPath, rec: Record, key: str, v: Any, pending: list) -> Any:
+        t = type(v)
+        if t is str:
+            return v if v.isascii() else encode_inline(v)
+        if t is float or t is bool or v is None or (t is int and -(2**63) <= v < 2**63):
+            return encode_inline(v)
+        if t is Tree:
+            index = len(rec.nodes)
+            rec.nodes.append(None)
+            pending.append((v, index))
+            return {"@": index}
+        try:
+            return self.leaf_entry(gpath, rec, key, v)
+        except TypeError:
+            raise UnsupportedValueError(
+                f"cannot store {type(v).__name__} at {key!r}: not a leaf or Tree"
+            ) from None
+
+    def new_physical(self, gpath: GPath, rec: Record, key: str, tree: Tree, group: bool) -> dict:
+        name = rec.new_name(key)
+        sub = gpath + (name,)
+        entry = {"G": name, "g": 1} if group else {"G": name}
+        self.written.append((gpath, "G", name, entry))
+        self.physical.create_group(sub)
+        subrec = Record([])
+        subrec._names = set()
+        self.add_tree(sub, subrec, tree, group=group)
+        subrec.dirty = True
+        self.records[sub] = subrec
+        return entry
+
+    # -- reading -------------------------------------------------------
+    def value(self, gpath: GPath, entry: Any) -> Any:
+        if type(entry) is not dict:
+            return entry
+        if "X" in entry:
+            return self.external(gpath, entry)
+        return decode_inline(entry)
+
+    def external(self, gpath: GPath, entry: dict) -> Any:
+        try:
+            value = self.physical.read_external(gpath, entry["X"], entry)
+            return bytearray(value) if entry.get("k") == "BA" else value
+        except (CorruptStoreError, StorageClosedError):
+            raise
+        except Exception as exc:
+            raise CorruptStoreError(
+                f"external leaf {entry.get('X')!r} of {self.describe(gpath)} cannot be read: {exc}"
+            ) from None
+
+    def read_tree(self, gpath: GPath, index: int) -> Tree:
+        rec = self.record(gpath)
+        root = Tree()
+        stack = [(gpath, rec, index, root)]
+        while stack:
+            gp, rec, i, t = stack.pop()
+            try:
+                node = rec.nodes[i]
+                t.attrs = node.get("a") or {}
+                children = node.get("c") or {}
+            except (IndexError, TypeError, AttributeError):
+                raise CorruptStoreError(f"node table of {self.describe(gp)} is damaged") from None
+            if type(children) is list:
+                out: Any = list(children)
+                pairs: Any = enumerate(children)
+            else:
+                out = dict(children)
+                pairs = children.items()
+            for k, e in pairs:
+                if type(e) is dict:
+                    if "@" in e:
+                        sub = Tree()
+                        out[k] = sub
+                        stack.append((gp, rec, e["@"], sub))
+                    elif "G" in e:
+                        sub = Tree()
+                        out[k] = sub
+                        sgp = gp + (e["G"],)
+                        stack.append((sgp, self.record(sgp), 0, sub))
+                    else:
+                        out[k] = self.value(gp, e)
+            t.children = out
+        return root
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.records.clear()
+            self.physical.close()
+
+
+class _Attrs(MutableMapping):
+    """The metadata side channel of one group (JSON-compatible values)."""
+
+    def __init__(self, storage: RecordStorage):
+        self._s = storage
+
+    def _data(self) -> dict:
+        return self._s._node().get("a") or {}
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data()[key]
+
+    def __iter__(self):
+        return iter(list(self._data()))
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def _write(self, change) -> None:
+        s = self._s
+        if not s.is_group:
+            raise ReadOnlyError("the metadata of a stored object is written by the object model")
+        with s._store.transaction():
+            rec = s._store.record(s._gpath)
+            node = s._node()
+            attrs = dict(node.get("a") or {})
+            change(attrs)
+            try:
+                orjson.dumps(attrs)
+            except TypeError as exc:
+                raise UnsupportedValueError(f"attrs must be JSON-compatible: {exc}") from None
+            node["a"] = attrs
+            rec.dirty = True
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if type(key) is not str:
+            raise InvalidKeyError("attribute names must be str")
+        self._write(lambda a: a.__setitem__(key, value))
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._data():
+            raise KeyError(key)
+        self._write(lambda a: a.__delitem__(key))
+
+    def __repr__(self) -> str:
+        return f"<attrs {self._data()!r}>"
+
+
+class RecordStorage(GenericStorage):
+    """A group of a record-packed store; base class of the built-in backends.
+
+    Subclasses create their :class:`Physical` in ``__init__`` and call
+    :meth:`_init_root`; every group object of one open store shares it.
+    """
+
+    _store: _Store
+    _gpath: GPath
+    _inner: tuple
+
+    def _init_root(self, physical: Physical, path: str = "") -> None:
+        self._store = _Store(physical)
+        self._gpath = ()
+        self._inner = ()
+        self._path = ""
+
+    @classmethod
+    def _view(cls, parent: RecordStorage, gpath: GPath, inner: tuple, key: str) -> RecordStorage:
+        view = cls.__new__(cls)
+        view._store = parent._store
+        view._gpath = gpath
+        view._inner = inner
+        view._path = f"{parent._path}/{key}" if parent._path else key
+        view.codec = parent.codec
+        view.__dict__.update(
+            {k: v for k, v in parent.__dict__.items() if k.startswith("_opt_")}
+        )
+        return view
+
+    # -- node resolution ------------------------------------------------
+    def _node(self) -> dict:
+        rec = self._store.record(self._gpath)
+        node = rec.nodes[0]
+        for key in self._inner:
+            try:
+                node = rec.nodes[_child_entry(node, key)["@"]]
+            except (KeyError, TypeError):
+                raise StorageClosedError(
+                    f"{self!r} no longer exists (it was replaced or deleted)"
+                ) from None
+        return node
+
+    @property
+    def name(self) -> str:
+        return self._path.rsplit("/", 1)[-1]
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def attrs(self) -> MutableMapping:
+        return _Attrs(self)
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self._node().get("g"))
+
+    @property
+    def readonly(self) -> bool:
+        return self._store.physical.readonly
+
+    def _where(self) -> str:
+        return self._store.physical.location
+
+    def __repr__(self) -> str:
+        closed = " (closed)" if self._store.closed else ""
+        return f"<{type(self).__name__} '/{self._path}' in {self._where()!r}{closed}>"
+
+    # -- developer contract ----------------------------------------------
+    def _get(self, key: str) -> Any:
+        entry = _child_entry(self._node(), key)
+        if type(entry) is dict:
+            if "@" in entry:
+                return self._view(self, self._gpath, self._inner + (key,), key)
+            if "G" in entry:
+                return self._view(self, self._gpath + (entry["G"],), (), key)
+        return self._store.value(self._gpath, entry)
+
+    def _list(self) -> list[tuple[str, bool]]:
+        node = self._node()
+        children = node.get("c") or {}
+        nodes = self._store.record(self._gpath).nodes
+        out = []
+        pairs = enumerate(children) if type(children) is list else children.items()
+        for k, e in pairs:
+            is_group = False
+            if type(e) is dict:
+                if "G" in e:
+                    is_group = bool(e.get("g"))
+                elif "@" in e:
+                    is_group = bool(nodes[e["@"]].get("g"))
+            out.append((str(k), is_group))
+        return out
+
+    def __contains__(self, path: object) -> bool:
+        try:
+            parent, key = self._lookup(path)  # type: ignore[arg-type]
+            _child_entry(parent._node(), key)
+        except (KeyError, InvalidKeyError):
+            return False
+        return True
+
+    def _put(self, key: str, make_entry) -> None:
+        store = self._store
+        with store.transaction():
+            rec = store.record(self._gpath)
+            node = self._node()
+            children = node.get("c")
+            if children is None:
+                children = node["c"] = {}
+            try:
+                old = _child_entry(node, key)
+                exists = True
+            except KeyError:
+                exists = False
+                if type(children) is list and key != str(len(children)):
+                    raise InvalidKeyError(
+                        f"{self._full(key)!r}: this node holds a sequence; its keys are the "
+                        f"indices 0..{len(children) - 1} (or {len(children)} to append)"
+                    ) from None
+            if exists:
+                store.discard(self._gpath, old)
+            entry = make_entry(store, rec)
+            if type(children) is list:
+                if exists:
+                    children[int(key)] = entry
+                else:
+                    children.append(entry)
+            else:
+                children[key] = entry
+            rec.compact = False
+            rec.dirty = True
+
+    def _set(self, key: str, value: Any) -> None:
+        physical_level = not self._inner
+
+        def make_entry(store: _Store, rec: Record) -> Any:
+            if type(value) is Tree:
+                if physical_level:
+                    return store.new_physical(self._gpath, rec, key, value, group=False)
+                return {"@": store.add_tree(self._gpath, rec, value)}
+            try:
+                return store.leaf_entry(self._gpath, rec, key, value)
+            except TypeError:
+                raise UnsupportedValueError(
+                    f"cannot store {type(value).__name__} at {self._full(key)!r}"
+                ) from None
+
+        self._put(key, make_entry)
+
+    def _create_group(self, key: str) -> GenericStorage:
+        self._check_writable()
+        if self._inner:
+            raise InvalidKeyError(
+                f"cannot create group {self._full(key)!r} inside a stored object"
+            )
+        self._put(key, lambda store, rec: store.new_physical(self._gpath, rec, key, Tree(), True))
+        return self._get(key)
+
+    def _delete(self, key: str) -> None:
+        store = self._store
+        with store.transaction():
+            rec = store.record(self._gpath)
+            node = self._node()
+            old = _child_entry(node, key)
+            store.discard(self._gpath, old)
+            children = node["c"]
+            if type(children) is list:
+                children.pop(int(key))
+            else:
+                del children[key]
+            rec.compact = False
+            rec.dirty = True
+
+    def _read_tree(self) -> Tree:
+        if not self._inner:
+            return self._store.read_tree(self._gpath, 0)
+        parent = self._store.record(self._gpath).nodes[0]
+        rec = self._store.record(self._gpath)
+        for key in self._inner:
+            index = _child_entry(parent, key)["@"]
+            parent = rec.nodes[index]
+        return self._store.read_tree(self._gpath, index)
+
+    def batch(self):
+        """Group many writes into one: records are written once, at the end."""
+        return self._store.transaction()
+
+    def _close(self) -> None:
+        self._store.close()
+
+    def _reopen(self) -> None:
+        if self._store.closed:
+            self._store.physical.reopen()
+            self._store.closed = False
+
+    def flush(self) -> None:
+        """Write everything pending to the file now."""
+        self._store.check_open()
+        self._store.physical.commit()
