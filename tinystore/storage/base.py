@@ -77,7 +77,7 @@ class Tree:
 class Codec(Protocol):
     """What a storage needs from an object model."""
 
-    def encode(self, obj: Any, storage: GenericStorage) -> Any: ...
+    def encode(self, obj: Any, storage: GenericStorage, path: str) -> Any: ...
 
     def decode(self, node: Any, storage: GenericStorage) -> Any: ...
 
@@ -140,6 +140,10 @@ class GenericStorage(MutableMapping, abc.ABC):
 
     def _reopen(self) -> None:
         """Open the file again after :meth:`close` (backends override)."""
+
+    def _root(self) -> GenericStorage | None:
+        """The root group of the file this group belongs to, if the backend knows it."""
+        return None
 
     def _read_tree(self) -> Tree:
         """This node as a Tree with every leaf read (backends may speed it up)."""
@@ -204,7 +208,7 @@ class GenericStorage(MutableMapping, abc.ABC):
             return self.codec.decode(value._read_tree(), value)
         return value
 
-    def _encode(self, value: Any) -> Any:
+    def _encode(self, value: Any, path: str) -> Any:
         if is_leaf(value) or type(value) is Tree:
             return value
         if self.codec is None:
@@ -212,12 +216,12 @@ class GenericStorage(MutableMapping, abc.ABC):
                 f"{type(value).__name__} is not a storage leaf and this storage has no "
                 "object codec; open it with tinystore.open() to store any object"
             )
-        return self.codec.encode(value, self)
+        return self.codec.encode(value, self, path)
 
     def __setitem__(self, path: str, value: Any) -> None:
         self._check_writable()
         parts = split_path(path)
-        node = self._encode(value)
+        node = self._encode(value, self._full(path))
         self._walk(parts[:-1], create=True)._set(parts[-1], node)
 
     def __delitem__(self, path: str) -> None:

@@ -532,6 +532,11 @@ class RecordStorage(GenericStorage):
         )
         return view
 
+    def _root(self) -> RecordStorage:
+        root = self._view(self, (), (), "")
+        root._path = ""
+        return root
+
     # -- node resolution ------------------------------------------------
     def _node(self) -> dict:
         rec = self._store.record(self._gpath)

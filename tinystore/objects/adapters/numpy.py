@@ -1,0 +1,68 @@
+"""numpy: object arrays and dtypes (plain arrays and scalars are storage leaves)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.format import descr_to_dtype, dtype_to_descr
+
+from tinystore.objects.registry import Adapter, register_adapter
+from tinystore.storage.leaves import array_order
+
+
+class ObjectArrayAdapter(Adapter):
+    """Arrays holding Python objects: dtype, shape, order, and one child per item."""
+
+    kind = "ndarray"
+    types = (np.ndarray,)  # plain arrays never get here: they are leaves
+
+    def encode(self, obj: np.ndarray):
+        order = array_order(obj)
+        attrs = {"d": dtype_to_descr(obj.dtype), "s": list(obj.shape)}
+        if order == "F":
+            attrs["o"] = "F"
+        return attrs, obj.ravel(order=order).tolist() if obj.dtype.names else list(
+            obj.ravel(order=order)
+        )
+
+    def decode(self, attrs, children, remember):
+        dtype = _dtype(attrs["d"])
+        shape = tuple(attrs["s"])
+        order = attrs.get("o", "C")
+        arr = np.empty(shape, dtype=dtype, order=order)
+        remember(arr)
+        items = yield children
+        flat = arr.reshape(-1, order=order) if arr.size else arr
+        if arr.size and not np.shares_memory(flat, arr):
+            raise ValueError("cannot fill object array in place")
+        for i, item in enumerate(items):
+            flat[i] = item
+        return arr
+
+
+def _dtype(descr):
+    from tinystore.storage.leaves import _fields_from_json
+
+    fields = _fields_from_json(descr)
+    if isinstance(fields, list) and any(isinstance(f[0], tuple) for f in fields):
+        return np.dtype(fields)
+    return descr_to_dtype(fields)
+
+
+class DtypeAdapter(Adapter):
+    """numpy dtypes by their portable description (``"<f8"``, structured fields)."""
+
+    kind = "dtype"
+
+    def accepts(self, cls):
+        return issubclass(cls, np.dtype)
+
+    def encode(self, obj: np.dtype):
+        return {"d": dtype_to_descr(obj)}, {}
+
+    def decode(self, attrs, children, remember):
+        return _dtype(attrs["d"])
+        yield  # pragma: no cover
+
+
+register_adapter(DtypeAdapter())
+OBJECT_ARRAYS = register_adapter(ObjectArrayAdapter())

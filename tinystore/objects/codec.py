@@ -1,0 +1,152 @@
+"""The object codec a storage uses to store any object: encode + decode + options."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapters)
+import tinystore.objects.storable  # noqa: F401
+from tinystore.errors import UnsafeLoadError
+from tinystore.objects.decode import Decoder
+from tinystore.objects.encode import Encoder
+from tinystore.storage.base import GenericStorage, Tree
+
+#: Names that ``safe=True`` loading imports: exact ``module:qualname`` pairs of
+#: harmless value types, never a prefix.
+SAFE_GLOBALS = frozenset(
+    [
+        "builtins:complex",
+        "builtins:range",
+        "builtins:slice",
+        "builtins:set",
+        "builtins:frozenset",
+        "builtins:bytearray",
+        "builtins:list",
+        "builtins:dict",
+        "builtins:tuple",
+        "builtins:object",
+        "builtins:Ellipsis",
+        "builtins:NotImplemented",
+        "copyreg:__newobj__",
+        "copyreg:__newobj_ex__",
+        "collections:OrderedDict",
+        "collections:defaultdict",
+        "collections:deque",
+        "collections:Counter",
+        "datetime:datetime",
+        "datetime:date",
+        "datetime:time",
+        "datetime:timedelta",
+        "datetime:timezone",
+        "decimal:Decimal",
+        "fractions:Fraction",
+        "uuid:UUID",
+        "pathlib:PurePosixPath",
+        "pathlib:PureWindowsPath",
+        "pathlib:PosixPath",
+        "pathlib:WindowsPath",
+        "pathlib:Path",
+    ]
+)
+
+
+def _anchor_in(tree: Any, anchor: int) -> Any:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if type(node) is not Tree:
+            continue
+        attrs = node.attrs
+        if attrs.get("id") == anchor and attrs.get("t") != "ref":
+            return node
+        c = node.children
+        stack.extend(c if type(c) is list else c.values())
+    return None
+
+
+class ObjectCodec:
+    """Encodes any picklable object into a :class:`Tree` and back.
+
+    ``cloudpickle_fallback``: store parts that cannot be decomposed as
+    cloudpickle bytes instead of raising.  ``reducers``: ``{type: reducer}``
+    used before everything else, like ``pickle.Pickler.dispatch_table``.
+    ``safe``: import only :data:`SAFE_GLOBALS` plus ``allow`` (exact
+    ``"module:qualname"`` names) and never unpickle.
+    """
+
+    def __init__(
+        self,
+        *,
+        cloudpickle_fallback: bool = False,
+        reducers: dict | None = None,
+        safe: bool = False,
+        allow: Iterable[str] = (),
+    ):
+        self.cloudpickle_fallback = cloudpickle_fallback
+        self.reducers = dict(reducers or {})
+        self.safe = safe
+        self.allow = frozenset(allow)
+        if safe or self.allow:
+            bad = [name for name in self.allow if ":" not in name or name.endswith("*")]
+            if bad:
+                raise ValueError(
+                    f"allow= takes exact 'module:qualname' names, not {bad!r}; prefixes "
+                    "and wildcards are not safe"
+                )
+
+    def _check(self) -> Callable[[str], None] | None:
+        if not (self.safe or self.allow):
+            return None
+        allowed = SAFE_GLOBALS | self.allow
+
+        def check(name: str) -> None:
+            if name not in allowed:
+                raise UnsafeLoadError(
+                    f"safe loading refuses to import {name}; if you trust it, pass "
+                    f"allow=[{name!r}]"
+                )
+
+        return check
+
+    def encode(self, obj: Any, storage: GenericStorage | None = None, path: str = "") -> Any:
+        encoder = Encoder(
+            reducers=self.reducers, cloudpickle_fallback=self.cloudpickle_fallback, path=path
+        )
+        node = encoder.encode(obj)
+        if type(node) is Tree and encoder.fallbacks:
+            node.attrs["fallbacks"] = len(encoder.fallbacks)
+        return node
+
+    def decode(self, node: Any, storage: GenericStorage | None = None) -> Any:
+        locate = None
+        if storage is not None:
+            locate = self._locator(storage)
+        decoder = Decoder(
+            check=self._check(),
+            allow_pickle=not self.safe,
+            locate=locate,
+            path=storage.path if storage is not None else "",
+        )
+        return decoder.decode(node)
+
+    @staticmethod
+    def _locator(storage: GenericStorage) -> Callable[[int], Any]:
+        """Find anchors outside a partially loaded node: in its outermost object."""
+        cache: list = []
+
+        def locate(anchor: int) -> Any:
+            if not cache:
+                root = storage._root()
+                if root is None:
+                    return None
+                node: Any = root
+                for key in storage.path.split("/"):
+                    node = node._get(key)
+                    if not isinstance(node, GenericStorage):
+                        return None
+                    if not node.is_group:
+                        break
+                cache.append(node._read_tree())
+            return _anchor_in(cache[0], anchor)
+
+        return locate

@@ -1,0 +1,343 @@
+"""Tree of nodes -> objects: the inverse of :mod:`tinystore.objects.encode`.
+
+Each node is rebuilt by the adapter its kind names; adapters are generators
+that yield the children they need (see :mod:`tinystore.objects.registry`).
+The engine drives them with an explicit stack, so depth is limited by
+memory.  As in ``pickle``, a mutable object is memoised before its children
+are rebuilt, so cycles through it (and through ``__setstate__``) work.
+Everything returned is new: nothing aliases what the storage holds.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import pickle
+import sys
+from typing import Any, Callable
+
+from tinystore.errors import TinystoreError, UnloadableError, UnsafeLoadError
+from tinystore.objects.globals import import_global
+from tinystore.objects.registry import adapter_for_kind
+from tinystore.storage.base import Tree
+
+_PENDING = object()
+
+
+def _noop(obj: Any) -> None:
+    pass
+
+
+def set_state(obj: Any, state: Any, state_setter: Any = None) -> None:
+    """Apply a reduce ``state`` exactly as pickle's BUILD opcode does."""
+    if state_setter is not None:
+        state_setter(obj, state)
+        return
+    setstate = getattr(obj, "__setstate__", None)
+    if setstate is not None:
+        setstate(state)
+        return
+    slotstate = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slotstate = state
+    if state:
+        inst_dict = obj.__dict__
+        intern = sys.intern
+        for k, v in state.items():
+            if type(k) is str:
+                inst_dict[intern(k)] = v
+            else:
+                inst_dict[k] = v
+    if slotstate:
+        for k, v in slotstate.items():
+            setattr(obj, k, v)
+
+
+class _GenFrame:
+    __slots__ = ("gen", "anchor", "started", "label")
+
+    def __init__(self, gen, anchor, label):
+        self.gen = gen
+        self.anchor = anchor
+        self.started = False
+        self.label = label
+
+
+class _ListFrame:
+    __slots__ = ("out", "items", "key", "label")
+
+    def __init__(self, out, items, label):
+        self.out = out
+        self.items = items
+        self.key = None
+        self.label = label
+
+
+class Decoder:
+    """Rebuilds objects from trees; one instance per load (it owns the memo).
+
+    ``check(name)`` is called with every ``module:qualname`` before it is
+    imported (``safe`` loading uses it to refuse names); ``locate(anchor)``
+    returns the encoded node of an anchor that lies outside the tree being
+    decoded (partial loads).
+    """
+
+    def __init__(
+        self,
+        *,
+        check: Callable[[str], None] | None = None,
+        allow_pickle: bool = True,
+        locate: Callable[[int], Any] | None = None,
+        path: str = "",
+        storage: Any = None,
+    ):
+        self.memo: dict[int, Any] = {}
+        self.check = check
+        self.allow_pickle = allow_pickle
+        self.locate = locate
+        self.base = path
+        self.storage = storage
+        self._stack: list = []
+
+    # -- helpers for adapters -------------------------------------------------
+    def import_global(self, name: str) -> Any:
+        return import_global(name, self.check)
+
+    def lookup(self, anchor: int) -> Any:
+        try:
+            return self.memo[anchor]
+        except KeyError:
+            pass
+        if self.locate is not None:
+            node = self.locate(anchor)
+            if node is not None:
+                obj = self.decode(node)
+                self.memo.setdefault(anchor, obj)
+                return self.memo[anchor]
+        raise UnloadableError(
+            f"reference to object #{anchor} at {self.path()} cannot be resolved; the "
+            "stored data is damaged or was cut out of its context"
+        )
+
+    def path(self) -> str:
+        parts = [self.base] if self.base else []
+        for frame in self._stack:
+            if type(frame) is _ListFrame and frame.key is not None:
+                parts.append(f"[{frame.key}]" if type(frame.key) is int else str(frame.key))
+        return "/".join(parts).replace("/[", "[") or "<root>"
+
+    # -- the engine --------------------------------------------------------------
+    def decode(self, node: Any) -> Any:
+        if type(node) is not Tree:
+            return node
+        outer = self._stack
+        stack = self._stack = []
+        try:
+            val = self._enter(node)
+            while stack:
+                top = stack[-1]
+                if type(top) is _ListFrame:
+                    if val is not _PENDING:
+                        top.out[top.key] = val
+                    for k, child in top.items:
+                        if type(child) is Tree:
+                            top.key = k
+                            val = self._enter(child)
+                            if val is _PENDING:
+                                break
+                            top.out[k] = val
+                        else:
+                            top.out[k] = child
+                    else:
+                        stack.pop()
+                        val = top.out
+                    continue
+                try:
+                    if top.started:
+                        req = top.gen.send(val)
+                    else:
+                        top.started = True
+                        req = next(top.gen)
+                except StopIteration as stop:
+                    stack.pop()
+                    val = stop.value
+                    if top.anchor is not None:
+                        self.memo[top.anchor] = val
+                    continue
+                except TinystoreError:
+                    raise
+                except Exception as exc:
+                    raise UnloadableError(
+                        f"cannot rebuild the object at {self.path()}: {type(exc).__name__}: {exc}"
+                    ) from exc
+                val = self._request(req)
+            return val
+        finally:
+            self._stack = outer
+
+    def _request(self, req: Any) -> Any:
+        t = type(req)
+        if t is Tree:
+            return self._enter(req)
+        if t is list:
+            for child in req:
+                if type(child) is Tree:
+                    break
+            else:
+                return list(req)
+            self._stack.append(_ListFrame([None] * len(req), enumerate(req), None))
+            return _PENDING
+        if t is dict:
+            for child in req.values():
+                if type(child) is Tree:
+                    break
+            else:
+                return dict(req)
+            self._stack.append(_ListFrame({}, iter(req.items()), None))
+            return _PENDING
+        return req
+
+    def _enter(self, node: Tree) -> Any:
+        attrs = node.attrs
+        kind = attrs.get("t")
+        anchor = attrs.get("id")
+        fast = _FAST.get(kind)
+        if fast is not None and "alias" not in attrs:
+            children = node.children
+            for child in children if type(children) is list else children.values():
+                if type(child) is Tree:
+                    break
+            else:
+                obj = fast(children)
+                if anchor is not None:
+                    self.memo[anchor] = obj
+                return obj
+        if kind == "ref":
+            return self.lookup(attrs.get("r"))
+        handler = _ENGINE_KINDS.get(kind)
+        if handler is not None:
+            gen = handler(self, attrs, node.children)
+        else:
+            adapter = adapter_for_kind(kind) if type(kind) is str else None
+            if adapter is None:
+                raise UnloadableError(
+                    f"unknown node kind {kind!r} at {self.path()}: written by a newer "
+                    "tinystore, or by an adapter that is not registered in this process"
+                )
+            if adapter.imports and "c" in attrs:
+                import_global(attrs["c"], self.check)
+            if "alias" in attrs:
+                gen = _alias(self, attrs, node.children)
+            else:
+                remember = _noop if anchor is None else _remember(self.memo, anchor)
+                gen = adapter.decode(attrs, node.children, remember)
+        self._stack.append(_GenFrame(gen, anchor, None))
+        return _PENDING
+
+
+def _remember(memo: dict, anchor: int) -> Callable[[Any], None]:
+    def remember(obj: Any) -> None:
+        memo[anchor] = obj
+
+    return remember
+
+
+# -- node kinds the engine itself writes ------------------------------------------
+def _alias(dec: Decoder, attrs: dict, children: Any):
+    yield children  # rebuilt for their side effects only, like pickle's POP
+    return dec.lookup(attrs["alias"])
+
+
+def _leaf(dec: Decoder, attrs: dict, children: Any):
+    return children[0]
+    yield  # pragma: no cover - makes this a generator
+
+
+def _global(dec: Decoder, attrs: dict, children: Any):
+    return dec.import_global(attrs["g"])
+    yield  # pragma: no cover
+
+
+def _object(dec: Decoder, attrs: dict, children: Any):
+    cls = dec.import_global(attrs["c"])
+    if not isinstance(cls, type):
+        raise UnloadableError(f"{attrs['c']} is not a class")
+    obj = copyreg.__newobj__(cls)
+    if attrs.get("id") is not None:
+        dec.memo[attrs["id"]] = obj
+    style = attrs.get("st")
+    if style == "n":
+        return obj
+    values = yield children
+    if style in ("t", "ns"):
+        slots = {k: values.pop(k) for k in attrs.get("sl", ())}
+        state: Any = (None if style == "ns" else values, slots)
+    else:
+        state = values
+    set_state(obj, state)
+    return obj
+
+
+def _reduce(dec: Decoder, attrs: dict, children: dict):
+    func = yield children["f"]
+    args = yield children["a"]
+    if "alias" in attrs:
+        obj = dec.lookup(attrs["alias"])
+    else:
+        if not callable(func):
+            raise UnloadableError(f"the stored constructor at {dec.path()} is not callable")
+        obj = func(*args)
+        if attrs.get("id") is not None:
+            dec.memo[attrs["id"]] = obj
+    if "l" in children:
+        items = yield children["l"]
+        extend = getattr(obj, "extend", None)
+        if extend is not None:
+            extend(items)
+        else:
+            for item in items:
+                obj.append(item)
+    if "dk" in children:
+        keys = yield children["dk"]
+        values = yield children["dv"]
+        for k, v in zip(keys, values):
+            obj[k] = v
+    if "s" in children:
+        setter = (yield children["ss"]) if "ss" in children else None
+        state = yield children["s"]
+        set_state(obj, state, setter)
+    return obj
+
+
+def _cloudpickle(dec: Decoder, attrs: dict, children: Any):
+    if not dec.allow_pickle:
+        raise UnsafeLoadError(
+            f"{dec.path()} is stored as pickle bytes, which safe loading never unpickles"
+        )
+    return pickle.loads(children[0])
+    yield  # pragma: no cover
+
+
+_ENGINE_KINDS: dict[str, Callable] = {
+    "alias": _alias,
+    "leaf": _leaf,
+    "global": _global,
+    "obj": _object,
+    "reduce": _reduce,
+    "cloudpickle": _cloudpickle,
+}
+
+
+def _dict_fast(children: Any) -> dict:
+    if type(children) is dict:
+        return dict(children)
+    keys, values = children  # keys/values form: both are (empty) lists
+    return dict(zip(keys, values))
+
+
+_FAST: dict[str, Callable[[Any], Any]] = {
+    "dict": _dict_fast,
+    "list": list,
+    "tuple": tuple,
+    "set": set,
+    "frozenset": frozenset,
+}

@@ -1,0 +1,376 @@
+"""Object -> tree of nodes, in the order ``pickle._Pickler.save`` dispatches.
+
+For every object, :meth:`Encoder._place` tries, in this order:
+
+1. storage leaves that have no identity worth keeping (numbers, short
+   strings and bytes, numpy scalars): stored as they are;
+2. the memo: an object already written in this call becomes a ``ref``
+   node pointing at the anchor of its first occurrence (shared references
+   and cycles survive);
+3. other leaves (arrays, bytearrays, long strings): stored natively, and
+   memoised;
+4. reducers given for this call, then process-wide reducers
+   (:func:`~tinystore.objects.registry.register_reducer`);
+5. adapters, by exact type then by predicate (Storable, enums, globals, ...);
+6. ``copyreg.dispatch_table``, then ``__reduce_ex__(4)``: the reduce tuple is
+   laid out as nodes (see :meth:`Encoder._reduce_layout`);
+7. otherwise :class:`~tinystore.errors.UnstorableError` naming the path of
+   the part, or, with ``cloudpickle_fallback=True``, a ``cloudpickle`` leaf.
+
+The walk uses an explicit stack, so depth is limited by memory, not by
+Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+import copyreg
+from typing import Any
+
+import numpy as np
+
+from tinystore._paths import MAX_KEY_BYTES
+from tinystore.errors import TinystoreError, UnstorableError
+from tinystore.objects.globals import global_name
+from tinystore.objects.registry import Adapter, adapter_for_type, process_reducers
+from tinystore.storage.base import Tree
+
+PROTOCOL = 4
+_ATOMIC = frozenset([type(None), bool, int, float, complex])
+_MEMO_LEAVES = frozenset([np.ndarray, bytearray, str, bytes])
+#: Strings and byte strings at least this long are memoised (shared once).
+MEMO_MIN_LEN = 128
+
+
+def is_key(k: Any) -> bool:
+    """True if ``k`` can be a child key in every backend (see ``_paths``)."""
+    if type(k) is not str:
+        return False
+    if k.isidentifier() and len(k) <= 63:
+        return True
+    if not k or k in (".", "..") or "/" in k or "\x00" in k:
+        return False
+    try:
+        return len(k.encode("utf-8")) <= MAX_KEY_BYTES
+    except UnicodeEncodeError:
+        return False
+
+
+def _state_keys_ok(d: Any) -> bool:
+    return type(d) is dict and all(map(is_key, d))
+
+
+class _Frame:
+    __slots__ = ("tree", "children", "items", "obj", "after", "memo_after", "label")
+
+    def __init__(self, tree, children, items, obj, after, memo_after, label):
+        self.tree = tree
+        self.children = children
+        self.items = items
+        self.obj = obj
+        self.after = after
+        self.memo_after = memo_after
+        self.label = label
+
+
+class Encoder:
+    """Turns objects into trees; one instance per save (it owns the memo)."""
+
+    def __init__(
+        self,
+        *,
+        reducers: dict | None = None,
+        cloudpickle_fallback: bool = False,
+        path: str = "",
+    ):
+        self.memo: dict[int, list] = {}
+        self.anchors = 0
+        self.reducers = dict(reducers or {})
+        self.process_reducers = process_reducers()
+        self.cloudpickle_fallback = cloudpickle_fallback
+        self.fallbacks: list[str] = []
+        self.globals: set[str] = set()
+        self.base = path
+        self._stack: list[_Frame] = []
+
+    # -- public --------------------------------------------------------------
+    def encode(self, obj: Any) -> Any:
+        holder = [None]
+        self.run(obj, holder, 0, "")
+        return holder[0]
+
+    def run(self, obj: Any, container: Any, key: Any, label: str) -> None:
+        """Encode ``obj`` into ``container[key]`` (re-entrant, for Storables)."""
+        outer = self._stack
+        stack = self._stack = []
+        try:
+            self._place(obj, container, key, label)
+            while stack:
+                frame = stack[-1]
+                for k, child in frame.items:
+                    self._place(child, frame.children, k, None)
+                    if stack[-1] is not frame:
+                        break
+                else:
+                    if frame.after is not None:
+                        self._between(frame)
+                    else:
+                        stack.pop()
+        finally:
+            self._stack = outer
+
+    # -- paths for messages ----------------------------------------------------
+    def path_of(self, key: Any) -> str:
+        parts = [self.base] if self.base else []
+        frames = self._stack
+        for frame in frames:
+            if frame.label:
+                parts.append(frame.label)
+        text = "/".join(parts)
+        if key is not None:
+            if type(key) is int:
+                text += f"[{key}]"
+            else:
+                text = f"{text}/{key}" if text else str(key)
+        return text or "<root>"
+
+    # -- the dispatch ------------------------------------------------------------
+    def _place(self, obj: Any, container: Any, key: Any, label: str | None) -> None:
+        t = type(obj)
+        if t in _ATOMIC:
+            container[key] = obj
+            return
+        if (t is str or t is bytes) and len(obj) < MEMO_MIN_LEN:
+            container[key] = obj
+            return
+        m = self.memo.get(id(obj))
+        if m is not None:
+            container[key] = self._ref(m)
+            return
+        if t in _MEMO_LEAVES and (t is not np.ndarray or not obj.dtype.hasobject):
+            container[key] = obj
+            self.memo[id(obj)] = [obj, None, container, key, None]
+            return
+        if isinstance(obj, np.generic) and not obj.dtype.hasobject:
+            container[key] = obj
+            return
+        if label is None:
+            label = f"[{key}]" if type(key) is int else str(key)
+        try:
+            self._dispatch(obj, t, container, key, label)
+        except UnstorableError as exc:
+            if not self.cloudpickle_fallback:
+                where = self.path_of(key)
+                if f" at {where}" in str(exc):
+                    raise
+                raise UnstorableError(f"cannot store the object at {where}: {exc}") from exc
+            self._fallback(obj, container, key)
+        except TinystoreError:
+            raise
+        except RecursionError:
+            raise
+        except Exception as exc:
+            error = UnstorableError(
+                f"cannot store {t.__module__}.{t.__qualname__} at {self.path_of(key)}: "
+                f"{type(exc).__name__}: {exc}"
+            )
+            if not self.cloudpickle_fallback:
+                raise error from exc
+            self._fallback(obj, container, key)
+
+    def _dispatch(self, obj: Any, t: type, container: Any, key: Any, label: str) -> None:
+        reducer = self.reducers.get(t) or self.process_reducers.get(t)
+        if reducer is not None:
+            self._place_reduce(obj, reducer(obj), container, key, label)
+            return
+        adapter = adapter_for_type(t)
+        if adapter is not None:
+            self._place_adapter(obj, adapter, container, key, label)
+            return
+        reducer = copyreg.dispatch_table.get(t)
+        if reducer is not None:
+            rv = reducer(obj)
+        else:
+            reduce_ex = getattr(obj, "__reduce_ex__", None)
+            if reduce_ex is None:
+                raise UnstorableError(f"cannot store {t.__qualname__} at {self.path_of(key)}")
+            try:
+                rv = reduce_ex(PROTOCOL)
+            except TinystoreError:
+                raise
+            except Exception as exc:
+                raise UnstorableError(
+                    f"cannot store {t.__module__}.{t.__qualname__} object at "
+                    f"{self.path_of(key)}: {exc}"
+                ) from exc
+        self._place_reduce(obj, rv, container, key, label)
+
+    def _fallback(self, obj: Any, container: Any, key: Any) -> None:
+        import cloudpickle
+
+        try:
+            data = cloudpickle.dumps(obj, protocol=PROTOCOL)
+        except Exception as exc:
+            raise UnstorableError(
+                f"cannot store {type(obj).__qualname__} at {self.path_of(key)}, not even "
+                f"with cloudpickle: {exc}"
+            ) from exc
+        tree = Tree({"t": "cloudpickle"}, [data])
+        container[key] = tree
+        self.memo[id(obj)] = [obj, tree, None, None, None]
+        self.fallbacks.append(self.path_of(key))
+
+    def _ref(self, m: list) -> Tree:
+        anchor = m[4]
+        if anchor is None:
+            anchor = m[4] = self.anchors
+            self.anchors += 1
+            tree = m[1]
+            if tree is None:  # a leaf: wrap it where it stands so it can carry the anchor
+                tree = m[1] = Tree({"t": "leaf"}, [m[0]])
+                m[2][m[3]] = tree
+            tree.attrs["id"] = anchor
+        return Tree({"t": "ref", "r": anchor})
+
+    def _push(self, obj, tree, before, after, memo_after, label) -> None:
+        """Lay out ``tree``'s children: ``before`` first, then memo, then ``after``."""
+        first = before if before is not None else after
+        if type(first) is list or isinstance(first, (list, tuple)):
+            children: Any = [None] * len(first)
+            items = enumerate(first)
+        else:
+            children = {}
+            items = iter(first.items())
+        if before is not None and after is not None:
+            after = list(after.items())
+        else:
+            after = None
+        tree.children = children
+        self._stack.append(_Frame(tree, children, items, obj, after, memo_after, label))
+        if not memo_after:
+            self.memo[id(obj)] = [obj, tree, None, None, None]
+
+    def _between(self, frame: _Frame) -> None:
+        """Phase one done: memoise (or alias) the object, then lay out phase two."""
+        self._memo_after(frame)
+        frame.items = iter(frame.after)
+        frame.after = None
+        frame.memo_after = False
+
+    def _memo_after(self, frame: _Frame) -> None:
+        if not frame.memo_after:
+            return
+        obj = frame.obj
+        m = self.memo.get(id(obj))
+        if m is not None:
+            # The object was written while writing its own parts (a recursive
+            # tuple, or a reduce whose arguments contain it): as pickle does,
+            # keep the parts for their side effects and use that occurrence.
+            ref = self._ref(m)
+            frame.tree.attrs["alias"] = ref.attrs["r"]
+        else:
+            self.memo[id(obj)] = [obj, frame.tree, None, None, None]
+
+    # -- adapters ---------------------------------------------------------------
+    def _place_adapter(self, obj, adapter: Adapter, container, key, label) -> None:
+        attrs, children = adapter.encode(obj)
+        attrs = {"t": adapter.kind, **attrs}
+        tree = Tree(attrs)
+        container[key] = tree
+        name = attrs.get("c") or attrs.get("g")  # by convention: import paths
+        if type(name) is str:
+            self.globals.add(name)
+        if not children:
+            tree.children = [] if isinstance(children, (list, tuple)) else {}
+            if getattr(adapter, "immutable", False):
+                self._memo_leafless(obj, tree)
+            else:
+                self.memo[id(obj)] = [obj, tree, None, None, None]
+            return
+        immutable = getattr(adapter, "immutable", False)
+        if immutable:
+            self._push(obj, tree, children, None, True, label)
+            frame = self._stack[-1]
+            # memo after the children: handled when the frame finishes
+            frame.after = ()
+        else:
+            self._push(obj, tree, None, children, False, label)
+
+    def _memo_leafless(self, obj, tree) -> None:
+        self.memo[id(obj)] = [obj, tree, None, None, None]
+
+    # -- the reduce protocol ---------------------------------------------------
+    def _place_reduce(self, obj: Any, rv: Any, container: Any, key: Any, label: str) -> None:
+        if isinstance(rv, str):
+            name = global_name(obj, rv)
+            self.globals.add(name)
+            container[key] = tree = Tree({"t": "global", "g": name}, {})
+            self.memo[id(obj)] = [obj, tree, None, None, None]
+            return
+        if not isinstance(rv, tuple) or not 2 <= len(rv) <= 6:
+            raise UnstorableError(
+                f"__reduce__ of {type(obj).__qualname__} at {self.path_of(key)} must return "
+                f"a string or a tuple of 2 to 6 items, not {rv!r:.80}"
+            )
+        func, args, state, listitems, dictitems, state_setter = rv + (None,) * (6 - len(rv))
+        if not callable(func):
+            raise UnstorableError(f"first item of the reduce tuple at {self.path_of(key)} is not callable")
+        if not isinstance(args, tuple):
+            raise UnstorableError(f"second item of the reduce tuple at {self.path_of(key)} is not a tuple")
+        cls = type(obj)
+        if (
+            func is copyreg.__newobj__
+            and len(args) == 1
+            and args[0] is cls
+            and listitems is None
+            and dictitems is None
+            and state_setter is None
+        ):
+            layout = self._object_layout(cls, state)
+            if layout is not None:
+                attrs, children = layout
+                container[key] = tree = Tree(attrs)
+                self._push(obj, tree, None, children, False, label)
+                return
+        before = {"f": func, "a": args}
+        after: dict = {}
+        if listitems is not None:
+            after["l"] = list(listitems)
+        if dictitems is not None:
+            pairs = list(dictitems)
+            after["dk"] = [k for k, _ in pairs]
+            after["dv"] = [v for _, v in pairs]
+        if state is not None:
+            if state_setter is not None:
+                after["ss"] = state_setter
+            after["s"] = state
+        container[key] = tree = Tree({"t": "reduce"})
+        self._push(obj, tree, before, after or {}, True, label)
+        frame = self._stack[-1]
+        if not after:
+            frame.after = ()
+
+    def _object_layout(self, cls: type, state: Any) -> tuple[dict, dict] | None:
+        """"Class plus state" objects: one child per attribute, so each can be browsed."""
+        name = global_name(cls)
+        self.globals.add(name)
+        attrs: dict = {"t": "obj", "c": name}
+        if _is_dataclass(cls):
+            attrs["dc"] = 1
+        if state is None:
+            attrs["st"] = "n"
+            return attrs, {}
+        if _state_keys_ok(state):
+            return attrs, state
+        if type(state) is tuple and len(state) == 2:
+            d, slots = state
+            if (d is None or _state_keys_ok(d)) and _state_keys_ok(slots):
+                if d is not None and not set(d).isdisjoint(slots):
+                    return None
+                attrs["st"] = "ns" if d is None else "t"
+                attrs["sl"] = list(slots)
+                return attrs, {**(d or {}), **slots}
+        return None
+
+
+def _is_dataclass(cls: type) -> bool:
+    return hasattr(cls, "__dataclass_fields__")

@@ -1,0 +1,79 @@
+"""Functions, classes and other module-level objects, by import path.
+
+A *global* is stored as ``"module:qualname"``; it round-trips when importing
+``module`` and following ``qualname`` gives back the very same object (the
+rule ``pickle`` applies).  Lookups are cached per process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import sys
+from typing import Any, Callable
+
+from tinystore.errors import UnloadableError, UnstorableError
+
+_NAMES: dict[int, tuple[Any, str]] = {}
+_OBJECTS: dict[str, Any] = {}
+
+
+def _follow(obj: Any, qualname: str) -> Any:
+    for part in qualname.split("."):
+        if part == "<locals>":
+            raise AttributeError(f"{qualname!r} is local to a function")
+        obj = getattr(obj, part)
+    return obj
+
+
+def global_name(obj: Any, name: str | None = None) -> str:
+    """``"module:qualname"`` of ``obj``; raise UnstorableError if not importable."""
+    key = id(obj)
+    hit = _NAMES.get(key)
+    if hit is not None and hit[0] is obj and name is None:
+        return hit[1]
+    qualname = name or getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    if not isinstance(qualname, str):
+        raise UnstorableError(f"{obj!r} has no __qualname__; it cannot be stored by name")
+    module = getattr(obj, "__module__", None) if name is None else None
+    if module is None or (name is not None):
+        module = pickle.whichmodule(obj, qualname)
+    try:
+        importlib.import_module(module)
+        found = _follow(sys.modules[module], qualname)
+    except (ImportError, AttributeError, KeyError) as exc:
+        raise UnstorableError(
+            f"{obj!r} cannot be stored by import path {module}:{qualname} ({exc}); define it "
+            "at module level, or pass cloudpickle_fallback=True"
+        ) from None
+    if found is not obj:
+        raise UnstorableError(
+            f"{obj!r} is not the object found at {module}:{qualname}; define it at module "
+            "level, or pass cloudpickle_fallback=True"
+        )
+    full = f"{module}:{qualname}"
+    if name is None:
+        _NAMES[key] = (obj, full)
+    return full
+
+
+def import_global(full: str, check: Callable[[str], None] | None = None) -> Any:
+    """The object at ``"module:qualname"`` (``check`` may veto it first)."""
+    if check is not None:
+        check(full)
+    hit = _OBJECTS.get(full)
+    if hit is not None:
+        return hit
+    module, _, qualname = full.partition(":")
+    if not module or not qualname:
+        raise UnloadableError(f"invalid import path {full!r}; expected 'module:qualname'")
+    try:
+        importlib.import_module(module)
+        obj = _follow(sys.modules[module], qualname)
+    except Exception as exc:
+        raise UnloadableError(
+            f"cannot import {full}: {type(exc).__name__}: {exc}. Is the package that defined "
+            "it installed (and the same version)?"
+        ) from None
+    _OBJECTS[full] = obj
+    return obj
