@@ -1,12 +1,32 @@
-"""tinystore: store any picklable Python object in browsable, hierarchical storage."""
+"""tinystore: store any picklable Python object in browsable, hierarchical storage.
 
-from tinystore import errors
+>>> import tinystore
+>>> tinystore.save({"energy": -3.5, "steps": [1, 2, 3]}, "memory://doc-init")
+>>> tinystore.load("memory://doc-init", path="steps")
+[1, 2, 3]
+"""
+
+from tinystore import backends, errors
+from tinystore._api import delete, load, open, save
+from tinystore.objects.codec import ObjectCodec
+from tinystore.objects.registry import Adapter, register_adapter, register_reducer
+from tinystore.objects.storable import Storable
 from tinystore.storage import GenericStorage, HDF5Storage, JSONDirStorage, MemoryStorage, Tree
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "save",
+    "load",
+    "delete",
+    "open",
+    "backends",
     "errors",
+    "Storable",
+    "Adapter",
+    "register_adapter",
+    "register_reducer",
+    "ObjectCodec",
     "GenericStorage",
     "HDF5Storage",
     "JSONDirStorage",

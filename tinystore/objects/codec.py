@@ -81,7 +81,9 @@ class ObjectCodec:
         reducers: dict | None = None,
         safe: bool = False,
         allow: Iterable[str] = (),
+        version_check: Any = "warn",
     ):
+        self.version_check = version_check
         self.cloudpickle_fallback = cloudpickle_fallback
         self.reducers = dict(reducers or {})
         self.safe = safe

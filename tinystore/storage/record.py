@@ -693,6 +693,21 @@ class RecordStorage(GenericStorage):
             parent = rec.nodes[index]
         return self._store.read_tree(self._gpath, index)
 
+    def _replace_root(self, tree: Tree) -> None:
+        """Make ``tree`` the whole content of the store (``tinystore.save``)."""
+        if self._gpath or self._inner:
+            raise InvalidKeyError("only the root of a store can be replaced")
+        store = self._store
+        with store.transaction():
+            old = store.record(())
+            for entry in list(_children_entries(old.nodes[0])):
+                store.discard((), entry)
+            new = Record([])
+            new._names = set(old.names)  # old names stay taken until they are deleted
+            store.add_tree((), new, tree)
+            new.dirty = True
+            store.records[()] = new
+
     def batch(self):
         """Group many writes into one: records are written once, at the end."""
         return self._store.transaction()

@@ -1,0 +1,142 @@
+"""save / load / delete / open: the object model wired onto the storage layer."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable
+
+from tinystore.errors import BackendError, NodeNotFoundError
+from tinystore.objects.codec import ObjectCodec
+from tinystore.storage.base import GenericStorage, Tree
+from tinystore.storage.registry import choose_backend
+
+__all__ = ["open", "save", "load", "delete"]
+
+PathLike = "str | os.PathLike"
+
+
+def open(  # noqa: A001 - the natural name, like h5py.File / zarr.open
+    filename: str | os.PathLike,
+    mode: str = "a",
+    *,
+    backend: Any = None,
+    cloudpickle_fallback: bool = False,
+    reducers: dict | None = None,
+    safe: bool = False,
+    allow: Iterable[str] = (),
+    version_check: Any = "warn",
+    **options: Any,
+) -> GenericStorage:
+    """Open a storage as a dict-like group that stores any picklable object.
+
+    ``mode``: ``"r"``, ``"r+"``, ``"a"`` (default), ``"w"``, ``"w-"``/``"x"``.
+    ``backend``: a name from :mod:`tinystore.backends` (default: chosen from
+    ``filename``: ``.h5``/``.hdf5``/``.hdf`` HDF5, ``.json`` or an existing
+    tinystore directory JSON, ``memory://name`` memory).  Other keywords go
+    to the backend (e.g. ``compression="gzip"`` for HDF5).
+
+    >>> import tinystore
+    >>> with tinystore.open("memory://doc-open", mode="w") as s:
+    ...     s["params"] = {"cutoff": 4.5, "kpoints": (3, 3, 3)}
+    ...     s["params/kpoints"]
+    (3, 3, 3)
+    """
+    spec = choose_backend(filename, backend)
+    try:
+        storage = spec.opener(filename, mode, **options)
+    except TypeError as exc:
+        if "unexpected keyword" in str(exc):
+            raise BackendError(f"backend {spec.name!r}: {exc}") from None
+        raise
+    storage.codec = ObjectCodec(
+        cloudpickle_fallback=cloudpickle_fallback,
+        reducers=reducers,
+        safe=safe,
+        allow=allow,
+        version_check=version_check,
+    )
+    return storage
+
+
+def _wrap(node: Any) -> Tree:
+    return node if type(node) is Tree else Tree({"t": "leaf"}, [node])
+
+
+def save(
+    obj: Any,
+    filename: str | os.PathLike,
+    *,
+    path: str | None = None,
+    backend: Any = None,
+    cloudpickle_fallback: bool = False,
+    reducers: dict | None = None,
+    **options: Any,
+) -> None:
+    """Store ``obj`` in ``filename`` (created if needed).
+
+    Without ``path`` the object becomes the whole content of the file;
+    with ``path`` (``"jobs/relax/output"``) only that node is written or
+    replaced, so several objects can live in one file, and a part of a
+    stored object can be updated in place.
+    """
+    with open(
+        filename,
+        "a",
+        backend=backend,
+        cloudpickle_fallback=cloudpickle_fallback,
+        reducers=reducers,
+        **options,
+    ) as storage:
+        if path:
+            storage[path] = obj
+        else:
+            node = storage.codec.encode(obj, storage, "")
+            storage._replace_root(_wrap(node))
+
+
+def load(
+    filename: str | os.PathLike,
+    *,
+    path: str | None = None,
+    backend: Any = None,
+    safe: bool = False,
+    allow: Iterable[str] = (),
+    version_check: Any = "warn",
+    **options: Any,
+) -> Any:
+    """Load the object saved in ``filename`` (or only the part at ``path``)."""
+    with open(
+        filename, "r", backend=backend, safe=safe, allow=allow, version_check=version_check,
+        **options,
+    ) as storage:
+        if path:
+            return storage[path]
+        if storage.is_group:
+            keys = list(storage)
+            raise NodeNotFoundError(
+                f"{os.fspath(filename) if not isinstance(filename, str) else filename} holds a "
+                f"group of {len(keys)} nodes ({', '.join(keys[:10])}"
+                f"{', ...' if len(keys) > 10 else ''}), not one saved object; pass path=..."
+            )
+        return storage.codec.decode(storage._read_tree(), storage)
+
+
+def delete(
+    filename: str | os.PathLike,
+    *,
+    path: str | None = None,
+    backend: Any = None,
+    **options: Any,
+) -> None:
+    """Delete the node at ``path``, or the whole file/directory without ``path``.
+
+    Refuses to delete files and directories that tinystore did not write.
+    """
+    spec = choose_backend(filename, backend)
+    if path:
+        with open(filename, "r+", backend=spec, **options) as storage:
+            del storage[path]
+        return
+    if spec.remover is None:
+        raise BackendError(f"backend {spec.name!r} cannot delete whole stores")
+    spec.remover(os.fspath(filename) if not isinstance(filename, str) else filename)

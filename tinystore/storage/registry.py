@@ -1,0 +1,169 @@
+"""Backend discovery: built-in backends, entry points, and choice by file name.
+
+A *backend* is a small object with ``name``, ``storage_class`` and ``suffixes``;
+:mod:`tinystore.backends` exposes each with ``open``, ``dump``, ``load`` and
+``delete``.  Third-party packages add theirs through the entry-point group
+``tinystore.backends``: the entry point names a :class:`BackendSpec` (or a
+zero-argument callable returning one).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable
+
+from tinystore.errors import BackendError, NodeNotFoundError, NotAStoreError
+
+__all__ = ["BackendSpec", "backend_specs", "choose_backend"]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What tinystore needs to know of a backend."""
+
+    name: str
+    #: ``opener(location, mode, **options) -> GenericStorage``
+    opener: Callable[..., Any]
+    #: File name suffixes (lower case, with the dot) that select this backend.
+    suffixes: tuple[str, ...] = ()
+    #: ``remover(location)``: delete a whole store (refusing foreign files).
+    remover: Callable[[str], None] | None = None
+    #: ``detect(location) -> bool``: is this an existing store of this backend?
+    detect: Callable[[str], bool] | None = None
+    description: str = ""
+    options: dict = field(default_factory=dict)
+
+
+def _open_hdf5(location, mode="a", **options):
+    from tinystore.storage.hdf5 import HDF5Storage
+
+    return HDF5Storage(location, mode=mode, **options)
+
+
+def _is_hdf5_store(location) -> bool:
+    import h5py
+
+    from tinystore.storage.hdf5 import RECORD
+
+    if not os.path.isfile(location) or not h5py.is_hdf5(location):
+        return False
+    with h5py.File(location, "r") as f:
+        return RECORD in f
+
+
+def _remove_hdf5(location) -> None:
+    if not os.path.exists(location):
+        raise FileNotFoundError(f"no such file: {location}")
+    if not _is_hdf5_store(location):
+        raise NotAStoreError(f"refusing to delete {location}: it is not a tinystore HDF5 file")
+    os.unlink(location)
+
+
+def _open_json(location, mode="a", **options):
+    from tinystore.storage.jsondir import JSONDirStorage
+
+    return JSONDirStorage(location, mode=mode, **options)
+
+
+def _is_json_store(location) -> bool:
+    from tinystore.storage.jsondir import is_store_dir
+
+    return is_store_dir(location)
+
+
+def _remove_json(location) -> None:
+    if not os.path.exists(location):
+        raise FileNotFoundError(f"no such directory: {location}")
+    if not _is_json_store(location):
+        raise NotAStoreError(f"refusing to delete {location}: it is not a tinystore directory")
+    shutil.rmtree(location)
+
+
+def _open_memory(location, mode="a", **options):
+    from tinystore.storage.memory import MemoryStorage
+
+    return MemoryStorage(str(location), mode=mode, **options)
+
+
+def _remove_memory(location) -> None:
+    from tinystore.storage.memory import MemoryStorage
+
+    if not MemoryStorage.exists(str(location)):
+        raise NodeNotFoundError(f"no memory store named {location!r}")
+    MemoryStorage.drop(str(location))
+
+
+def _is_memory(location) -> bool:
+    return str(location).startswith("memory://")
+
+
+BUILTIN = (
+    BackendSpec("hdf5", _open_hdf5, (".h5", ".hdf5", ".hdf", ".he5"), _remove_hdf5,
+                _is_hdf5_store, "one HDF5 file (h5py)"),
+    BackendSpec("json", _open_json, (".json",), _remove_json, _is_json_store,
+                "a directory of JSON records and .npy files"),
+    BackendSpec("memory", _open_memory, (), _remove_memory, _is_memory,
+                "in-process memory, named stores (memory://name)"),
+)
+
+_SPECS: dict[str, BackendSpec] | None = None
+
+
+def backend_specs() -> dict[str, BackendSpec]:
+    """All backends by name: the built-in ones, then those of entry points."""
+    global _SPECS
+    if _SPECS is None:
+        specs = {spec.name: spec for spec in BUILTIN}
+        for ep in entry_points(group="tinystore.backends"):
+            try:
+                spec = ep.load()
+                if not isinstance(spec, BackendSpec):
+                    spec = spec()
+            except Exception:  # a broken plug-in must not break tinystore
+                continue
+            if isinstance(spec, BackendSpec) and spec.name not in specs:
+                specs[spec.name] = spec
+        _SPECS = specs
+    return _SPECS
+
+
+def register_backend(spec: BackendSpec) -> None:
+    """Add a backend in this process (entry points do it for installed packages)."""
+    backend_specs()[spec.name] = spec
+
+
+def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
+    """The backend for ``location``: named, or chosen from the name/contents."""
+    specs = backend_specs()
+    if isinstance(backend, BackendSpec):
+        return backend
+    if backend is not None:
+        name = getattr(backend, "name", backend)
+        if name not in specs:
+            raise BackendError(
+                f"unknown backend {backend!r}; available: {', '.join(specs)}"
+            )
+        return specs[name]
+    text = os.fspath(location) if isinstance(location, (str, os.PathLike)) else str(location)
+    if text.startswith("memory://"):
+        return specs["memory"]
+    for spec in specs.values():
+        if spec.detect is not None and spec.name != "memory":
+            try:
+                if spec.detect(text):
+                    return spec
+            except OSError:
+                pass
+    suffix = Path(text).suffix.lower()
+    for spec in specs.values():
+        if suffix and suffix in spec.suffixes:
+            return spec
+    known = ", ".join(f"{s.name} ({' '.join(s.suffixes) or 'memory://name'})" for s in specs.values())
+    raise BackendError(
+        f"cannot tell the backend of {text!r} from its name; use a known suffix or pass "
+        f"backend=...; available: {known}"
+    )
