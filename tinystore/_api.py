@@ -111,14 +111,18 @@ def load(
     ) as storage:
         if path:
             return storage[path]
-        if storage.is_group:
-            keys = list(storage)
-            raise NodeNotFoundError(
-                f"{os.fspath(filename) if not isinstance(filename, str) else filename} holds a "
-                f"group of {len(keys)} nodes ({', '.join(keys[:10])}"
-                f"{', ...' if len(keys) > 10 else ''}), not one saved object; pass path=..."
-            )
-        return storage.codec.decode(storage._read_tree(), storage)
+        return _root_object(storage)
+
+
+def _root_object(storage: GenericStorage) -> Any:
+    """The object saved as the whole content of a file (``save`` without ``path``)."""
+    if storage.is_group:
+        keys = list(storage)
+        raise NodeNotFoundError(
+            f"{storage._where()} holds a group of {len(keys)} nodes ({', '.join(keys[:10])}"
+            f"{', ...' if len(keys) > 10 else ''}), not one saved object; pass path=..."
+        )
+    return storage.codec.decode(storage._read_tree(), storage)
 
 
 def delete(

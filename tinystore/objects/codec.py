@@ -6,9 +6,11 @@ from typing import Any, Callable, Iterable
 
 import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapters)
 import tinystore.objects.storable  # noqa: F401
-from tinystore.errors import UnsafeLoadError
+from tinystore.errors import NodeNotFoundError, UnsafeLoadError
+from tinystore.objects.browse import NodeView, summarize
 from tinystore.objects.decode import Decoder
 from tinystore.objects.encode import Encoder
+from tinystore.objects.versions import PYTHON, check_versions, record_versions
 from tinystore.storage.base import GenericStorage, Tree
 
 #: Names that ``safe=True`` loading imports: exact ``module:qualname`` pairs of
@@ -115,14 +117,24 @@ class ObjectCodec:
             reducers=self.reducers, cloudpickle_fallback=self.cloudpickle_fallback, path=path
         )
         node = encoder.encode(obj)
-        if type(node) is Tree and encoder.fallbacks:
-            node.attrs["fallbacks"] = len(encoder.fallbacks)
+        if type(node) is Tree:
+            if encoder.globals:
+                versions = record_versions(encoder.globals)
+                if versions:
+                    node.attrs["versions"] = versions
+                node.attrs["python"] = PYTHON
+            if encoder.fallbacks:
+                node.attrs["fallbacks"] = len(encoder.fallbacks)
         return node
 
     def decode(self, node: Any, storage: GenericStorage | None = None) -> Any:
         locate = None
         if storage is not None:
             locate = self._locator(storage)
+        if type(node) is Tree and self.version_check != "ignore":
+            recorded = node.attrs if "python" in node.attrs else self._root_attrs(storage)
+            where = f"'/{storage.path}'" if storage is not None else "the stored object"
+            check_versions(recorded, self.version_check, where)
         decoder = Decoder(
             check=self._check(),
             allow_pickle=not self.safe,
@@ -132,22 +144,54 @@ class ObjectCodec:
         return decoder.decode(node)
 
     @staticmethod
+    def _object_root(storage: GenericStorage) -> GenericStorage | None:
+        """The outermost stored object containing ``storage`` (None if unknown)."""
+        root = storage._root()
+        if root is None:
+            return None
+        node: Any = root
+        if not root.is_group:
+            return root
+        for key in storage.path.split("/") if storage.path else ():
+            node = node._get(key)
+            if not isinstance(node, GenericStorage):
+                return None
+            if not node.is_group:
+                return node
+        return None
+
+    def _root_attrs(self, storage: GenericStorage | None) -> dict:
+        if storage is None:
+            return {}
+        root = self._object_root(storage)
+        return dict(root.attrs) if root is not None else {}
+
+    # -- browsing -----------------------------------------------------------------
+    def view(self, storage: GenericStorage, path: str = "") -> NodeView:
+        if not path:
+            return NodeView(storage, "", storage._read_tree(lazy=True))
+        parent, key = storage._lookup(path)
+        try:
+            value = parent._peek(key)
+        except KeyError:
+            raise NodeNotFoundError(f"no node {storage._full(path)!r} in {storage._where()}") from None
+        if isinstance(value, GenericStorage):
+            value = value._read_tree(lazy=True)
+        return NodeView(storage, path, value)
+
+    def info(self, storage: GenericStorage, path: str = "") -> dict:
+        return summarize(self.view(storage, path))
+
+    @staticmethod
     def _locator(storage: GenericStorage) -> Callable[[int], Any]:
         """Find anchors outside a partially loaded node: in its outermost object."""
         cache: list = []
 
         def locate(anchor: int) -> Any:
             if not cache:
-                root = storage._root()
-                if root is None:
+                node = ObjectCodec._object_root(storage)
+                if node is None:
                     return None
-                node: Any = root
-                for key in storage.path.split("/"):
-                    node = node._get(key)
-                    if not isinstance(node, GenericStorage):
-                        return None
-                    if not node.is_group:
-                        break
                 cache.append(node._read_tree())
             return _anchor_in(cache[0], anchor)
 

@@ -43,7 +43,7 @@ from tinystore.errors import (
 )
 from tinystore.storage.leaves import is_leaf
 
-__all__ = ["GenericStorage", "Tree", "Codec"]
+__all__ = ["GenericStorage", "Tree", "GroupTree", "LeafInfo", "Codec"]
 
 
 class Tree:
@@ -72,6 +72,29 @@ class Tree:
         if not isinstance(other, Tree):
             return NotImplemented
         return self.attrs == other.attrs and self.children == other.children
+
+
+class GroupTree(Tree):
+    """A group (root or ``create_group``) in a tree read for browsing only."""
+
+    __slots__ = ()
+
+
+class LeafInfo:
+    """A leaf that was not read (browsing): its type name, shape, dtype and size."""
+
+    __slots__ = ("type", "shape", "dtype", "nbytes")
+
+    def __init__(self, type: str, shape: tuple | None = None, dtype: Any = None, nbytes: int = 0):
+        self.type = type
+        self.shape = shape
+        self.dtype = dtype
+        self.nbytes = nbytes
+
+    def __repr__(self) -> str:
+        if self.shape is not None:
+            return f"<{self.type} {self.dtype} {self.shape}>"
+        return f"<{self.type} of {self.nbytes} bytes>"
 
 
 class Codec(Protocol):
@@ -145,16 +168,21 @@ class GenericStorage(MutableMapping, abc.ABC):
         """The root group of the file this group belongs to, if the backend knows it."""
         return None
 
-    def _read_tree(self) -> Tree:
-        """This node as a Tree with every leaf read (backends may speed it up)."""
-        root = Tree(dict(self.attrs), {})
+    def _read_tree(self, lazy: bool = False) -> Tree:
+        """This node as a Tree with every leaf read (backends may speed it up).
+
+        ``lazy=True`` is for browsing: groups come back as :class:`GroupTree`
+        and a backend may give :class:`LeafInfo` for leaves it did not read.
+        """
+        root = (GroupTree if lazy and self.is_group else Tree)(dict(self.attrs), {})
         stack = [(self, root)]
         while stack:
             storage, tree = stack.pop()
             for key, _ in storage._list():
                 value = storage._get(key)
                 if isinstance(value, GenericStorage):
-                    child = Tree(dict(value.attrs), {})
+                    cls = GroupTree if lazy and value.is_group else Tree
+                    child = cls(dict(value.attrs), {})
                     stack.append((value, child))
                     value = child
                 tree.children[key] = value
@@ -294,6 +322,38 @@ class GenericStorage(MutableMapping, abc.ABC):
 
     def _ipython_key_completions_(self) -> list[str]:
         return list(self)
+
+    def _peek(self, key: str) -> Any:
+        """Like ``_get``, but may return :class:`LeafInfo` instead of reading a big leaf."""
+        return self._get(key)
+
+    # browsing (the object model interprets the metadata)
+    def _codec_or_raise(self) -> Codec:
+        if self.codec is None:
+            raise UnsupportedValueError(
+                "browsing needs the object model; open the storage with tinystore.open()"
+            )
+        return self.codec
+
+    def node(self, path: str = "") -> Any:
+        """A lazy view of the node at ``path``: kind, type, versions, shape, children.
+
+        Nothing is imported or built until the view's ``to_object()`` is called.
+        """
+        return self._codec_or_raise().view(self, path)
+
+    def tree(self, path: str = "", max_depth: int | None = None, max_children: int = 50) -> str:
+        """A text tree of the node at ``path`` (the whole storage by default)."""
+        return self.node(path).tree(max_depth=max_depth, max_children=max_children)
+
+    def info(self, path: str = "") -> dict:
+        """Counts and sizes: nodes by kind, types, leaf bytes, fallbacks, versions."""
+        return self._codec_or_raise().info(self, path)
+
+    def _repr_html_(self) -> str:
+        if self.codec is None:
+            return f"<pre>{repr(self)}</pre>"
+        return self.node()._repr_html_()
 
     # life cycle
     def close(self) -> None:

@@ -43,7 +43,7 @@ from tinystore.errors import (
     StorageClosedError,
     UnsupportedValueError,
 )
-from tinystore.storage.base import GenericStorage, Tree
+from tinystore.storage.base import GenericStorage, GroupTree, LeafInfo, Tree
 from tinystore.storage.leaves import array_meta, decode_inline, encode_inline, leaf_nbytes
 
 FORMAT_VERSION = (1, 0)
@@ -328,7 +328,7 @@ class _Store:
             entry = {"X": name, "k": "A"}
             entry.update(array_meta(value))
         else:
-            entry = {"X": name, "k": "B" if type(value) is bytes else "BA"}
+            entry = {"X": name, "k": "B" if type(value) is bytes else "BA", "n": len(value)}
         self.written.append((gpath, "X", name, entry))
         self.physical.write_external(gpath, name, value, entry)
         return entry
@@ -413,9 +413,14 @@ class _Store:
                 f"external leaf {entry.get('X')!r} of {self.describe(gpath)} cannot be read: {exc}"
             ) from None
 
-    def read_tree(self, gpath: GPath, index: int) -> Tree:
+    def read_tree(self, gpath: GPath, index: int, lazy: bool = False) -> Tree:
+        """The subtree at node ``index`` of a record, every leaf read.
+
+        ``lazy``: for browsing; external leaves become :class:`LeafInfo`
+        (nothing but the records is read) and groups :class:`GroupTree`.
+        """
         rec = self.record(gpath)
-        root = Tree()
+        root = GroupTree() if lazy and rec.nodes[index].get("g") else Tree()
         stack = [(gpath, rec, index, root)]
         while stack:
             gp, rec, i, t = stack.pop()
@@ -434,14 +439,16 @@ class _Store:
             for k, e in pairs:
                 if type(e) is dict:
                     if "@" in e:
-                        sub = Tree()
+                        sub = GroupTree() if lazy and rec.nodes[e["@"]].get("g") else Tree()
                         out[k] = sub
                         stack.append((gp, rec, e["@"], sub))
                     elif "G" in e:
-                        sub = Tree()
+                        sub = GroupTree() if lazy and e.get("g") else Tree()
                         out[k] = sub
                         sgp = gp + (e["G"],)
                         stack.append((sgp, self.record(sgp), 0, sub))
+                    elif lazy and "X" in e:
+                        out[k] = _leaf_info(e)
                     else:
                         out[k] = self.value(gp, e)
             t.children = out
@@ -452,6 +459,20 @@ class _Store:
             self.closed = True
             self.records.clear()
             self.physical.close()
+
+
+def _leaf_info(entry: dict) -> LeafInfo:
+    from tinystore.storage.leaves import dtype_from_json
+
+    if entry.get("k") == "A":
+        dtype = dtype_from_json(entry["d"])
+        shape = tuple(entry["s"])
+        n = 1
+        for d in shape:
+            n *= d
+        return LeafInfo("numpy.ndarray", shape, dtype, n * dtype.itemsize)
+    kind = "bytearray" if entry.get("k") == "BA" else "bytes"
+    return LeafInfo(kind, nbytes=entry.get("n", 0))
 
 
 class _Attrs(MutableMapping):
@@ -587,6 +608,12 @@ class RecordStorage(GenericStorage):
                 return self._view(self, self._gpath + (entry["G"],), (), key)
         return self._store.value(self._gpath, entry)
 
+    def _peek(self, key: str) -> Any:
+        entry = _child_entry(self._node(), key)
+        if type(entry) is dict and "X" in entry:
+            return _leaf_info(entry)
+        return self._get(key)
+
     def _list(self) -> list[tuple[str, bool]]:
         node = self._node()
         children = node.get("c") or {}
@@ -683,15 +710,15 @@ class RecordStorage(GenericStorage):
             rec.compact = False
             rec.dirty = True
 
-    def _read_tree(self) -> Tree:
-        if not self._inner:
-            return self._store.read_tree(self._gpath, 0)
-        parent = self._store.record(self._gpath).nodes[0]
-        rec = self._store.record(self._gpath)
-        for key in self._inner:
-            index = _child_entry(parent, key)["@"]
-            parent = rec.nodes[index]
-        return self._store.read_tree(self._gpath, index)
+    def _read_tree(self, lazy: bool = False) -> Tree:
+        index = 0
+        if self._inner:
+            rec = self._store.record(self._gpath)
+            node = rec.nodes[0]
+            for key in self._inner:
+                index = _child_entry(node, key)["@"]
+                node = rec.nodes[index]
+        return self._store.read_tree(self._gpath, index, lazy)
 
     def _replace_root(self, tree: Tree) -> None:
         """Make ``tree`` the whole content of the store (``tinystore.save``)."""

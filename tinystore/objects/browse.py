@@ -1,0 +1,301 @@
+"""Seeing inside a store without building (or importing) anything.
+
+:class:`NodeView` describes one stored node from its metadata only: kind,
+Python type, recorded versions, shape/dtype of arrays, size, children.
+``storage.node(path)``, ``storage.tree()``, ``storage.info()`` and the HTML
+representation in notebooks are built on it.  Nothing is imported or
+instantiated until :meth:`NodeView.to_object` is called.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter
+from typing import Any, Iterator
+
+import numpy as np
+
+from tinystore.storage.base import GenericStorage, GroupTree, LeafInfo, Tree
+
+__all__ = ["NodeView", "render_tree", "render_html", "summarize"]
+
+_BUILTIN_KINDS = {
+    "list": "builtins.list",
+    "tuple": "builtins.tuple",
+    "dict": "builtins.dict",
+    "set": "builtins.set",
+    "frozenset": "builtins.frozenset",
+    "ndarray": "numpy.ndarray",
+    "dtype": "numpy.dtype",
+}
+
+
+_CONTAINERS = frozenset(["group", "list", "tuple", "dict", "set", "frozenset", "ndarray"])
+
+
+def _dotted(name: str) -> str:
+    return name.replace(":", ".")
+
+
+def describe(node: Any) -> tuple[str, str]:
+    """``(kind, type name)`` of a stored node, from metadata only."""
+    if type(node) is GroupTree:
+        return "group", ""
+    if type(node) is LeafInfo:
+        return "leaf", node.type
+    if type(node) is not Tree:
+        t = type(node)
+        module = "builtins" if t.__module__ == "builtins" else t.__module__
+        return "leaf", f"{module}.{t.__qualname__}"
+    attrs = node.attrs
+    kind = attrs.get("t", "?")
+    if kind in _BUILTIN_KINDS:
+        return kind, _BUILTIN_KINDS[kind]
+    if kind == "obj":
+        return ("dataclass" if attrs.get("dc") else "object"), _dotted(attrs.get("c", "?"))
+    if kind in ("storable", "enum"):
+        name = _dotted(attrs.get("c", "?"))
+        return kind, f"{name}.{attrs['n']}" if kind == "enum" and "n" in attrs else name
+    if kind == "global":
+        return "global", _dotted(attrs.get("g", "?"))
+    if kind == "reduce":
+        return "reduce", _reduce_type(node)
+    if kind == "ref":
+        return "ref", f"-> #{attrs.get('r')}"
+    if kind == "leaf":
+        return describe(node.children[0]) if node.children else ("leaf", "?")
+    if kind == "cloudpickle":
+        return "cloudpickle", "pickle bytes (fallback)"
+    if kind == "group":
+        return "group", "Storable group"
+    return kind, kind
+
+
+def _reduce_type(node: Tree) -> str:
+    children = node.children
+    func = children.get("f") if type(children) is dict else None
+    if type(func) is Tree and func.attrs.get("t") == "global":
+        name = func.attrs.get("g", "?")
+        if name in ("copyreg:__newobj__", "copyreg:__newobj_ex__"):
+            args = children.get("a")
+            if type(args) is Tree and type(args.children) is list and args.children:
+                cls = args.children[0]
+                if type(cls) is Tree and cls.attrs.get("t") == "global":
+                    return _dotted(cls.attrs.get("g", "?"))
+        return _dotted(name)
+    return "?"
+
+
+def _leaf_shape(node: Any) -> tuple[tuple | None, Any, int]:
+    if type(node) is LeafInfo:
+        return node.shape, node.dtype, node.nbytes
+    if type(node) is np.ndarray or isinstance(node, np.generic):
+        return node.shape, node.dtype, node.nbytes
+    if type(node) in (bytes, bytearray, str):
+        return None, None, len(node)
+    return None, None, 0
+
+
+def _items(node: Any) -> list[tuple[str, Any]]:
+    if not isinstance(node, Tree):
+        return []
+    c = node.children
+    if node.attrs.get("t") == "leaf":
+        return []
+    return [(str(i), v) for i, v in enumerate(c)] if type(c) is list else list(c.items())
+
+
+class NodeView:
+    """A lazy, read-only view of one stored node.
+
+    >>> import tinystore
+    >>> with tinystore.open("memory://doc-view", mode="w") as s:
+    ...     s["run"] = {"energy": -3.5, "forces": [0.1, 0.2]}
+    ...     view = s.node("run")
+    ...     view.kind, view.type, list(view)
+    ...     view["forces"].to_object()
+    ('dict', 'builtins.dict', ['energy', 'forces'])
+    [0.1, 0.2]
+    """
+
+    def __init__(self, storage: GenericStorage, path: str, node: Any, versions: dict | None = None):
+        self._storage = storage
+        self.path = path
+        self._node = node
+        self.kind, self.type = describe(node)
+        self.attrs: dict = dict(node.attrs) if isinstance(node, Tree) else {}
+        self.versions: dict = versions if versions is not None else self.attrs.get("versions", {})
+        self.shape, self.dtype, self.nbytes = _leaf_shape(
+            node.children[0] if self.kind == "leaf" and isinstance(node, Tree) else node
+        )
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def children(self) -> list[NodeView]:
+        return [self[k] for k, _ in _items(self._node)]
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in _items(self._node)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(_items(self._node))
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    def __getitem__(self, key: str) -> NodeView:
+        node = self._node
+        for part in key.split("/"):
+            items = dict(_items(node))
+            if part not in items:
+                raise KeyError(f"no node {part!r} under {self.path!r}")
+            node = items[part]
+        path = f"{self.path}/{key}" if self.path else key
+        return NodeView(self._storage, path, node, {} if self.kind != "group" else None)
+
+    def to_object(self) -> Any:
+        """Build the stored object (imports its classes, runs constructors)."""
+        if not self.path:
+            from tinystore._api import _root_object
+
+            return _root_object(self._storage)
+        return self._storage[self.path]
+
+    @property
+    def size(self) -> int:
+        """Bytes of leaf payload stored below this node (arrays, bytes, strings)."""
+        total = 0
+        stack = [self._node]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Tree):
+                c = node.children
+                stack.extend(c if type(c) is list else c.values())
+            else:
+                total += _leaf_shape(node)[2]
+        return total
+
+    def summary(self) -> str:
+        parts = [self.kind]
+        if self.type and self.type != self.kind:
+            parts.append(self.type)
+        if self.shape is not None:
+            parts.append(f"{self.dtype} {self.shape}")
+        elif self.kind == "leaf" and not isinstance(self._node, (LeafInfo, Tree)):
+            text = repr(self._node)
+            parts.append(text if len(text) <= 40 else text[:37] + "...")
+        elif isinstance(self._node, Tree) and (len(self) or self.kind in _CONTAINERS):
+            parts.append(f"{len(self)} items")
+        if self.versions:
+            parts.append(_versions_text(self.versions))
+        return "  ".join(parts)
+
+    def tree(self, max_depth: int | None = None, max_children: int = 50) -> str:
+        return render_tree(self, max_depth=max_depth, max_children=max_children)
+
+    def __repr__(self) -> str:
+        return f"<NodeView {('/' + self.path)!r}: {self.summary()}>"
+
+    def _repr_html_(self) -> str:
+        return render_html(self)
+
+
+def _versions_text(versions: dict) -> str:
+    out = []
+    for module, info in sorted(versions.items()):
+        if isinstance(info, dict) and info.get("version"):
+            out.append(f"{info.get('dist', module)} {info['version']}")
+    return "[" + ", ".join(sorted(set(out))) + "]" if out else ""
+
+
+def _entries(view: NodeView, max_children: int) -> list[tuple[str, NodeView | None, bool]]:
+    keys = view.keys()
+    shown = keys[:max_children]
+    more = len(keys) - len(shown)
+    out = [(k, view[k], i == len(shown) - 1 and not more) for i, k in enumerate(shown)]
+    if more:
+        out.append((f"... {more} more", None, True))
+    return out
+
+
+def render_tree(view: NodeView, max_depth: int | None = None, max_children: int = 50) -> str:
+    """Text tree of ``view`` and its descendants (at most ``max_children`` each)."""
+    lines = [f"{'/' + view.path}  {view.summary()}"]
+    stack = [(iter(_entries(view, max_children)), "", 0)]
+    while stack:
+        entries, prefix, depth = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        key, child, last = entry
+        branch = "└── " if last else "├── "
+        if child is None:
+            lines.append(f"{prefix}{branch}{key}")
+            continue
+        lines.append(f"{prefix}{branch}{key}  {child.summary()}")
+        if len(child) and (max_depth is None or depth + 1 < max_depth):
+            pad = prefix + ("    " if last else "│   ")
+            stack.append((iter(_entries(child, max_children)), pad, depth + 1))
+    return "\n".join(lines)
+
+
+def render_html(view: NodeView, max_children: int = 200) -> str:
+    """A collapsible HTML tree (``<details>`` elements) for notebooks."""
+
+    def label(v: NodeView, key: str) -> str:
+        return f"<b>{html.escape(key)}</b> <span style='color:#666'>{html.escape(v.summary())}</span>"
+
+    out = [f"<div class='tinystore-tree'><details open><summary>{label(view, '/' + view.path)}</summary><ul>"]
+    stack: list = [iter([(k, view[k]) for k in view.keys()[:max_children]])]
+    while stack:
+        try:
+            key, child = next(stack[-1])
+        except StopIteration:
+            stack.pop()
+            out.append("</ul></details></li>" if stack else "</ul></details></div>")
+            continue
+        if len(child):
+            out.append(f"<li><details><summary>{label(child, key)}</summary><ul>")
+            stack.append(iter([(k, child[k]) for k in child.keys()[:max_children]]))
+        else:
+            out.append(f"<li>{label(child, key)}</li>")
+    return "".join(out)
+
+
+def summarize(view: NodeView) -> dict:
+    """Counts and sizes below ``view``: node kinds, leaves, bytes, fallbacks."""
+    kinds: Counter = Counter()
+    types: Counter = Counter()
+    leaf_bytes = 0
+    versions: dict = {}
+    stack = [view._node]
+    while stack:
+        node = stack.pop()
+        kind, type_name = describe(node)
+        kinds[kind] += 1
+        if kind not in ("group", "ref"):
+            types[type_name] += 1
+        if isinstance(node, Tree):
+            versions.update(node.attrs.get("versions", {}))
+            if node.attrs.get("t") != "leaf":
+                c = node.children
+                stack.extend(c if type(c) is list else c.values())
+            else:
+                leaf_bytes += _leaf_shape(node.children[0])[2]
+        else:
+            leaf_bytes += _leaf_shape(node)[2]
+    return {
+        "nodes": sum(kinds.values()),
+        "kinds": dict(kinds),
+        "types": dict(types.most_common(20)),
+        "leaf_bytes": leaf_bytes,
+        "fallbacks": kinds.get("cloudpickle", 0),
+        "versions": versions,
+    }

@@ -1,0 +1,196 @@
+"""Which code wrote a file: module versions, git commits and source hashes.
+
+Every module whose classes or functions a stored object references is
+recorded in the object's root node as::
+
+    "versions": {"mypkg.models": {"dist": "mypkg", "version": "1.2.0",
+                                  "git": "3f2a...", "dirty": true,
+                                  "sha256": "<hash of the module source>"}}
+
+(standard-library modules are covered by the Python version, stored once as
+``"python"``).  Each module is looked up once per process.
+
+At load time :func:`check_versions` compares what was recorded with what is
+installed, under a policy: ``"ignore"``, ``"warn"`` (default), ``"strict"``
+(raise :class:`~tinystore.errors.VersionMismatchError` before anything is
+built) or a callable that receives the list of :class:`Mismatch`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from tinystore.errors import VersionMismatchError
+
+__all__ = ["module_info", "record_versions", "check_versions", "Mismatch", "VersionWarning"]
+
+PYTHON = platform.python_version()
+
+
+class VersionWarning(UserWarning):
+    """Recorded and installed versions differ (``version_check="warn"``)."""
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One module whose recorded and installed versions differ."""
+
+    module: str
+    field: str
+    stored: Any
+    installed: Any
+
+    def __str__(self) -> str:
+        return f"{self.module}: {self.field} stored {self.stored!r}, installed {self.installed!r}"
+
+
+def _is_stdlib(module: str) -> bool:
+    top = module.split(".", 1)[0]
+    return top in sys.stdlib_module_names or top == "builtins"
+
+
+@functools.lru_cache(maxsize=None)
+def _distributions() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+@functools.lru_cache(maxsize=None)
+def _dist_version(top: str) -> tuple[str | None, str | None]:
+    for dist in _distributions().get(top, ()):
+        try:
+            return dist, importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    mod = sys.modules.get(top)
+    version = getattr(mod, "__version__", None)
+    return None, version if isinstance(version, str) else None
+
+
+@functools.lru_cache(maxsize=None)
+def _git_state(directory: str) -> tuple[str | None, bool | None]:
+    """Commit and dirty flag of the git work tree holding ``directory``."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", directory, "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )
+        if head.returncode != 0:
+            return None, None
+        status = subprocess.run(
+            ["git", "-C", directory, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )
+        return head.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+
+
+def _git_root(path: str) -> str | None:
+    """The git work tree of a source file, unless it is an installed package."""
+    parts = os.path.abspath(path).split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return None  # installed code: its version says it all (and a work tree above lies)
+    directory = os.path.dirname(os.path.abspath(path))
+    while True:
+        if os.path.exists(os.path.join(directory, ".git")):
+            return directory
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+@functools.lru_cache(maxsize=None)
+def _source_file(module: str) -> str | None:
+    mod = sys.modules.get(module)
+    path = getattr(mod, "__file__", None) if mod is not None else None
+    if path is None:
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            return None
+        path = spec.origin if spec is not None else None
+    if path and path.endswith(".py") and os.path.isfile(path):
+        return path
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _file_hash(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def module_info(module: str) -> dict:
+    """What is installed for ``module`` now: dist, version, git, dirty, sha256."""
+    info: dict = {}
+    dist, version = _dist_version(module.split(".", 1)[0])
+    if dist:
+        info["dist"] = dist
+    if version:
+        info["version"] = version
+    source = _source_file(module)
+    if source is not None:
+        info["sha256"] = _file_hash(source)
+        root = _git_root(source)
+        if root is not None:
+            commit, dirty = _git_state(root)
+            if commit:
+                info["git"] = commit
+                info["dirty"] = dirty
+    return info
+
+
+def record_versions(names: Iterable[str]) -> dict:
+    """The ``versions`` record for the ``module:qualname`` names an object used."""
+    modules = sorted({name.partition(":")[0] for name in names})
+    return {m: module_info(m) for m in modules if m and not _is_stdlib(m)}
+
+
+def _compare(recorded: dict) -> list[Mismatch]:
+    out = []
+    for module, stored in recorded.get("versions", {}).items():
+        if not isinstance(stored, dict):
+            continue
+        now = module_info(module)
+        for field in ("version", "sha256"):
+            if field in stored and stored[field] != now.get(field):
+                out.append(Mismatch(module, field, stored[field], now.get(field)))
+    python = recorded.get("python")
+    if python and python.rsplit(".", 1)[0] != PYTHON.rsplit(".", 1)[0]:
+        out.append(Mismatch("python", "version", python, PYTHON))
+    return out
+
+
+def check_versions(recorded: dict, policy: str | Callable[[list], Any], where: str) -> None:
+    """Apply the ``version_check`` policy to the versions ``recorded`` for ``where``."""
+    if policy == "ignore" or not recorded:
+        return
+    if not (callable(policy) or policy in ("warn", "strict")):
+        raise ValueError(
+            f"version_check must be 'ignore', 'warn', 'strict' or a callable, not {policy!r}"
+        )
+    mismatches = _compare(recorded)
+    if callable(policy):
+        policy(mismatches)
+        return
+    if not mismatches:
+        return
+    text = "; ".join(map(str, mismatches))
+    if policy == "strict":
+        raise VersionMismatchError(
+            f"{where} was written by other code versions: {text}. Load with "
+            "version_check='warn' or 'ignore' to load it anyway"
+        )
+    warnings.warn(f"{where} was written by other code versions: {text}", VersionWarning, stacklevel=4)
