@@ -13,6 +13,7 @@ exception a user would naturally catch, so existing ``except KeyError`` or
     ├── FormatVersionError  (OSError)       written by a newer format version
     ├── StorageClosedError  (ValueError)    operation on a closed storage
     ├── UnsupportedValueError (TypeError)   value is not a leaf and no codec is set
+    ├── SharedNodeError     (ValueError)    partial update would break a shared reference
     ├── UnstorableError     (pickle.PicklingError) object cannot be decomposed
     ├── UnloadableError     (pickle.UnpicklingError) stored object cannot be rebuilt
     ├── UnsafeLoadError     (pickle.UnpicklingError) refused by ``safe=True``
@@ -34,6 +35,7 @@ __all__ = [
     "FormatVersionError",
     "StorageClosedError",
     "UnsupportedValueError",
+    "SharedNodeError",
     "UnstorableError",
     "UnloadableError",
     "UnsafeLoadError",
@@ -79,6 +81,10 @@ class StorageClosedError(TinystoreError, ValueError):
 
 class UnsupportedValueError(TinystoreError, TypeError):
     """A value that is not a storage leaf was given to a storage without codec."""
+
+
+class SharedNodeError(TinystoreError, ValueError):
+    """A partial update or delete would give parts that share an object different objects."""
 
 
 class UnstorableError(TinystoreError, pickle.PicklingError):

@@ -6,7 +6,7 @@ from typing import Any, Callable, Iterable
 
 import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapters)
 import tinystore.objects.storable  # noqa: F401
-from tinystore.errors import NodeNotFoundError, UnsafeLoadError
+from tinystore.errors import NodeNotFoundError, SharedNodeError, UnsafeLoadError
 from tinystore.objects.browse import NodeView, summarize
 from tinystore.objects.decode import Decoder
 from tinystore.objects.encode import Encoder
@@ -50,6 +50,74 @@ SAFE_GLOBALS = frozenset(
         "pathlib:Path",
     ]
 )
+
+
+def _child(node: Any, key: str) -> Any:
+    if type(node) is not Tree:
+        return None
+    c = node.children
+    if type(c) is list:
+        return c[int(key)] if key.isdigit() and int(key) < len(c) else None
+    return c.get(key)
+
+
+def _scan_sharing(root: Tree, target: Any) -> tuple[int, list[tuple[str, int]]]:
+    """Largest anchor in ``root``; references from outside ``target`` into it."""
+    inside: set = set()
+    stack = [target]
+    while stack:
+        node = stack.pop()
+        if type(node) is Tree:
+            if "id" in node.attrs and node.attrs.get("t") != "ref":
+                inside.add(node.attrs["id"])
+            c = node.children
+            stack.extend(c if type(c) is list else c.values())
+    top = -1
+    hits: list = []
+    # (node, index of parent entry, key) with a parent table, so paths are built only on a hit
+    parents: list = []
+    stack2: list = [(root, -1, "")]
+    while stack2:
+        node, parent, key = stack2.pop()
+        if type(node) is not Tree:
+            continue
+        attrs = node.attrs
+        anchor = attrs.get("id")
+        if type(anchor) is int and anchor > top:
+            top = anchor
+        if node is target:
+            continue
+        pointer = attrs.get("r") if attrs.get("t") == "ref" else attrs.get("alias")
+        me = len(parents)
+        parents.append((parent, key))
+        if pointer is not None and pointer in inside:
+            parts = []
+            i = me
+            while i > 0:
+                i, k = parents[i]
+                parts.append(k)
+                i = i if i >= 0 else 0
+                if i == 0:
+                    break
+            hits.append(("/".join(reversed(parts)), pointer))
+        c = node.children
+        items = enumerate(c) if type(c) is list else c.items()
+        stack2.extend((child, me, str(k)) for k, child in items)
+    return top, hits
+
+
+def _max_anchor(tree: Any) -> int:
+    top = -1
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if type(node) is Tree:
+            anchor = node.attrs.get("id")
+            if type(anchor) is int and anchor > top:
+                top = anchor
+            c = node.children
+            stack.extend(c if type(c) is list else c.values())
+    return top
 
 
 def _anchor_in(tree: Any, anchor: int) -> Any:
@@ -116,6 +184,10 @@ class ObjectCodec:
         encoder = Encoder(
             reducers=self.reducers, cloudpickle_fallback=self.cloudpickle_fallback, path=path
         )
+        if storage is not None and path:
+            top = self.check_replace(storage, path)
+            if top is not None:
+                encoder.anchors = top + 1  # ids stay unique within the enclosing object
         node = encoder.encode(obj)
         if type(node) is Tree:
             if encoder.globals:
@@ -126,6 +198,51 @@ class ObjectCodec:
             if encoder.fallbacks:
                 node.attrs["fallbacks"] = len(encoder.fallbacks)
         return node
+
+    def check_replace(self, storage: GenericStorage, path: str) -> int | None:
+        """Before a partial update/delete at ``path``: refuse to break sharing.
+
+        ``path`` is relative to the root of ``storage``'s file.  Returns the
+        largest anchor of the enclosing stored object (None when ``path`` is
+        not inside a stored object).  Raises if the node being replaced holds
+        an object that other parts of the enclosing object refer to: an update
+        in place would silently give those parts a different object.
+        """
+        root = storage._root()
+        if root is None:
+            return None
+        parts = path.split("/")
+        node: Any = root
+        outer = root if not root.is_group else None
+        depth = 0
+        if outer is None:
+            for depth, key in enumerate(parts[:-1], start=1):
+                try:
+                    node = node._get(key)
+                except KeyError:
+                    return None
+                if not isinstance(node, GenericStorage):
+                    return None
+                if not node.is_group:
+                    outer = node
+                    break
+        if outer is None:
+            return None
+        tree = outer._read_tree(lazy=True)
+        target: Any = tree
+        for key in parts[depth:]:
+            target = _child(target, key)
+            if target is None:
+                break
+        top, hits = _scan_sharing(tree, target) if target is not None else (_max_anchor(tree), [])
+        if hits:
+            where = ", ".join(sorted({"/".join(filter(None, [outer.path, h])) for h, _ in hits}))
+            raise SharedNodeError(
+                f"cannot replace or delete {path!r} in place: the object stored there is "
+                f"shared with {where} (stored as a reference). Save the whole enclosing "
+                f"object {outer.path or '/'!r} instead"
+            )
+        return top
 
     def decode(self, node: Any, storage: GenericStorage | None = None) -> Any:
         locate = None

@@ -15,7 +15,6 @@ from typing import Any, Callable
 from tinystore.errors import UnloadableError, UnstorableError
 
 _NAMES: dict[int, tuple[Any, str]] = {}
-_OBJECTS: dict[str, Any] = {}
 
 
 def _follow(obj: Any, qualname: str) -> Any:
@@ -61,19 +60,15 @@ def import_global(full: str, check: Callable[[str], None] | None = None) -> Any:
     """The object at ``"module:qualname"`` (``check`` may veto it first)."""
     if check is not None:
         check(full)
-    hit = _OBJECTS.get(full)
-    if hit is not None:
-        return hit
     module, _, qualname = full.partition(":")
     if not module or not qualname:
         raise UnloadableError(f"invalid import path {full!r}; expected 'module:qualname'")
     try:
-        importlib.import_module(module)
-        obj = _follow(sys.modules[module], qualname)
+        # no cache of the object itself: a module reloaded in a notebook must be seen
+        mod = sys.modules.get(module) or importlib.import_module(module)
+        return _follow(mod, qualname)
     except Exception as exc:
         raise UnloadableError(
             f"cannot import {full}: {type(exc).__name__}: {exc}. Is the package that defined "
             "it installed (and the same version)?"
         ) from None
-    _OBJECTS[full] = obj
-    return obj

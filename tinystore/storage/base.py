@@ -102,6 +102,8 @@ class Codec(Protocol):
 
     def encode(self, obj: Any, storage: GenericStorage, path: str) -> Any: ...
 
+    def check_replace(self, storage: GenericStorage, path: str) -> Any: ...
+
     def decode(self, node: Any, storage: GenericStorage) -> Any: ...
 
 
@@ -237,14 +239,16 @@ class GenericStorage(MutableMapping, abc.ABC):
         return value
 
     def _encode(self, value: Any, path: str) -> Any:
-        if is_leaf(value) or type(value) is Tree:
+        if type(value) is Tree:
             return value
-        if self.codec is None:
-            raise UnsupportedValueError(
-                f"{type(value).__name__} is not a storage leaf and this storage has no "
-                "object codec; open it with tinystore.open() to store any object"
-            )
-        return self.codec.encode(value, self, path)
+        if self.codec is not None:
+            return self.codec.encode(value, self, path)
+        if is_leaf(value):
+            return value
+        raise UnsupportedValueError(
+            f"{type(value).__name__} is not a storage leaf and this storage has no "
+            "object codec; open it with tinystore.open() to store any object"
+        )
 
     def __setitem__(self, path: str, value: Any) -> None:
         self._check_writable()
@@ -255,6 +259,8 @@ class GenericStorage(MutableMapping, abc.ABC):
     def __delitem__(self, path: str) -> None:
         self._check_writable()
         parent, key = self._lookup(path)
+        if self.codec is not None and not parent.is_group:
+            self.codec.check_replace(self, self._full(path))
         try:
             parent._delete(key)
         except KeyError:
