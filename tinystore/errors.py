@@ -12,6 +12,7 @@ exception a user would naturally catch, so existing ``except KeyError`` or
     ├── CorruptStoreError   (OSError)       a stored node is damaged
     ├── FormatVersionError  (OSError)       written by a newer format version
     ├── StorageClosedError  (ValueError)    operation on a closed storage
+    ├── StoreLockedError    (TimeoutError)  another process holds the store too long
     ├── UnsupportedValueError (TypeError)   value is not a leaf and no codec is set
     ├── SharedNodeError     (ValueError)    partial update would break a shared reference
     ├── UnstorableError     (pickle.PicklingError) object cannot be decomposed
@@ -34,6 +35,7 @@ __all__ = [
     "CorruptStoreError",
     "FormatVersionError",
     "StorageClosedError",
+    "StoreLockedError",
     "UnsupportedValueError",
     "SharedNodeError",
     "UnstorableError",
@@ -77,6 +79,10 @@ class FormatVersionError(TinystoreError, OSError):
 
 class StorageClosedError(TinystoreError, ValueError):
     """The storage (or the file behind it) has been closed."""
+
+
+class StoreLockedError(TinystoreError, TimeoutError):
+    """Another process kept the store locked longer than ``lock_timeout`` seconds."""
 
 
 class UnsupportedValueError(TinystoreError, TypeError):

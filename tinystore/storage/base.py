@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, MutableMapping
+from contextlib import nullcontext
 from typing import Any, Protocol
 
 from tinystore._paths import split_path
@@ -163,6 +164,10 @@ class GenericStorage(MutableMapping, abc.ABC):
     def _close(self) -> None:
         """Release the file behind this storage (backends override)."""
 
+    def _session(self, write: bool = False) -> Any:
+        """Context that holds the backend (lock, handles) over one user operation."""
+        return nullcontext()
+
     def _reopen(self) -> None:
         """Open the file again after :meth:`close` (backends override)."""
 
@@ -229,6 +234,10 @@ class GenericStorage(MutableMapping, abc.ABC):
         return self._walk(parts[:-1], full=parts), parts[-1]
 
     def __getitem__(self, path: str) -> Any:
+        with self._session():
+            return self._getitem(path)
+
+    def _getitem(self, path: str) -> Any:
         parent, key = self._lookup(path)
         try:
             value = parent._get(key)
@@ -253,11 +262,16 @@ class GenericStorage(MutableMapping, abc.ABC):
     def __setitem__(self, path: str, value: Any) -> None:
         self._check_writable()
         parts = split_path(path)
-        node = self._encode(value, self._full(path))
-        self._walk(parts[:-1], create=True)._set(parts[-1], node)
+        with self._session(write=True):
+            node = self._encode(value, self._full(path))
+            self._walk(parts[:-1], create=True)._set(parts[-1], node)
 
     def __delitem__(self, path: str) -> None:
         self._check_writable()
+        with self._session(write=True):
+            self._delitem(path)
+
+    def _delitem(self, path: str) -> None:
         parent, key = self._lookup(path)
         if self.codec is not None and not parent.is_group:
             self.codec.check_replace(self, self._full(path))
@@ -267,17 +281,20 @@ class GenericStorage(MutableMapping, abc.ABC):
             raise NodeNotFoundError(f"no node {self._full(path)!r} in {self._where()}") from None
 
     def __contains__(self, path: object) -> bool:
-        try:
-            parent, key = self._lookup(path)  # type: ignore[arg-type]
-        except (InvalidKeyError, NodeNotFoundError):
-            return False
-        return any(k == key for k, _ in parent._list())
+        with self._session():
+            try:
+                parent, key = self._lookup(path)  # type: ignore[arg-type]
+            except (InvalidKeyError, NodeNotFoundError):
+                return False
+            return any(k == key for k, _ in parent._list())
 
     def __iter__(self) -> Iterator[str]:
-        return iter([key for key, _ in self._list()])
+        with self._session():
+            return iter([key for key, _ in self._list()])
 
     def __len__(self) -> int:
-        return len(self._list())
+        with self._session():
+            return len(self._list())
 
     def get(self, path: str, default: Any = None) -> Any:
         """``self[path]`` if it exists, else ``default``."""
@@ -294,12 +311,14 @@ class GenericStorage(MutableMapping, abc.ABC):
         """
         self._check_writable()
         parts = split_path(path)
-        parent = self._walk(parts[:-1], create=True)
-        try:
-            existing = parent._get(parts[-1])
-        except KeyError:
-            return parent._create_group(parts[-1])
-        if isinstance(existing, GenericStorage) and existing.is_group:
+        with self._session(write=True):
+            parent = self._walk(parts[:-1], create=True)
+            try:
+                existing = parent._get(parts[-1])
+            except KeyError:
+                return parent._create_group(parts[-1])
+            is_group = isinstance(existing, GenericStorage) and existing.is_group
+        if is_group:
             return existing
         raise InvalidKeyError(
             f"cannot create group {self._full(path)!r}: a value is stored there; delete it first"
@@ -309,11 +328,13 @@ class GenericStorage(MutableMapping, abc.ABC):
 
     def list_nodes(self) -> list[str]:
         """Keys of the stored values (leaves and objects), in insertion order."""
-        return [key for key, is_group in self._list() if not is_group]
+        with self._session():
+            return [key for key, is_group in self._list() if not is_group]
 
     def list_groups(self) -> list[str]:
         """Keys of the child groups, in insertion order."""
-        return [key for key, is_group in self._list() if is_group]
+        with self._session():
+            return [key for key, is_group in self._list() if is_group]
 
     def update(self, other: Any = (), /, **kw: Any) -> None:  # type: ignore[override]
         """Store many items; backends may write them in one batch."""
@@ -346,7 +367,8 @@ class GenericStorage(MutableMapping, abc.ABC):
 
         Nothing is imported or built until the view's ``to_object()`` is called.
         """
-        return self._codec_or_raise().view(self, path)
+        with self._session():
+            return self._codec_or_raise().view(self, path)
 
     def tree(self, path: str = "", max_depth: int | None = None, max_children: int = 50) -> str:
         """A text tree of the node at ``path`` (the whole storage by default)."""
@@ -354,7 +376,8 @@ class GenericStorage(MutableMapping, abc.ABC):
 
     def info(self, path: str = "") -> dict:
         """Counts and sizes: nodes by kind, types, leaf bytes, fallbacks, versions."""
-        return self._codec_or_raise().info(self, path)
+        with self._session():
+            return self._codec_or_raise().info(self, path)
 
     def _repr_html_(self) -> str:
         if self.codec is None:

@@ -17,6 +17,7 @@ import numpy as np
 
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
 from tinystore.storage.leaves import array_from_bytes
+from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import GPath, Physical, RecordStorage, dumps_record
 
 RECORD = "@record"
@@ -33,58 +34,111 @@ def _native_ok(dtype: np.dtype) -> bool:
 
 
 class _HDF5Physical(Physical):
-    def __init__(self, filename: str | os.PathLike, mode: str, compression: Any, compression_opts: Any):
+    """An HDF5 file, opened for the length of each session only.
+
+    Between sessions the file is closed, so it is complete on disk and other
+    processes may use it; within a session this process holds the lock.
+    """
+
+    shared = True
+
+    def __init__(
+        self,
+        filename: str | os.PathLike,
+        mode: str,
+        compression: Any,
+        compression_opts: Any,
+        lock_timeout: float,
+    ):
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
         self.filename = os.fspath(filename)
         self.location = self.filename
-        self.mode = mode
         self.readonly = mode == "r"
+        self._file: Any = None
         self._dataset_options: dict = {}
         if compression is not None:
             self._dataset_options = {"compression": compression}
             if compression_opts is not None:
                 self._dataset_options["compression_opts"] = compression_opts
-        self._open(mode)
-
-    def _open(self, mode: str) -> None:
         path = Path(self.filename)
         if path.is_dir():
             raise NotAStoreError(f"{self.filename} is a directory, not an HDF5 file")
-        if mode == "w" and path.exists():
-            self._check_ours_or_empty(path)
+        if not self.readonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = StoreLock(self.filename + ".lock", self.filename, lock_timeout, self.readonly)
+        self._lock.acquire()
         try:
-            self._file = h5py.File(self.filename, mode)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            if path.exists() and not h5py.is_hdf5(self.filename):
-                raise NotAStoreError(f"{self.filename} is not an HDF5 file") from None
-            raise CorruptStoreError(f"{self.filename} cannot be opened: {exc}") from None
-        root = self._file
-        if RECORD not in root:
-            if len(root) or len(root.attrs):
-                self._file.close()
+            self._prepare(mode)
+        finally:
+            self._lock.release()
+
+    def _prepare(self, mode: str) -> None:
+        """Apply h5py's mode semantics once, and check the file is ours."""
+        path = Path(self.filename)
+        exists = path.exists()
+        if mode in ("r", "r+") and not exists:
+            raise FileNotFoundError(f"no such file: {self.filename}")
+        if mode in ("w-", "x") and exists:
+            raise FileExistsError(f"{self.filename} already exists (mode {mode!r})")
+        if mode == "w" and exists:
+            self._check_ours_or_empty(path)
+        if mode == "w" or not exists or path.stat().st_size == 0:
+            with h5py.File(self.filename, "w", locking=False) as f:
+                f.create_dataset(RECORD, data=np.bytes_(dumps_record([{"g": 1, "c": {}}])))
+            return
+        self._file = self._h5open("r")
+        try:
+            if RECORD not in self._file:
                 raise NotAStoreError(
                     f"{self.filename} is an HDF5 file, but not a tinystore file (it has no "
                     f"{RECORD!r} record)"
                 )
-            if self.readonly:
-                self._file.close()
-                raise NotAStoreError(f"{self.filename} is an empty HDF5 file, not a tinystore file")
-            self.write_record((), dumps_record([{"g": 1, "c": {}}]))
-            self._file.flush()
+        finally:
+            self._file.close()
+            self._file = None
+
+    def _h5open(self, mode: str) -> h5py.File:
+        try:
+            return h5py.File(self.filename, mode, locking=False)
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no such file: {self.filename}") from None
+        except OSError as exc:
+            if os.path.exists(self.filename) and not h5py.is_hdf5(self.filename):
+                raise NotAStoreError(f"{self.filename} is not an HDF5 file") from None
+            raise CorruptStoreError(f"{self.filename} cannot be opened: {exc}") from None
 
     def _check_ours_or_empty(self, path: Path) -> None:
         if path.stat().st_size == 0:
             return
         if not h5py.is_hdf5(self.filename):
             raise NotAStoreError(f"refusing to overwrite {self.filename}: it is not a tinystore file")
-        with h5py.File(self.filename, "r") as f:
-            if RECORD not in f and (len(f) or len(f.attrs)):
+        with self._h5open("r") as f:
+            if RECORD not in f:
                 raise NotAStoreError(
                     f"refusing to overwrite {self.filename}: it is not a tinystore file"
                 )
+
+    # sessions
+    def begin(self, write: bool) -> None:
+        self._lock.acquire()
+        try:
+            self._file = self._h5open("r+" if write else "r")
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def upgrade(self) -> None:
+        self._file.close()
+        self._file = self._h5open("r+")
+
+    def end(self) -> None:
+        try:
+            if self._file is not None:
+                self._file.close()
+        finally:
+            self._file = None
+            self._lock.release()
 
     def _group(self, gpath: GPath) -> h5py.Group:
         return self._file["/".join(gpath)] if gpath else self._file
@@ -120,6 +174,8 @@ class _HDF5Physical(Physical):
 
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
         group = self._group(gpath)
+        if name in group:  # left by a killed process: the name is unused
+            del group[name]
         if type(value) is not np.ndarray:
             group.create_dataset(name, data=np.frombuffer(bytes(value), dtype=np.uint8))
             return
@@ -138,7 +194,10 @@ class _HDF5Physical(Physical):
             del group[name]
 
     def create_group(self, gpath: GPath) -> None:
-        self._group(gpath[:-1]).create_group(gpath[-1])
+        parent = self._group(gpath[:-1])
+        if gpath[-1] in parent:  # left by a killed process: the name is unused
+            del parent[gpath[-1]]
+        parent.create_group(gpath[-1])
 
     def delete_group(self, gpath: GPath) -> None:
         parent = self._group(gpath[:-1])
@@ -149,11 +208,11 @@ class _HDF5Physical(Physical):
         self._file.flush()
 
     def close(self) -> None:
-        if self._file:
-            self._file.close()
+        pass  # the file is open only during sessions
 
     def reopen(self) -> None:
-        self._open("r" if self.readonly else "a")
+        if not os.path.exists(self.filename):
+            raise FileNotFoundError(f"no such file: {self.filename}")
 
 
 class HDF5Storage(RecordStorage):
@@ -164,6 +223,13 @@ class HDF5Storage(RecordStorage):
     (refuses files tinystore did not write), ``"w-"``/``"x"`` create (must not
     exist).  ``compression`` (e.g. ``"gzip"``, ``"lzf"``) applies to the
     arrays stored as datasets.
+
+    The file is opened for each operation and closed after it, under a
+    cross-process lock (the file ``<filename>.lock`` beside it): several
+    processes can use one file, and a killed process leaves the file as it
+    was after its last complete write.  ``lock_timeout`` is how long to wait
+    for another process (seconds); ``storage.hold()`` / ``storage.batch()``
+    keep the file open for a block of reads / writes.
 
     >>> import tempfile, os
     >>> fn = os.path.join(tempfile.mkdtemp(), "example.h5")
@@ -179,5 +245,8 @@ class HDF5Storage(RecordStorage):
         mode: str = "a",
         compression: Any = None,
         compression_opts: Any = None,
+        lock_timeout: float = DEFAULT_TIMEOUT,
     ):
-        self._init_root(_HDF5Physical(filename, mode, compression, compression_opts))
+        self._init_root(
+            _HDF5Physical(filename, mode, compression, compression_opts, lock_timeout)
+        )

@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
 from tinystore.storage.leaves import dtype_from_json
+from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import GPath, Physical, RecordStorage, dumps_record
 
 RECORD = "@record.json"
 TMP_PREFIX = "@tmp-"
+LOCK = "@lock"
+JOURNAL = "@journal"
 MODES = ("r", "r+", "a", "w", "w-", "x")
 
 
@@ -34,7 +38,11 @@ def is_store_dir(path: str | os.PathLike) -> bool:
 
 
 class _DirPhysical(Physical):
-    def __init__(self, dirname: str | os.PathLike, mode: str):
+    """A directory tree; every file is written to a temporary name and renamed."""
+
+    shared = True
+
+    def __init__(self, dirname: str | os.PathLike, mode: str, lock_timeout: float):
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
         self.root = Path(dirname)
@@ -44,7 +52,7 @@ class _DirPhysical(Physical):
         if root.exists() and not root.is_dir():
             raise NotAStoreError(f"{root} is a file, not a tinystore directory")
         ours = is_store_dir(root)
-        if root.is_dir() and not ours and any(root.iterdir()):
+        if root.is_dir() and not ours and any(not p.name.startswith("@") for p in root.iterdir()):
             raise NotAStoreError(
                 f"{root} is a directory that tinystore did not write (no {RECORD}); "
                 "refusing to use it"
@@ -53,25 +61,77 @@ class _DirPhysical(Physical):
             raise FileNotFoundError(f"no tinystore directory at {root}")
         if mode in ("w-", "x") and ours:
             raise FileExistsError(f"{root} already exists (mode {mode!r})")
-        if mode == "w" and ours:
-            shutil.rmtree(root)
-        if not is_store_dir(root):
-            root.mkdir(parents=True, exist_ok=True)
-            self.write_record((), dumps_record([{"g": 1, "c": {}}]))
         if not self.readonly:
-            self._remove_temporaries()
+            root.mkdir(parents=True, exist_ok=True)
+        self._lock = StoreLock(root / LOCK, self.location, lock_timeout, self.readonly)
+        self._journal: Any = None
+        self._lock.acquire()
+        try:
+            if mode == "w" and ours:
+                for child in root.iterdir():
+                    if child.name != LOCK:
+                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if not is_store_dir(root):
+                self.write_record((), dumps_record([{"g": 1, "c": {}}]))
+        finally:
+            self._lock.release()
+
+    # sessions
+    def begin(self, write: bool) -> None:
+        self._lock.acquire()
+        if write:
+            try:
+                self._remove_temporaries()
+            except BaseException:
+                self._lock.release()
+                raise
+
+    def end(self) -> None:
+        try:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+        finally:
+            self._lock.release()
 
     def _remove_temporaries(self) -> None:
-        for dirpath, _, filenames in os.walk(self.root):
-            for fn in filenames:
-                if fn.startswith(TMP_PREFIX):
-                    os.unlink(os.path.join(dirpath, fn))
+        # temporary files live in the root only, so this is one directory listing;
+        # holding the lock, nobody else can be writing one now
+        for child in self.root.iterdir():
+            if child.name.startswith(TMP_PREFIX):
+                child.unlink(missing_ok=True)
+
+    def journal(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
+        if self._journal is None:
+            self._journal = open(self.root / JOURNAL, "ab")
+        self._journal.write(orjson.dumps([list(gpath), kind, name, entry]) + b"\n")
+        self._journal.flush()
+
+    def read_journal(self) -> list:
+        try:
+            lines = (self.root / JOURNAL).read_bytes().splitlines()
+        except FileNotFoundError:
+            return []
+        notes = []
+        for line in lines:
+            try:
+                gpath, kind, name, entry = orjson.loads(line)
+            except (orjson.JSONDecodeError, ValueError, TypeError):
+                continue  # the last line of a killed process may be cut short
+            notes.append((tuple(gpath), kind, name, entry))
+        return notes
+
+    def clear_journal(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        (self.root / JOURNAL).unlink(missing_ok=True)
 
     def _dir(self, gpath: GPath) -> Path:
         return self.root.joinpath(*gpath)
 
     def _replace(self, target: Path, write) -> None:
-        tmp = target.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp = self.root / f"{TMP_PREFIX}{uuid.uuid4().hex}"
         try:
             with open(tmp, "wb") as f:
                 write(f)
@@ -119,7 +179,10 @@ class _DirPhysical(Physical):
         self._file(gpath, name, entry).unlink(missing_ok=True)
 
     def create_group(self, gpath: GPath) -> None:
-        self._dir(gpath).mkdir()
+        path = self._dir(gpath)
+        if path.exists():  # left by a killed process: the name is unused, so it is stale
+            shutil.rmtree(path)
+        path.mkdir()
 
     def delete_group(self, gpath: GPath) -> None:
         shutil.rmtree(self._dir(gpath), ignore_errors=True)
@@ -136,6 +199,9 @@ class JSONDirStorage(RecordStorage):
     """A storage in a directory of JSON records (and ``.npy`` files).
 
     ``mode`` works as for :class:`~tinystore.storage.hdf5.HDF5Storage`.
+    Operations take a cross-process lock (``@lock`` in the directory), so
+    several processes can share one store; ``lock_timeout`` is how long to
+    wait for another process (seconds).
 
     >>> import tempfile, os
     >>> d = os.path.join(tempfile.mkdtemp(), "example.json")
@@ -145,5 +211,7 @@ class JSONDirStorage(RecordStorage):
     -3.5
     """
 
-    def __init__(self, dirname: str | os.PathLike, mode: str = "a"):
-        self._init_root(_DirPhysical(dirname, mode))
+    def __init__(
+        self, dirname: str | os.PathLike, mode: str = "a", lock_timeout: float = DEFAULT_TIMEOUT
+    ):
+        self._init_root(_DirPhysical(dirname, mode, lock_timeout))

@@ -58,6 +58,28 @@ class Physical(abc.ABC):
 
     readonly: bool = False
     location: str = "?"
+    #: True if other processes may change the store between sessions (files):
+    #: cached records are then dropped when a session starts.
+    shared: bool = False
+
+    def begin(self, write: bool) -> None:
+        """Start a session: take the cross-process lock, open handles."""
+
+    def upgrade(self) -> None:
+        """Turn the current read session into a write session."""
+
+    def end(self) -> None:
+        """End a session: flush and close handles, release the lock."""
+
+    def journal(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
+        """Note a physical name about to be written (found again after a crash)."""
+
+    def read_journal(self) -> list:
+        """``[(gpath, kind, name, entry), ...]`` noted by an interrupted transaction."""
+        return []
+
+    def clear_journal(self) -> None:
+        """Forget the notes of a transaction that completed."""
 
     @abc.abstractmethod
     def read_record(self, gpath: GPath) -> bytes | None:
@@ -221,6 +243,8 @@ class _Store:
     def __init__(self, physical: Physical):
         self.physical = physical
         self.records: dict[GPath, Record] = {}
+        self.sessions = 0
+        self.session_write = False
         self.depth = 0
         self.garbage: list[tuple[GPath, str, str, dict]] = []
         self.written: list[tuple[GPath, str, str, dict]] = []
@@ -230,7 +254,58 @@ class _Store:
         if self.closed:
             raise StorageClosedError(f"{self.physical.location} is closed; call .open() first")
 
+    @contextlib.contextmanager
+    def session(self, write: bool = False) -> Iterator[None]:
+        """Hold the store (lock and handles) for a group of operations."""
+        self.check_open()
+        physical = self.physical
+        if write and physical.readonly:
+            raise ReadOnlyError(f"{physical.location} is open read-only")
+        if self.sessions == 0:
+            physical.begin(write)
+            self.session_write = write
+            if physical.shared:
+                self.records.clear()  # another process may have written meanwhile
+            if write:
+                try:
+                    self._recover()
+                except BaseException:
+                    physical.end()
+                    raise
+        elif write and not self.session_write:
+            physical.upgrade()
+            self.session_write = True
+        self.sessions += 1
+        try:
+            yield
+        finally:
+            self.sessions -= 1
+            if self.sessions == 0:
+                self.session_write = False
+                physical.end()
+
+    def _recover(self) -> None:
+        """Remove what an interrupted transaction wrote but never referenced."""
+        notes = self.physical.read_journal()
+        for gpath, kind, name, entry in notes:
+            try:
+                used = name in self._record(tuple(gpath)).names
+            except (CorruptStoreError, NotAStoreError, OSError, KeyError):
+                continue  # its group is gone: deleting that group removed it too
+            if not used:
+                with contextlib.suppress(OSError, KeyError):
+                    self._remove(tuple(gpath), kind, name, entry)
+        if notes:
+            self.physical.clear_journal()
+            self.physical.commit()
+
     def record(self, gpath: GPath) -> Record:
+        if self.sessions:
+            return self._record(gpath)
+        with self.session():
+            return self._record(gpath)
+
+    def _record(self, gpath: GPath) -> Record:
         self.check_open()
         rec = self.records.get(gpath)
         if rec is None:
@@ -248,20 +323,19 @@ class _Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        self.check_open()
-        if self.physical.readonly:
-            raise ReadOnlyError(f"{self.physical.location} is open read-only")
-        self.depth += 1
-        try:
-            yield
-        except BaseException:
+        """All-or-nothing writes: records are written once, at the end."""
+        with self.session(write=True):
+            self.depth += 1
+            try:
+                yield
+            except BaseException:
+                self.depth -= 1
+                if self.depth == 0:
+                    self._rollback()
+                raise
             self.depth -= 1
             if self.depth == 0:
-                self._rollback()
-            raise
-        self.depth -= 1
-        if self.depth == 0:
-            self._commit()
+                self._commit()
 
     def _commit(self) -> None:
         dirty = [(gp, rec) for gp, rec in self.records.items() if rec.dirty]
@@ -276,13 +350,15 @@ class _Store:
             raise
         self.written.clear()
         garbage, self.garbage = self.garbage, []
+        if garbage:
+            self.physical.commit()  # the new state is durable before the old goes
         for gpath, kind, name, entry in garbage:
             self._remove(gpath, kind, name, entry)
             rec = self.records.get(gpath)
             if rec is not None and rec._names is not None:
                 rec._names.discard(name)
-        if garbage:
-            self.physical.commit()
+        self.physical.clear_journal()
+        self.physical.commit()
 
     def _rollback(self) -> None:
         """Forget unwritten changes and remove what this transaction wrote."""
@@ -295,6 +371,8 @@ class _Store:
             self.records.pop(gpath, None)  # its name set may hold names now unused
         self.written.clear()
         self.garbage.clear()
+        with contextlib.suppress(Exception):
+            self.physical.clear_journal()
 
     def _remove(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
         if kind == "X":
@@ -318,6 +396,8 @@ class _Store:
             else:
                 for kind, name, ent in _entry_names(e):
                     self.garbage.append((gpath, kind, name, ent))
+                    # noted before the commit, so a crash after it cannot leave it behind
+                    self.physical.journal(gpath, kind, name, ent)
 
     # -- writing trees -------------------------------------------------
     def leaf_entry(self, gpath: GPath, rec: Record, key: str, value: Any) -> Any:
@@ -330,6 +410,7 @@ class _Store:
         else:
             entry = {"X": name, "k": "B" if type(value) is bytes else "BA", "n": len(value)}
         self.written.append((gpath, "X", name, entry))
+        self.physical.journal(gpath, "X", name, entry)
         self.physical.write_external(gpath, name, value, entry)
         return entry
 
@@ -386,6 +467,7 @@ class _Store:
         sub = gpath + (name,)
         entry = {"G": name, "g": 1} if group else {"G": name}
         self.written.append((gpath, "G", name, entry))
+        self.physical.journal(gpath, "G", name, entry)
         self.physical.create_group(sub)
         subrec = Record([])
         subrec._names = set()
@@ -403,6 +485,9 @@ class _Store:
         return decode_inline(entry)
 
     def external(self, gpath: GPath, entry: dict) -> Any:
+        if not self.sessions:
+            with self.session():
+                return self.external(gpath, entry)
         try:
             value = self.physical.read_external(gpath, entry["X"], entry)
             return bytearray(value) if entry.get("k") == "BA" else value
@@ -419,6 +504,10 @@ class _Store:
         ``lazy``: for browsing; external leaves become :class:`LeafInfo`
         (nothing but the records is read) and groups :class:`GroupTree`.
         """
+        with self.session():
+            return self._read_tree(gpath, index, lazy)
+
+    def _read_tree(self, gpath: GPath, index: int, lazy: bool) -> Tree:
         rec = self.record(gpath)
         root = GroupTree() if lazy and rec.nodes[index].get("g") else Tree()
         stack = [(gpath, rec, index, root)]
@@ -631,12 +720,13 @@ class RecordStorage(GenericStorage):
         return out
 
     def __contains__(self, path: object) -> bool:
-        try:
-            parent, key = self._lookup(path)  # type: ignore[arg-type]
-            _child_entry(parent._node(), key)
-        except (KeyError, InvalidKeyError):
-            return False
-        return True
+        with self._store.session():
+            try:
+                parent, key = self._lookup(path)  # type: ignore[arg-type]
+                _child_entry(parent._node(), key)
+            except (KeyError, InvalidKeyError):
+                return False
+            return True
 
     def _put(self, key: str, make_entry) -> None:
         store = self._store
@@ -736,8 +826,19 @@ class RecordStorage(GenericStorage):
             store.records[()] = new
 
     def batch(self):
-        """Group many writes into one: records are written once, at the end."""
+        """Group many writes into one: records are written once, at the end.
+
+        The store stays locked for the whole block, so other processes see
+        all of its writes or none.
+        """
         return self._store.transaction()
+
+    def hold(self):
+        """Keep the store open and locked for a block of reads (faster, consistent)."""
+        return self._store.session()
+
+    def _session(self, write: bool = False):
+        return self._store.session(write)
 
     def _close(self) -> None:
         self._store.close()

@@ -9,6 +9,7 @@ zero-argument callable returning one).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ def _remove_hdf5(location) -> None:
     if not _is_hdf5_store(location):
         raise NotAStoreError(f"refusing to delete {location}: it is not a tinystore HDF5 file")
     os.unlink(location)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.fspath(location) + ".lock")
 
 
 def _open_json(location, mode="a", **options):

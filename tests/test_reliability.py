@@ -1,0 +1,150 @@
+"""Crash safety and concurrent access, with real processes."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinystore
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from writer import item  # noqa: E402
+
+WRITER = str(Path(__file__).parent / "helpers" / "writer.py")
+FILE_BACKENDS = ["hdf5", "json"]
+
+
+def _store(backend: str, tmp_path: Path) -> str:
+    return str(tmp_path / ("store.h5" if backend == "hdf5" else "store.json"))
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    root = str(Path(__file__).parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _expected_keys(done: int, prefix: str) -> set[str]:
+    keys = {f"{prefix}{i}" for i in range(done + 1)}
+    keys -= {f"{prefix}{i - 2}" for i in range(done + 1) if i % 5 == 4}
+    return keys
+
+
+def _check_item(value: dict, prefix: str, i: int) -> None:
+    expected = item(prefix, i)
+    assert value.keys() == expected.keys()
+    assert value["i"] == i and value["text"] == expected["text"]
+    assert np.array_equal(value["data"], expected["data"])
+    assert value["nested"] == expected["nested"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
+def test_sigkill_never_damages_completed_saves(backend, tmp_path):
+    store = _store(backend, tmp_path)
+    rng = random.Random(1234)
+    done = -1
+    for trial in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, WRITER, store, f"t{trial}_", "100000"],
+            stdout=subprocess.PIPE, env=_env(), text=True,
+        )
+        # let it start, then kill it at a random moment of its writing
+        first = proc.stdout.readline()
+        assert first.strip() == "0", first
+        time.sleep(rng.uniform(0.0, 0.4))
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        done = int((first + out).split()[-1])
+        # everything completed before the kill is intact, and the store opens without repair
+        required = _expected_keys(done, f"t{trial}_")
+        if (done + 1) % 5 == 4:  # the next iteration's delete may have completed too
+            required.discard(f"t{trial}_{done - 1}")
+        with tinystore.open(store) as s:
+            keys = set(s)
+            for key in required:
+                assert key in keys, (trial, key)
+                _check_item(s[key], f"t{trial}_", int(key.split("_")[-1]))
+            assert s["latest"]["prefix"] == f"t{trial}_"
+            s["after_crash"] = trial  # the store is writable again
+        for earlier in range(trial):
+            with tinystore.open(store, "r") as s:
+                assert any(k.startswith(f"t{earlier}_") for k in s)
+        if backend == "json":
+            leftovers = [p.name for p in Path(store).rglob("@tmp-*")] + [
+                p.name for p in Path(store).rglob("@journal")
+            ]
+            assert leftovers == []
+    assert done > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
+def test_concurrent_writers_and_reader(backend, tmp_path):
+    store = _store(backend, tmp_path)
+    tinystore.open(store, "w").close()
+    count = 25
+    writers = [
+        subprocess.Popen([sys.executable, WRITER, store, f"w{n}_", str(count)],
+                         stdout=subprocess.PIPE, env=_env(), text=True)
+        for n in range(3)
+    ]
+    reads = 0
+    deadline = time.monotonic() + 120
+    while any(w.poll() is None for w in writers) and time.monotonic() < deadline:
+        with tinystore.open(store, "r") as s:
+            for key in list(s):
+                if key.startswith("w"):
+                    prefix, index = key.split("_")
+                    try:
+                        value = s[key]
+                    except KeyError:
+                        continue  # deleted by its writer meanwhile
+                    _check_item(value, prefix + "_", int(index))  # never torn
+                    reads += 1
+    for w in writers:
+        out, _ = w.communicate(timeout=120)
+        assert w.returncode == 0
+        assert out.split()[-1] == str(count - 1)
+    with tinystore.open(store, "r") as s:
+        for n in range(3):
+            for key in _expected_keys(count - 1, f"w{n}_"):
+                _check_item(s[key], f"w{n}_", int(key.split("_")[-1]))
+    assert reads > 0
+
+
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
+def test_lock_timeout_names_the_file(backend, tmp_path):
+    store = _store(backend, tmp_path)
+    tinystore.open(store, "w").close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time, tinystore\n"
+         f"s = tinystore.open({store!r})\n"
+         "with s.batch():\n"
+         "    print('locked', flush=True)\n"
+         "    time.sleep(30)\n"],
+        stdout=subprocess.PIPE, env=_env(), text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(tinystore.errors.StoreLockedError, match="store"):
+            with tinystore.open(store, lock_timeout=0.3) as s:
+                s["x"] = 1
+        with pytest.raises(TimeoutError):
+            tinystore.load(store, path="x", lock_timeout=0.3)
+    finally:
+        holder.kill()
+        holder.wait()
+    with tinystore.open(store) as s:  # usable again once the other process is gone
+        s["x"] = 1
+        assert s["x"] == 1
