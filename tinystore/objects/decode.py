@@ -91,12 +91,15 @@ class Decoder:
         storage: Any = None,
     ):
         self.memo: dict[int, Any] = {}
+        #: state dicts of "obj" nodes, by anchor (see ``_object``)
+        self.states: dict[int, dict] = {}
         self.check = check
         self.allow_pickle = allow_pickle
         self.locate = locate
         self.base = path
         self.storage = storage
         self._stack: list = []
+        self._locating: set = set()
 
     # -- helpers for adapters -------------------------------------------------
     def import_global(self, name: str) -> Any:
@@ -107,16 +110,32 @@ class Decoder:
             return self.memo[anchor]
         except KeyError:
             pass
-        if self.locate is not None:
+        if self.locate is not None and anchor not in self._locating:
             node = self.locate(anchor)
             if node is not None:
-                obj = self.decode(node)
+                # a reference that leads back to itself (crafted or damaged) must not loop
+                self._locating.add(anchor)
+                try:
+                    obj = self.decode(node)
+                finally:
+                    self._locating.discard(anchor)
                 self.memo.setdefault(anchor, obj)
                 return self.memo[anchor]
         raise UnloadableError(
             f"reference to object #{anchor} at {self.path()} cannot be resolved; the "
             "stored data is damaged or was cut out of its context"
         )
+
+    def lookup_state(self, anchor: int) -> dict:
+        """The state dict the object at ``anchor`` was rebuilt from."""
+        self.lookup(anchor)  # rebuilds the object first if it lies outside this tree
+        try:
+            return self.states[anchor]
+        except KeyError:
+            raise UnloadableError(
+                f"reference to the state of object #{anchor} at {self.path()} cannot be "
+                "resolved; the stored data is damaged"
+            ) from None
 
     def path(self) -> str:
         parts = [self.base] if self.base else []
@@ -212,6 +231,8 @@ class Decoder:
                     self.memo[anchor] = obj
                 return obj
         if kind == "ref":
+            if attrs.get("p") == "s":
+                return self.lookup_state(attrs.get("r"))
             return self.lookup(attrs.get("r"))
         handler = _ENGINE_KINDS.get(kind)
         if handler is not None:
@@ -262,18 +283,22 @@ def _object(dec: Decoder, attrs: dict, children: Any):
     if not isinstance(cls, type):
         raise UnloadableError(f"{attrs['c']} is not a class")
     obj = copyreg.__newobj__(cls)
-    if attrs.get("id") is not None:
-        dec.memo[attrs["id"]] = obj
+    anchor = attrs.get("id")
+    if anchor is not None:
+        dec.memo[anchor] = obj
     style = attrs.get("st")
     if style == "n":
         return obj
+    # the state dict exists before its values, as in pickle, so that refs to
+    # it (``{"t": "ref", "p": "s"}``) from inside its values find it
+    state_dict = None if style == "ns" else {}
+    if anchor is not None and state_dict is not None:
+        dec.states[anchor] = state_dict
     values = yield children
-    if style in ("t", "ns"):
-        slots = {k: values.pop(k) for k in attrs.get("sl", ())}
-        state: Any = (None if style == "ns" else values, slots)
-    else:
-        state = values
-    set_state(obj, state)
+    slots = {k: values.pop(k) for k in attrs.get("sl", ())} if style in ("t", "ns") else None
+    if state_dict is not None:
+        state_dict.update(values)
+    set_state(obj, state_dict if slots is None else (state_dict, slots))
     return obj
 
 
@@ -289,13 +314,7 @@ def _reduce(dec: Decoder, attrs: dict, children: dict):
         if attrs.get("id") is not None:
             dec.memo[attrs["id"]] = obj
     if "l" in children:
-        items = yield children["l"]
-        extend = getattr(obj, "extend", None)
-        if extend is not None:
-            extend(items)
-        else:
-            for item in items:
-                obj.append(item)
+        _append_items(obj, (yield children["l"]))
     if "dk" in children:
         keys = yield children["dk"]
         values = yield children["dv"]
@@ -306,6 +325,26 @@ def _reduce(dec: Decoder, attrs: dict, children: dict):
         state = yield children["s"]
         set_state(obj, state, setter)
     return obj
+
+
+#: pickle appends reduce ``listitems`` in batches of this many (``Pickler._BATCHSIZE``)
+_BATCHSIZE = 1000
+
+
+def _append_items(obj: Any, items: list) -> None:
+    """Add ``listitems`` as pickle's APPENDS does: one ``extend`` per batch, else ``append``.
+
+    Classes may count or validate those calls, so the batches are pickle's,
+    and an empty ``items`` calls nothing.
+    """
+    extend = getattr(obj, "extend", None)
+    for start in range(0, len(items), _BATCHSIZE):
+        batch = items[start : start + _BATCHSIZE]
+        if extend is not None:
+            extend(batch)
+        else:
+            for item in batch:
+                obj.append(item)
 
 
 def _cloudpickle(dec: Decoder, attrs: dict, children: Any):

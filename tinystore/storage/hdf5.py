@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
-from tinystore.storage.leaves import array_from_bytes
+from tinystore.storage.leaves import array_from_bytes, dtype_from_json
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import GPath, Physical, RecordStorage, dumps_record
 
@@ -164,6 +164,16 @@ class _HDF5Physical(Physical):
         ds = self._group(gpath)[name]
         if entry["k"] != "A":
             return ds[()].tobytes()
+        expected = (
+            (int(np.prod(entry["s"], dtype=np.float64)) * dtype_from_json(entry["d"]).itemsize,)
+            if entry.get("r")
+            else tuple(entry["s"])
+        )
+        if ds.shape != expected:
+            raise CorruptStoreError(
+                f"dataset {name!r} in /{'/'.join(gpath)} has shape {ds.shape}, but the record "
+                f"says {expected}"
+            )
         data = ds[()]
         if entry.get("r"):
             return array_from_bytes(np.asarray(data).tobytes(), entry)

@@ -156,16 +156,28 @@ class _DirPhysical(Physical):
         path = self._file(gpath, name, entry)
         if entry["k"] != "A":
             return path.read_bytes()
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise CorruptStoreError(f"{path} is not a plain .npy array: {exc}") from None
         expected = dtype_from_json(entry["d"])
-        if arr.dtype != expected or list(arr.shape) != entry["s"]:
-            raise CorruptStoreError(
-                f"{path} holds {arr.dtype}{arr.shape}, but the record says "
-                f"{expected}{tuple(entry['s'])}"
-            )
+        with open(path, "rb") as f:
+            # check the header against the record before reading (or allocating) anything
+            try:
+                version = np.lib.format.read_magic(f)
+                header = (
+                    np.lib.format.read_array_header_1_0(f)
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0(f)
+                )
+            except ValueError as exc:
+                raise CorruptStoreError(f"{path} is not a plain .npy array: {exc}") from None
+            shape, fortran, dtype = header
+            nbytes = expected.itemsize * int(np.prod(entry["s"], dtype=np.float64))
+            remaining = os.fstat(f.fileno()).st_size - f.tell()
+            if dtype != expected or list(shape) != entry["s"] or remaining != nbytes:
+                raise CorruptStoreError(
+                    f"{path} holds {dtype}{shape} in {remaining} bytes, but the record says "
+                    f"{expected}{tuple(entry['s'])}"
+                )
+            f.seek(0)
+            arr = np.load(f, allow_pickle=False)
         return arr
 
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:

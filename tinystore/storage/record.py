@@ -493,6 +493,11 @@ class _Store:
             return bytearray(value) if entry.get("k") == "BA" else value
         except (CorruptStoreError, StorageClosedError):
             raise
+        except MemoryError:
+            raise CorruptStoreError(
+                f"external leaf {entry.get('X')!r} of {self.describe(gpath)} claims more "
+                "memory than this machine has; the file is damaged or crafted"
+            ) from None
         except Exception as exc:
             raise CorruptStoreError(
                 f"external leaf {entry.get('X')!r} of {self.describe(gpath)} cannot be read: {exc}"
