@@ -53,6 +53,8 @@ class StoreLock:
             return
         try:
             self._acquire()
+        except StoreLockedError:
+            raise
         except OSError:
             if not self.readonly:
                 raise
