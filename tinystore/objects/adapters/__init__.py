@@ -1,3 +1,7 @@
-"""Built-in adapters; importing this package registers them."""
+"""Built-in adapters; importing this package registers them.
 
-from tinystore.objects.adapters import builtins, numpy  # noqa: F401
+The pandas adapters are registered without importing pandas (see
+:mod:`tinystore.objects.adapters.pandas`).
+"""
+
+from tinystore.objects.adapters import builtins, numpy, pandas  # noqa: F401
