@@ -114,7 +114,7 @@ from tinystore.objects.encode import is_key
 from tinystore.objects.registry import Adapter, register_adapter
 
 #: String arrays up to this length are stored as a list of ``str`` (readable
-#: in a JSON record); longer ones as UTF-8 bytes plus lengths (native leaves).
+#: in a JSON record); longer ones as one NUL-joined UTF-8 leaf plus a mask.
 STRING_LIST_MAX = 256
 
 
