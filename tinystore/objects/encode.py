@@ -82,6 +82,8 @@ class Encoder:
         cloudpickle_fallback: bool = False,
         path: str = "",
     ):
+        #: id(obj) -> [obj, node, container, key(, part)]: the node written for obj (None:
+        #: a leaf, stored as container[key]); obj is kept so that its id stays unique
         self.memo: dict[int, list] = {}
         self.anchors = 0
         self.reducers = dict(reducers or {})
@@ -148,7 +150,7 @@ class Encoder:
             return
         if t in _MEMO_LEAVES and (t is not np.ndarray or not obj.dtype.hasobject):
             container[key] = obj
-            self.memo[id(obj)] = [obj, None, container, key, None]
+            self.memo[id(obj)] = [obj, None, container, key]
             return
         if isinstance(obj, np.generic) and not obj.dtype.hasobject:
             container[key] = obj
@@ -216,20 +218,23 @@ class Encoder:
             ) from exc
         tree = Tree({"t": "cloudpickle"}, [data])
         container[key] = tree
-        self.memo[id(obj)] = [obj, tree, None, None, None]
+        self.memo[id(obj)] = [obj, tree, None, None]
         self.fallbacks.append(self.path_of(key))
 
     def _ref(self, m: list) -> Tree:
-        anchor = m[4]
+        tree = m[1]
+        if tree is None:  # a leaf: wrap it where it stands so it can carry the anchor
+            tree = m[1] = Tree({"t": "leaf"}, [m[0]])
+            m[2][m[3]] = tree
+        # the anchor lives on the node: an object and its state dict share one node
+        anchor = tree.attrs.get("id")
         if anchor is None:
-            anchor = m[4] = self.anchors
+            anchor = tree.attrs["id"] = self.anchors
             self.anchors += 1
-            tree = m[1]
-            if tree is None:  # a leaf: wrap it where it stands so it can carry the anchor
-                tree = m[1] = Tree({"t": "leaf"}, [m[0]])
-                m[2][m[3]] = tree
-            tree.attrs["id"] = anchor
-        return Tree({"t": "ref", "r": anchor})
+        ref = Tree({"t": "ref", "r": anchor})
+        if len(m) > 4:
+            ref.attrs["p"] = m[4]  # a part of the anchored object: "s", its state dict
+        return ref
 
     def _push(self, obj, tree, before, after, memo_after, label) -> None:
         """Lay out ``tree``'s children: ``before`` first, then memo, then ``after``."""
@@ -247,7 +252,7 @@ class Encoder:
         tree.children = children
         self._stack.append(_Frame(tree, children, items, obj, after, memo_after, label))
         if not memo_after:
-            self.memo[id(obj)] = [obj, tree, None, None, None]
+            self.memo[id(obj)] = [obj, tree, None, None]
 
     def _between(self, frame: _Frame) -> None:
         """Phase one done: memoise (or alias) the object, then lay out phase two."""
@@ -268,7 +273,7 @@ class Encoder:
             ref = self._ref(m)
             frame.tree.attrs["alias"] = ref.attrs["r"]
         else:
-            self.memo[id(obj)] = [obj, frame.tree, None, None, None]
+            self.memo[id(obj)] = [obj, frame.tree, None, None]
 
     # -- adapters ---------------------------------------------------------------
     def _place_adapter(self, obj, adapter: Adapter, container, key, label) -> None:
@@ -284,7 +289,7 @@ class Encoder:
             if getattr(adapter, "immutable", False):
                 self._memo_leafless(obj, tree)
             else:
-                self.memo[id(obj)] = [obj, tree, None, None, None]
+                self.memo[id(obj)] = [obj, tree, None, None]
             return
         immutable = getattr(adapter, "immutable", False)
         if immutable:
@@ -296,7 +301,7 @@ class Encoder:
             self._push(obj, tree, None, children, False, label)
 
     def _memo_leafless(self, obj, tree) -> None:
-        self.memo[id(obj)] = [obj, tree, None, None, None]
+        self.memo[id(obj)] = [obj, tree, None, None]
 
     # -- the reduce protocol ---------------------------------------------------
     def _place_reduce(self, obj: Any, rv: Any, container: Any, key: Any, label: str) -> None:
@@ -304,7 +309,7 @@ class Encoder:
             name = global_name(obj, rv)
             self.globals.add(name)
             container[key] = tree = Tree({"t": "global", "g": name}, {})
-            self.memo[id(obj)] = [obj, tree, None, None, None]
+            self.memo[id(obj)] = [obj, tree, None, None]
             return
         if not isinstance(rv, tuple) or not 2 <= len(rv) <= 6:
             raise UnstorableError(
@@ -327,9 +332,15 @@ class Encoder:
         ):
             layout = self._object_layout(cls, state)
             if layout is not None:
-                attrs, children = layout
+                attrs, children, state_dict = layout
                 container[key] = tree = Tree(attrs)
                 self._push(obj, tree, None, children, False, label)
+                if state_dict is not None:
+                    # The state dict has no node of its own, but it is an object
+                    # pickle memoises: ``__setstate__`` may keep it, and other
+                    # parts may refer to it.  Those become refs to "the state of
+                    # this object", and loading hands them the very dict it built.
+                    self.memo[id(state_dict)] = [state_dict, tree, None, None, "s"]
                 return
         before = {"f": func, "a": args}
         after: dict = {}
@@ -349,8 +360,13 @@ class Encoder:
         if not after:
             frame.after = ()
 
-    def _object_layout(self, cls: type, state: Any) -> tuple[dict, dict] | None:
-        """"Class plus state" objects: one child per attribute, so each can be browsed."""
+    def _object_layout(self, cls: type, state: Any) -> tuple[dict, dict, dict | None] | None:
+        """"Class plus state" objects: one child per attribute, so each can be browsed.
+
+        Returns the node's attrs, its children and the state dict laid out as
+        those children (None if there is none), or None when the state cannot
+        be laid out so (then the generic reduce layout stores it as it is).
+        """
         name = global_name(cls)
         self.globals.add(name)
         attrs: dict = {"t": "obj", "c": name}
@@ -358,17 +374,21 @@ class Encoder:
             attrs["dc"] = 1
         if state is None:
             attrs["st"] = "n"
-            return attrs, {}
+            return attrs, {}, None
         if _state_keys_ok(state):
-            return attrs, state
-        if type(state) is tuple and len(state) == 2:
+            if id(state) in self.memo:  # already stored elsewhere: keep one dict
+                return None
+            return attrs, state, state
+        if type(state) is tuple and len(state) == 2 and getattr(cls, "__setstate__", None) is None:
+            # pickle's own (dict, slots) pair; a __setstate__ would get a custom
+            # 2-tuple, whose items must keep their identity: store that as it is
             d, slots = state
             if (d is None or _state_keys_ok(d)) and _state_keys_ok(slots):
-                if d is not None and not set(d).isdisjoint(slots):
+                if d is not None and (id(d) in self.memo or not set(d).isdisjoint(slots)):
                     return None
                 attrs["st"] = "ns" if d is None else "t"
                 attrs["sl"] = list(slots)
-                return attrs, {**(d or {}), **slots}
+                return attrs, {**(d or {}), **slots}, d
         return None
 
 
