@@ -209,6 +209,14 @@ class _HDF5Physical(Physical):
             del parent[gpath[-1]]
         parent.create_group(gpath[-1])
 
+    def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
+        out = []
+        for name, obj in self._group(gpath).items():
+            if name != RECORD:
+                kind = "G" if isinstance(obj, h5py.Group) else "X"
+                out.append((kind, name, {"k": "A"} if kind == "X" else {}))
+        return out
+
     def delete_group(self, gpath: GPath) -> None:
         parent = self._group(gpath[:-1])
         if gpath[-1] in parent:

@@ -196,6 +196,20 @@ class _DirPhysical(Physical):
             shutil.rmtree(path)
         path.mkdir()
 
+    def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
+        out = []
+        for child in self._dir(gpath).iterdir():
+            name = child.name
+            if name.startswith("@"):
+                continue
+            if child.is_dir():
+                out.append(("G", name, {}))
+            elif name.endswith(".npy"):
+                out.append(("X", name[:-4], {"k": "A"}))
+            elif name.endswith(".bin"):
+                out.append(("X", name[:-4], {"k": "B"}))
+        return out
+
     def delete_group(self, gpath: GPath) -> None:
         shutil.rmtree(self._dir(gpath), ignore_errors=True)
 

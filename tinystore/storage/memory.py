@@ -70,6 +70,12 @@ class _MemoryPhysical(Physical):
     def create_group(self, gpath: GPath) -> None:
         self._groups[gpath] = {"record": None, "ext": {}}
 
+    def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
+        n = len(gpath)
+        out = [("X", name, {"k": "A"}) for name in self._group(gpath)["ext"]]
+        out += [("G", k[-1], {}) for k in self._groups if len(k) == n + 1 and k[:n] == gpath]
+        return out
+
     def delete_group(self, gpath: GPath) -> None:
         n = len(gpath)
         for key in [k for k in self._groups if k[:n] == gpath]:

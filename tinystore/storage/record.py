@@ -44,7 +44,14 @@ from tinystore.errors import (
     UnsupportedValueError,
 )
 from tinystore.storage.base import GenericStorage, GroupTree, LeafInfo, Tree
-from tinystore.storage.leaves import array_meta, decode_inline, encode_inline, leaf_nbytes
+from tinystore.storage.leaves import (
+    INT64_MAX,
+    INT64_MIN,
+    array_meta,
+    decode_inline,
+    encode_inline,
+    leaf_nbytes,
+)
 
 FORMAT_VERSION = (1, 0)
 #: Arrays and byte strings larger than this many bytes are stored outside the record.
@@ -102,6 +109,10 @@ class Physical(abc.ABC):
 
     @abc.abstractmethod
     def create_group(self, gpath: GPath) -> None: ...
+
+    @abc.abstractmethod
+    def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
+        """What a physical group holds: ``("X", name, entry)`` externals, ``("G", name, {})``."""
 
     @abc.abstractmethod
     def delete_group(self, gpath: GPath) -> None: ...
@@ -426,41 +437,45 @@ class _Store:
                 raise UnsupportedValueError(f"Tree.attrs must be a dict, not {type(t.attrs)}")
             node: dict = {"a": t.attrs} if t.attrs else {}
             children = t.children
-            pending = []
-            if type(children) is list:
-                out: Any = []
-                for i, v in enumerate(children):
-                    out.append(self._child(gpath, rec, str(i), v, pending))
-            else:
-                out = {}
-                for k, v in children.items():
+            pending: list = []
+            is_list = type(children) is list
+            out: Any = [] if is_list else {}
+            for k, v in enumerate(children) if is_list else children.items():
+                # the common leaves inline, without a call each (this loop is hot)
+                vt = type(v)
+                if vt is str:
+                    e = v if v.isascii() else encode_inline(v)
+                elif vt is int:
+                    e = v if INT64_MIN <= v <= INT64_MAX else encode_inline(v)
+                elif vt is float:
+                    e = v if v - v == 0.0 else encode_inline(v)
+                elif v is None or vt is bool:
+                    e = v
+                elif vt is Tree:
+                    e = {"@": len(nodes)}
+                    pending.append((v, len(nodes)))
+                    nodes.append(None)
+                else:
+                    if not is_list and type(k) is not str:
+                        raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
+                    try:
+                        e = self.leaf_entry(gpath, rec, str(k), v)
+                    except TypeError:
+                        raise UnsupportedValueError(
+                            f"cannot store {vt.__name__} at {k!r}: not a leaf or Tree"
+                        ) from None
+                if is_list:
+                    out.append(e)
+                else:
                     if type(k) is not str:
                         raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
-                    out[k] = self._child(gpath, rec, k, v, pending)
+                    out[k] = e
             node["c"] = out
             nodes[idx] = node
             stack.extend(reversed(pending))
         if group:
             nodes[root]["g"] = 1
         return root
-
-    def _child(self, gpath: GPath, rec: Record, key: str, v: Any, pending: list) -> Any:
-        t = type(v)
-        if t is str:
-            return v if v.isascii() else encode_inline(v)
-        if t is float or t is bool or v is None or (t is int and -(2**63) <= v < 2**63):
-            return encode_inline(v)
-        if t is Tree:
-            index = len(rec.nodes)
-            rec.nodes.append(None)
-            pending.append((v, index))
-            return {"@": index}
-        try:
-            return self.leaf_entry(gpath, rec, key, v)
-        except TypeError:
-            raise UnsupportedValueError(
-                f"cannot store {type(v).__name__} at {key!r}: not a leaf or Tree"
-            ) from None
 
     def new_physical(self, gpath: GPath, rec: Record, key: str, tree: Tree, group: bool) -> dict:
         name = rec.new_name(key)
@@ -821,11 +836,13 @@ class RecordStorage(GenericStorage):
             raise InvalidKeyError("only the root of a store can be replaced")
         store = self._store
         with store.transaction():
-            old = store.record(())
-            for entry in list(_children_entries(old.nodes[0])):
-                store.discard((), entry)
+            # everything stored so far goes: list it physically (no need to parse the record)
+            old = store.physical.list_names(())
+            for kind, name, entry in old:
+                store.garbage.append(((), kind, name, entry))
+                store.physical.journal((), kind, name, entry)
             new = Record([])
-            new._names = set(old.names)  # old names stay taken until they are deleted
+            new._names = {name for _, name, _ in old}  # taken until they are deleted
             store.add_tree((), new, tree)
             new.dirty = True
             store.records[()] = new
