@@ -840,3 +840,10 @@ class OddDictKeys:
         setattr(self, "a/b", 1)
         setattr(self, "", 2)
         setattr(self, "x" * 300, 3)
+
+
+class SelfInArgs:
+    """Its reduce arguments hold the object itself: nothing can be rebuilt first."""
+
+    def __reduce__(self):
+        return SelfInArgs, (self,)

@@ -28,6 +28,7 @@ import sys
 import threading
 import types
 import uuid
+import warnings
 
 import numpy as np
 import pytest
@@ -59,6 +60,7 @@ from objects_cases import (
     Perm,
     Point,
     SlotsDataclass,
+    SelfInArgs,
     Slotted,
     SlottedList,
     Versioned,
@@ -674,6 +676,19 @@ def test_numpy_object_array_containing_itself(check):
     assert loaded[0] is loaded and loaded[1][0] is loaded
 
 
+def test_numpy_structured_array_with_object_field(roundtrip):
+    shared = [1]
+    arr = np.zeros(3, dtype=[("obj", "O"), ("x", ">f8")])
+    arr["x"] = [0.5, -0.0, 2.5]
+    arr["obj"][0] = arr["obj"][1] = shared
+    arr["obj"][2] = {"k": shared}
+    loaded, again = roundtrip([arr, shared])
+    assert loaded.dtype == arr.dtype and loaded.shape == (3,)
+    assert loaded["x"].tobytes() == arr["x"].tobytes()
+    assert loaded["obj"][0] is loaded["obj"][1] is loaded["obj"][2]["k"] is again
+    assert again == [1] and again is not shared
+
+
 def test_numpy_object_array_empty_and_0d(check):
     zero_d = np.empty((), dtype=object)
     zero_d[()] = {"k": 1}
@@ -702,12 +717,26 @@ def test_numpy_scalar(check, scalar):
         np.dtype("M8[us]"),
         np.dtype([("a", "<i4"), ("b", [("c", "f4", (2,))])]),
         np.dtype(object),
+        np.dtype([(("title", "a"), "<i4")]),
+        np.dtype({"names": ["a", "b"], "formats": ["i4", "i4"], "offsets": [0, 8], "itemsize": 16}),
+        np.dtype([("a", "i1"), ("b", "f8")], align=True),
+        np.dtype(("f8", (2, 3))),
+        np.dtype("f8", metadata={"unit": "eV"}),
+        np.dtype(np.longdouble),
     ],
     ids=str,
 )
 def test_numpy_dtype_objects(check, dtype):
-    loaded = check({"dt": dtype, "in_list": [dtype]})
-    assert np.zeros(1, loaded["dt"]).dtype == dtype
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. numpy's "metadata ... not saved"
+        loaded = check({"dt": dtype, "in_list": [dtype]})
+    dt = loaded["dt"]
+    assert dt.__reduce__() == dtype.__reduce__()  # what pickle compares: every field
+    assert (dt.isalignedstruct, dt.metadata, dt.shape) == (
+        dtype.isalignedstruct,
+        dtype.metadata,
+        dtype.shape,
+    )
 
 
 def test_numpy_masked_array(check):
@@ -746,6 +775,29 @@ def test_storable_custom_layout(check, store):
     assert store["cs/input/steps"] == [1, 2, 3]
     assert store["cs/structure"] == {"atoms": 3}
     assert type(store["cs"]) is CustomStorable
+
+
+def test_storable_in_a_cycle_through_a_list(check):
+    obj = DefaultStorable(None, 1)
+    obj.a = [obj]
+    loaded = check(obj)
+    assert loaded.a[0] is loaded
+
+
+def test_storable_containing_itself_directly_is_refused(filename):
+    # _restore builds the object from its parts, so no part can be the object itself
+    obj = DefaultStorable(None, 1)
+    obj.a = obj
+    with pytest.raises(UnstorableError, match=r"x\[0\]/a.*contains itself"):
+        tinystore.save({"x": [obj]}, filename)
+
+
+def test_reduce_arguments_containing_the_object_are_refused(filename):
+    # pickle recurses until RecursionError here; we must neither loop nor crash
+    with pytest.raises(RecursionError):
+        pickle.dumps(SelfInArgs())
+    with pytest.raises(UnstorableError, match="contains itself"):
+        tinystore.save({"y": SelfInArgs()}, filename)
 
 
 def test_storable_reads_old_layout_version(filename, monkeypatch):

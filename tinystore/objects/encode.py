@@ -93,6 +93,8 @@ class Encoder:
         self.globals: set[str] = set()
         self.base = path
         self._stack: list[_Frame] = []
+        #: id(obj) -> how many of its nodes are being written, before it can be memoised
+        self._pending: dict[int, int] = {}
 
     # -- public --------------------------------------------------------------
     def encode(self, obj: Any) -> Any:
@@ -127,7 +129,7 @@ class Encoder:
         for frame in frames:
             if frame.label:
                 parts.append(frame.label)
-        text = "/".join(parts)
+        text = "/".join(parts).replace("/[", "[")  # "a/b[0]", as the decoder writes paths
         if key is not None:
             if type(key) is int:
                 text += f"[{key}]"
@@ -238,6 +240,20 @@ class Encoder:
 
     def _push(self, obj, tree, before, after, memo_after, label) -> None:
         """Lay out ``tree``'s children: ``before`` first, then memo, then ``after``."""
+        if memo_after:
+            # Meeting an object again inside the parts written before its memo
+            # is fine once (a recursive tuple: the second pass stops at the
+            # memoised list in between).  A third time, nothing in the cycle
+            # can ever be memoised: it would loop forever (pickle recurses
+            # until RecursionError).
+            pending = self._pending.get(id(obj), 0)
+            if pending >= 2:
+                raise UnstorableError(
+                    f"{type(obj).__qualname__} contains itself only through parts that must "
+                    "be rebuilt before it (its reduce arguments, tuples, or its Storable "
+                    "layout), so it can never be rebuilt"
+                )
+            self._pending[id(obj)] = pending + 1
         first = before if before is not None else after
         if type(first) is list or isinstance(first, (list, tuple)):
             children: Any = [None] * len(first)
@@ -265,6 +281,7 @@ class Encoder:
         if not frame.memo_after:
             return
         obj = frame.obj
+        self._pending[id(obj)] -= 1
         m = self.memo.get(id(obj))
         if m is not None:
             # The object was written while writing its own parts (a recursive

@@ -49,7 +49,12 @@ def _dtype(descr):
 
 
 class DtypeAdapter(Adapter):
-    """numpy dtypes by their portable description (``"<f8"``, structured fields)."""
+    """numpy dtypes by their portable description (``"<f8"``, structured fields).
+
+    The few dtypes that description cannot express exactly (aligned structs,
+    a sub-array dtype on its own, metadata) are stored as numpy's own reduce
+    value, item by item: what pickle stores.
+    """
 
     kind = "dtype"
 
@@ -57,11 +62,19 @@ class DtypeAdapter(Adapter):
         return issubclass(cls, np.dtype)
 
     def encode(self, obj: np.dtype):
-        return {"d": dtype_to_descr(obj)}, {}
+        if obj.metadata is None:  # dtype_to_descr would warn and drop it
+            descr = dtype_to_descr(obj)
+            if _dtype(descr).__reduce__() == obj.__reduce__():
+                return {"d": descr}, {}
+        return {"r": 1}, list(obj.__reduce__())
 
     def decode(self, attrs, children, remember):
-        return _dtype(attrs["d"])
-        yield  # pragma: no cover
+        if not attrs.get("r"):
+            return _dtype(attrs["d"])
+        cls, args, state = yield children
+        dtype = cls(*args)
+        dtype.__setstate__(state)
+        return dtype
 
 
 register_adapter(DtypeAdapter())
