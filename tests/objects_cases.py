@@ -847,3 +847,10 @@ class SelfInArgs:
 
     def __reduce__(self):
         return SelfInArgs, (self,)
+
+
+class FreshListInArgs:
+    """Reduce arguments hold the object inside a new list on every call."""
+
+    def __reduce__(self):
+        return FreshListInArgs, ([self],)

@@ -40,6 +40,7 @@ from objects_cases import (
     DefaultStorable,
     Empty,
     FalsyState,
+    FreshListInArgs,
     Frozen,
     FrozenSlotsDataclass,
     Hashable,
@@ -306,6 +307,16 @@ def test_recursive_tuple_through_dict(check):
     t[0]["t"] = t
     loaded = check(t)
     assert loaded[0]["t"] is loaded
+
+
+def test_tuple_reached_again_through_each_of_its_lists(check):
+    # pickle writes the tuple once per list before it can memoise it
+    t = ([], [], [], {})
+    for part in t[:3]:
+        part.append(t)
+    t[3]["t"] = t
+    loaded = check(t)
+    assert all(part[0] is loaded for part in loaded[:3]) and loaded[3]["t"] is loaded
 
 
 def test_list_inside_tuple_inside_list_cycle(check):
@@ -792,12 +803,13 @@ def test_storable_containing_itself_directly_is_refused(filename):
         tinystore.save({"x": [obj]}, filename)
 
 
-def test_reduce_arguments_containing_the_object_are_refused(filename):
+@pytest.mark.parametrize("cls", [SelfInArgs, FreshListInArgs])
+def test_reduce_arguments_containing_the_object_are_refused(filename, cls):
     # pickle recurses until RecursionError here; we must neither loop nor crash
     with pytest.raises(RecursionError):
-        pickle.dumps(SelfInArgs())
-    with pytest.raises(UnstorableError, match="contains itself"):
-        tinystore.save({"y": SelfInArgs()}, filename)
+        pickle.dumps(cls())
+    with pytest.raises(UnstorableError, match=r"y\[1\]/a.*contains itself"):
+        tinystore.save({"y": [0, cls()]}, filename)
 
 
 def test_storable_reads_old_layout_version(filename, monkeypatch):

@@ -39,6 +39,9 @@ _ATOMIC = frozenset([type(None), bool, int, float, complex])
 _MEMO_LEAVES = frozenset([np.ndarray, bytearray, str, bytes])
 #: Strings and byte strings at least this long are memoised (shared once).
 MEMO_MIN_LEN = 128
+#: How often an object may be met again inside its own not yet memoised parts
+#: (a tuple holding n lists that hold the tuple needs n).
+MAX_REENTRIES = 1000
 
 
 def is_key(k: Any) -> bool:
@@ -93,8 +96,8 @@ class Encoder:
         self.globals: set[str] = set()
         self.base = path
         self._stack: list[_Frame] = []
-        #: id(obj) -> how many of its nodes are being written, before it can be memoised
-        self._pending: dict[int, int] = {}
+        #: id(obj) -> memo size when each of its nodes that wait for their memo was started
+        self._pending: dict[int, list[int]] = {}
 
     # -- public --------------------------------------------------------------
     def encode(self, obj: Any) -> Any:
@@ -242,18 +245,18 @@ class Encoder:
         """Lay out ``tree``'s children: ``before`` first, then memo, then ``after``."""
         if memo_after:
             # Meeting an object again inside the parts written before its memo
-            # is fine once (a recursive tuple: the second pass stops at the
-            # memoised list in between).  A third time, nothing in the cycle
-            # can ever be memoised: it would loop forever (pickle recurses
-            # until RecursionError).
-            pending = self._pending.get(id(obj), 0)
-            if pending >= 2:
+            # is fine while something new was memoised since the last time (a
+            # recursive tuple: the next pass stops at the list memoised in
+            # between).  Without progress every pass repeats the last one: it
+            # would loop forever (pickle recurses until RecursionError).
+            starts = self._pending.setdefault(id(obj), [])
+            if starts and (starts[-1] == len(self.memo) or len(starts) >= MAX_REENTRIES):
                 raise UnstorableError(
                     f"{type(obj).__qualname__} contains itself only through parts that must "
                     "be rebuilt before it (its reduce arguments, tuples, or its Storable "
                     "layout), so it can never be rebuilt"
                 )
-            self._pending[id(obj)] = pending + 1
+            starts.append(len(self.memo))
         first = before if before is not None else after
         if type(first) is list or isinstance(first, (list, tuple)):
             children: Any = [None] * len(first)
@@ -281,7 +284,10 @@ class Encoder:
         if not frame.memo_after:
             return
         obj = frame.obj
-        self._pending[id(obj)] -= 1
+        starts = self._pending[id(obj)]
+        starts.pop()
+        if not starts:
+            del self._pending[id(obj)]
         m = self.memo.get(id(obj))
         if m is not None:
             # The object was written while writing its own parts (a recursive
