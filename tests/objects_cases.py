@@ -657,6 +657,12 @@ class Perm(enum.Flag):
     X = 1
 
 
+class Bits(enum.IntFlag):
+    A = 1
+    B = 2
+    C = 4
+
+
 # -- Storable -------------------------------------------------------------------------
 
 
@@ -854,3 +860,13 @@ class FreshListInArgs:
 
     def __reduce__(self):
         return FreshListInArgs, ([self],)
+
+
+class BadReduce:
+    """``__reduce__`` returns what it is given: pickle refuses all of these."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return self.value

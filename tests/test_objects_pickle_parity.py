@@ -18,6 +18,7 @@ from objects_cases import (
     REDUCE_EX_SINGLETON,
     SINGLETON,
     AppendOnly,
+    BadReduce,
     CallCounting,
     Child,
     Container,
@@ -58,6 +59,7 @@ from objects_cases import (
 )
 
 import tinystore
+from tinystore.errors import UnstorableError
 from tinystore.objects.encode import PROTOCOL
 
 
@@ -315,6 +317,18 @@ def test_instance_dict_referenced_elsewhere(parity):
     p.d = p.__dict__
     loaded = parity([p, p.__dict__])
     assert loaded[0].d is loaded[1]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [(), (BadReduce,), (len, (), None, None, None, None, None), ("not callable", ()), (len, [1]), 5],
+    ids=["empty", "one_item", "seven_items", "not_callable", "args_not_tuple", "not_a_tuple"],
+)
+def test_invalid_reduce_values_are_refused_like_pickle(filename, value):
+    with pytest.raises(pickle.PicklingError):
+        pickle.dumps(BadReduce(value))
+    with pytest.raises(UnstorableError, match=r"at x\[1\]"):
+        tinystore.save({"x": [1, BadReduce(value)]}, filename)
 
 
 # -- browsing: "class plus state" objects are laid out attribute by attribute ----------

@@ -341,9 +341,13 @@ class Encoder:
             )
         func, args, state, listitems, dictitems, state_setter = rv + (None,) * (6 - len(rv))
         if not callable(func):
-            raise UnstorableError(f"first item of the reduce tuple at {self.path_of(key)} is not callable")
+            raise UnstorableError(
+                f"first item of the reduce tuple at {self.path_of(key)} is not callable"
+            )
         if not isinstance(args, tuple):
-            raise UnstorableError(f"second item of the reduce tuple at {self.path_of(key)} is not a tuple")
+            raise UnstorableError(
+                f"second item of the reduce tuple at {self.path_of(key)} is not a tuple"
+            )
         cls = type(obj)
         if (
             func is copyreg.__newobj__
