@@ -870,3 +870,13 @@ class BadReduce:
 
     def __reduce__(self):
         return self.value
+
+
+class FailsOnLoad:
+    """``__setstate__`` raises: loading must say where."""
+
+    def __init__(self):
+        self.x = 1
+
+    def __setstate__(self, state):
+        raise ValueError("refusing to be loaded")

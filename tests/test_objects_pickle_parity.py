@@ -321,7 +321,14 @@ def test_instance_dict_referenced_elsewhere(parity):
 
 @pytest.mark.parametrize(
     "value",
-    [(), (BadReduce,), (len, (), None, None, None, None, None), ("not callable", ()), (len, [1]), 5],
+    [
+        (),
+        (BadReduce,),
+        (len, (), None, None, None, None, None),
+        ("not callable", ()),
+        (len, [1]),
+        5,
+    ],
     ids=["empty", "one_item", "seven_items", "not_callable", "args_not_tuple", "not_a_tuple"],
 )
 def test_invalid_reduce_values_are_refused_like_pickle(filename, value):

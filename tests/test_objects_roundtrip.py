@@ -33,6 +33,8 @@ import weakref
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from objects_cases import (
     POST_INIT_CALLS,
     SINGLETON,
@@ -41,6 +43,7 @@ from objects_cases import (
     CustomStorable,
     DefaultStorable,
     Empty,
+    FailsOnLoad,
     FalsyState,
     FreshListInArgs,
     Frozen,
@@ -58,6 +61,7 @@ from objects_cases import (
     MySet,
     MyStr,
     MyTuple,
+    NewArgs,
     Node,
     Outer,
     Perm,
@@ -76,7 +80,7 @@ from objects_cases import (
 )
 
 import tinystore
-from tinystore.errors import NodeNotFoundError, UnstorableError
+from tinystore.errors import NodeNotFoundError, UnloadableError, UnstorableError
 
 # -- helpers ---------------------------------------------------------------------------
 
@@ -107,6 +111,89 @@ def check(roundtrip, filename):
 
 def _nan_with_payload() -> float:
     return struct.unpack("<d", b"\x01\x00\x00\x00\x00\x00\xf8\xff")[0]
+
+
+# -- the checker itself catches what it must ----------------------------------------------
+
+
+def _pair_shared_vs_distinct():
+    x = [1]
+    return [x, x], [[1], [1]]
+
+
+def _pair_distinct_vs_merged():
+    y = [1]
+    return [[1], [1]], [y, y]
+
+
+def _pair_cycle_on_wrong_object():
+    a = []
+    a.append(a)
+    b = [[]]
+    b[0].append(b[0])
+    return a, [b[0]]
+
+
+def _pair_same_object():
+    x = [1]
+    return [x], [x]
+
+
+def _pair_state_not_shared():
+    params = {"a": 1}
+    return [SharedState(params), params], [SharedState({"a": 1}), {"a": 1}]
+
+
+CHECKER_MUST_FAIL = {
+    "shared_vs_distinct": _pair_shared_vs_distinct,
+    "distinct_vs_merged": _pair_distinct_vs_merged,
+    "cycle_on_wrong_object": _pair_cycle_on_wrong_object,
+    "same_object": _pair_same_object,
+    "state_not_shared": _pair_state_not_shared,
+    "type": lambda: ([1], (1,)),
+    "subclass": lambda: (MyList([1]), [1]),
+    "key_order": lambda: ({"a": 1, "b": 2}, {"b": 2, "a": 1}),
+    "int_vs_bool_key": lambda: ({1: 0}, {True: 0}),
+    "negative_zero": lambda: ([-0.0], [0.0]),
+    "nan_payload": lambda: ([float("nan")], [_nan_with_payload()]),
+    "dtype": lambda: (np.zeros(2, "<f8"), np.zeros(2, ">f8")),
+    "memory_order": lambda: (np.zeros((2, 2), order="F"), np.zeros((2, 2))),
+    "enum_identity": lambda: ([Color.RED], [Color.GREEN]),
+    "global_identity": lambda: ([len], [abs]),
+    "attribute": lambda: (Obj(a=1), Obj(a=2)),
+    "missing_attribute": lambda: (Obj(a=1), Obj()),
+    "slot": lambda: (Slotted(1, 2), Slotted(1)),
+    "set_element": lambda: ({1, 2}, {1, 3}),
+    "object_array_sharing": lambda: _object_arrays(),
+    "defaultdict_factory": lambda: (
+        collections.defaultdict(list),
+        collections.defaultdict(dict),
+    ),
+    "deque_maxlen": lambda: (collections.deque([1], 3), collections.deque([1], 4)),
+}
+
+
+def _object_arrays():
+    x = [1]
+    a = np.empty(2, dtype=object)
+    a[0] = a[1] = x
+    b = np.empty(2, dtype=object)
+    b[0], b[1] = [1], [1]
+    return a, b
+
+
+@pytest.mark.parametrize("make", CHECKER_MUST_FAIL.values(), ids=CHECKER_MUST_FAIL.keys())
+def test_structure_checker_catches_differences(make):
+    original, other = make()
+    with pytest.raises(AssertionError):
+        assert_same_structure(original, other)
+
+
+def test_structure_checker_accepts_an_isomorphic_copy():
+    a = [1]
+    obj = {"x": a, "y": (a, Slotted(a)), "z": Color.RED, "n": np.arange(3)}
+    obj["self"] = obj
+    assert_same_structure(obj, pickle.loads(pickle.dumps(obj)))
 
 
 # -- builtin values --------------------------------------------------------------------
@@ -395,6 +482,106 @@ def test_cycle_through_many_objects(check):
     assert cur is loaded
 
 
+# -- random object graphs, against pickle ----------------------------------------------
+
+_ATOMS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True),
+    st.complex_numbers(allow_nan=True),
+    st.text(max_size=6),
+    st.binary(max_size=6),
+)
+
+
+KINDS = [
+    "list", "dict", "tuple", "set", "obj", "mylist", "bytearray", "array", "slotted", "state",
+    "newargs",
+]  # fmt: skip
+
+
+@st.composite
+def object_graphs(draw):
+    """Nested lists, dicts, tuples, sets and objects with shared parts and cycles."""
+    made: list = []  # every container made so far, to be shared
+    mutable: list = []  # lists, dicts and objects, to close cycles through
+
+    def hashable(depth):
+        if depth > 1 or draw(st.booleans()):
+            return draw(_ATOMS.filter(lambda x: x == x))  # NaN keys cannot be found again
+        return draw(st.sampled_from([tuple, frozenset]))(
+            [hashable(depth + 1) for _ in range(draw(st.integers(0, 2)))]
+        )
+
+    def build(depth):
+        if depth > 3 or draw(st.integers(0, 4)) == 0:
+            return draw(_ATOMS)
+        if made and draw(st.integers(0, 3)) == 0:
+            return draw(st.sampled_from(made))
+        kind = draw(st.sampled_from(KINDS))
+        n = draw(st.integers(0, 3))
+        if kind == "tuple":
+            obj = tuple(build(depth + 1) for _ in range(n))
+        elif kind == "set":
+            obj = {hashable(depth) for _ in range(n)}
+        elif kind == "bytearray":
+            obj = bytearray(draw(st.binary(max_size=4)))
+        elif kind == "array":
+            obj = np.empty(n, dtype=object)
+            for i in range(n):
+                obj[i] = build(depth + 1)
+        elif kind == "slotted":
+            obj = Slotted(build(depth + 1), build(depth + 1)) if n else Slotted(1)
+            mutable.append(obj)
+        elif kind == "state":
+            obj = SharedState(draw(st.sampled_from([d for d in made if type(d) is dict] or [{}])))
+        elif kind == "newargs":
+            obj = NewArgs(build(depth + 1), build(depth + 1))
+        else:
+            obj = {"list": list, "dict": dict, "obj": Obj, "mylist": MyList}[kind]()
+            mutable.append(obj)
+            for _ in range(n):
+                value = build(depth + 1)
+                if kind in ("list", "mylist"):
+                    obj.append(value)
+                elif kind == "dict":
+                    obj[hashable(depth)] = value
+                else:
+                    setattr(obj, draw(st.sampled_from(["a", "b", "c_d", "énergie"])), value)
+            if kind == "mylist" and draw(st.booleans()):
+                obj.tag = build(depth + 1)
+        made.append(obj)
+        return obj
+
+    root = build(0)
+    for _ in range(draw(st.integers(0, 3))):  # cycles: point back at anything made
+        if mutable and made:
+            target, value = draw(st.sampled_from(mutable)), draw(st.sampled_from(made))
+            if isinstance(target, list):
+                target.append(value)
+            elif isinstance(target, dict):
+                target[hashable(0)] = value
+            elif isinstance(target, Slotted):
+                target.y = value
+            else:
+                target.back = value
+    return root
+
+
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(graph=object_graphs())
+def test_random_object_graphs_match_pickle(roundtrip, filename, graph):
+    loaded = roundtrip(graph)
+    assert_same_structure(graph, loaded)
+    assert_same_structure(pickle.loads(pickle.dumps(graph)), loaded, new=False)
+    assert_no_pickle(filename)
+
+
 # -- subclasses of builtins with state -------------------------------------------------
 
 
@@ -431,6 +618,12 @@ def test_builtin_subclass_with_state(check, factory):
     loaded = check(obj)
     assert getattr(loaded, "__dict__", None) == getattr(obj, "__dict__", None)
     check({"twice": [obj, obj]})
+
+
+def test_attribute_names_that_look_like_metadata(check):
+    obj = Obj(t="ref", r=0, id=1, alias=2, p="s", c="os:system", g="os:system", st="n")
+    loaded = check([obj, obj])
+    assert vars(loaded[0]) == vars(obj)
 
 
 def test_builtin_subclass_values_browsable(store):
@@ -1025,6 +1218,22 @@ def test_unstorable_inside_object_attribute_path(store):
     with pytest.raises(UnstorableError) as info:
         store["run"] = Obj(settings={"hook": lambda: 0})
     assert "settings/hook" in str(info.value)
+
+
+def test_missing_class_on_load_names_it(filename, monkeypatch):
+    import objects_cases
+
+    tinystore.save({"runs": [Point(1, 2)]}, filename)
+    monkeypatch.delattr(objects_cases, "Point")
+    with pytest.raises(UnloadableError, match="objects_cases:Point") as info:
+        tinystore.load(filename)
+    assert isinstance(info.value, pickle.UnpicklingError)
+
+
+def test_failing_setstate_on_load_names_the_path(filename):
+    tinystore.save({"runs": [1, FailsOnLoad()]}, filename)
+    with pytest.raises(UnloadableError, match=r"runs(\[1\]|/1).*refusing to be loaded"):
+        tinystore.load(filename)
 
 
 def test_cloudpickle_fallback_only_for_the_offending_part(filename):
