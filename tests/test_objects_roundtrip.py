@@ -228,6 +228,12 @@ SCALARS = {
 }
 
 
+def test_classes_of_test_modules_are_stored_by_import_path(check, filename):
+    loaded = check(Obj(a=1))
+    assert type(loaded) is Obj
+    assert stored_tree(filename).attrs["c"] == "test_objects_roundtrip:Obj"
+
+
 @pytest.mark.parametrize("value", SCALARS.values(), ids=SCALARS.keys())
 def test_scalar_alone_in_list_and_in_dict(check, value):
     check(value)
@@ -303,6 +309,23 @@ CONTAINERS = {
 def test_container(check, factory):
     check(factory())
     check([factory(), factory()])
+
+
+_AWKWARD_KEYS = [
+    "a", "A", "CON", "nul", "a\\b", " ", "a:b", "*", "?", "\t", ".hidden", "~", "é",
+    "e\u0301", "%2F", "__x__", "ǅ", "ß", "SS", "a" * 200,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [1, 5_000], ids=["inline", "own_groups"])
+def test_awkward_keys_that_are_valid_child_names(check, store, size):
+    # large values become their own HDF5 groups / files: names must survive escaping
+    obj = {k: Obj(i=i, data=np.arange(size) + i) for i, k in enumerate(_AWKWARD_KEYS)}
+    check(obj)
+    store["objs"] = obj
+    for i, k in enumerate(_AWKWARD_KEYS):
+        assert store[f"objs/{k}/i"] == i
+    assert list(store["objs"]) == _AWKWARD_KEYS
 
 
 def test_dict_int_keys_and_str_digit_keys_stay_distinct(check):
