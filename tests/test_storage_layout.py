@@ -553,9 +553,6 @@ def test_same_object_saved_twice_gives_identical_files(tmp_path):
     assert trees[0] == trees[1]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="records are one-line JSON: any change rewrites the whole line"
-)
 def test_json_record_diff_is_small(tmp_path):
     # DESIGN.md 4: "JSON records are laid out so that a changed value shows as
     # a small diff under git".

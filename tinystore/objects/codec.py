@@ -13,24 +13,14 @@ from tinystore.objects.encode import Encoder
 from tinystore.objects.versions import PYTHON, check_versions, record_versions
 from tinystore.storage.base import GenericStorage, Tree
 
-#: Names that ``safe=True`` loading imports: exact ``module:qualname`` pairs of
-#: harmless value types, never a prefix.
-SAFE_GLOBALS = frozenset(
+#: Classes and functions that ``safe=True`` loading may *call* to rebuild an
+#: object (exact ``module:qualname`` names, never prefixes).  None of them can
+#: be made to run code, touch files, or allocate more than the file holds.
+SAFE_CALLABLES = frozenset(
     [
         "builtins:complex",
         "builtins:range",
         "builtins:slice",
-        "builtins:set",
-        "builtins:frozenset",
-        "builtins:bytearray",
-        "builtins:list",
-        "builtins:dict",
-        "builtins:tuple",
-        "builtins:object",
-        "builtins:Ellipsis",
-        "builtins:NotImplemented",
-        "copyreg:__newobj__",
-        "copyreg:__newobj_ex__",
         "collections:OrderedDict",
         "collections:defaultdict",
         "collections:deque",
@@ -48,6 +38,23 @@ SAFE_GLOBALS = frozenset(
         "pathlib:PosixPath",
         "pathlib:WindowsPath",
         "pathlib:Path",
+    ]
+)
+#: ``copyreg.__newobj__(cls, *args)`` calls ``cls.__new__``: allowed for these classes.
+_NEWOBJ = frozenset(["copyreg:__newobj__", "copyreg:__newobj_ex__"])
+
+#: Names ``safe=True`` loading may *import* (as values, or for the calls above).
+SAFE_GLOBALS = SAFE_CALLABLES | _NEWOBJ | frozenset(
+    [
+        "builtins:list",
+        "builtins:dict",
+        "builtins:tuple",
+        "builtins:set",
+        "builtins:frozenset",
+        "builtins:bytearray",
+        "builtins:object",
+        "builtins:Ellipsis",
+        "builtins:NotImplemented",
     ]
 )
 
@@ -180,6 +187,27 @@ class ObjectCodec:
 
         return check
 
+    def _check_call(self) -> Callable[[Any, Any], None] | None:
+        if not (self.safe or self.allow):
+            return None
+        callables = SAFE_CALLABLES | self.allow
+
+        def check_call(name: Any, args: Any) -> None:
+            if name in _NEWOBJ:
+                first = args.children[0] if type(args) is Tree and args.children else None
+                name = (
+                    first.attrs.get("g")
+                    if type(first) is Tree and first.attrs.get("t") == "global"
+                    else None
+                )
+            if name not in callables:
+                raise UnsafeLoadError(
+                    f"safe loading refuses to call {name or 'a computed callable'}; if you "
+                    f"trust it, pass allow=[{name!r}]"
+                )
+
+        return check_call
+
     def encode(self, obj: Any, storage: GenericStorage | None = None, path: str = "") -> Any:
         encoder = Encoder(
             reducers=self.reducers, cloudpickle_fallback=self.cloudpickle_fallback, path=path
@@ -254,7 +282,8 @@ class ObjectCodec:
             check_versions(recorded, self.version_check, where)
         decoder = Decoder(
             check=self._check(),
-            allow_pickle=not self.safe,
+            check_call=self._check_call(),
+            allow_pickle=not (self.safe or self.allow),
             locate=locate,
             path=storage.path if storage is not None else "",
         )

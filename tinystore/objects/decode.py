@@ -86,6 +86,7 @@ class Decoder:
         *,
         check: Callable[[str], None] | None = None,
         allow_pickle: bool = True,
+        check_call: Callable[[Any, Any], None] | None = None,
         locate: Callable[[int], Any] | None = None,
         path: str = "",
         storage: Any = None,
@@ -94,6 +95,7 @@ class Decoder:
         #: state dicts of "obj" nodes, by anchor (see ``_object``)
         self.states: dict[int, dict] = {}
         self.check = check
+        self.check_call = check_call
         self.allow_pickle = allow_pickle
         self.locate = locate
         self.base = path
@@ -106,6 +108,8 @@ class Decoder:
         return import_global(name, self.check)
 
     def lookup(self, anchor: int) -> Any:
+        if type(anchor) is not int:
+            raise UnloadableError(f"the reference at {self.path()} is damaged ({anchor!r:.40})")
         try:
             return self.memo[anchor]
         except KeyError:
@@ -219,6 +223,8 @@ class Decoder:
         attrs = node.attrs
         kind = attrs.get("t")
         anchor = attrs.get("id")
+        if type(kind) is not str or not (anchor is None or type(anchor) is int):
+            raise UnloadableError(f"the node at {self.path()} is damaged (kind {kind!r:.40})")
         fast = _FAST.get(kind)
         if fast is not None and "alias" not in attrs:
             children = node.children
@@ -303,6 +309,11 @@ def _object(dec: Decoder, attrs: dict, children: Any):
 
 
 def _reduce(dec: Decoder, attrs: dict, children: dict):
+    if dec.check_call is not None:
+        # safe loading: only named, allowed callables are called (never a computed one)
+        f = children.get("f") if type(children) is dict else None
+        name = f.attrs.get("g") if type(f) is Tree and f.attrs.get("t") == "global" else None
+        dec.check_call(name, children.get("a"))
     func = yield children["f"]
     args = yield children["a"]
     if "alias" in attrs:

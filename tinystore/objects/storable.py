@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any, ClassVar
 
-from tinystore.errors import InvalidKeyError, ReadOnlyError
+from tinystore.errors import InvalidKeyError, ReadOnlyError, UnloadableError
 from tinystore.objects.globals import global_name
 from tinystore.objects.registry import Adapter, register_adapter
 from tinystore.storage.base import GenericStorage
@@ -160,6 +160,8 @@ class StorableAdapter(Adapter):
         from tinystore.objects.globals import import_global
 
         cls = import_global(attrs["c"])
+        if not (isinstance(cls, type) and issubclass(cls, Storable)):
+            raise UnloadableError(f"{attrs['c']} is not a Storable class")
         values = yield children
         group = GroupStorage(values, readonly=True)
         group._attrs = dict(attrs.get("ua", {}))

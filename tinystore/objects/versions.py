@@ -135,8 +135,12 @@ def _file_hash(path: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def module_info(module: str) -> dict:
-    """What is installed for ``module`` now: dist, version, git, dirty, sha256."""
+def module_info(module: str, git: bool = True) -> dict:
+    """What is installed for ``module`` now: dist, version, git, dirty, sha256.
+
+    ``git=False`` (used when loading) never runs git: a file may name any
+    module, and git runs commands a repository configures (``core.fsmonitor``).
+    """
     info: dict = {}
     dist, version = _dist_version(module.split(".", 1)[0])
     if dist:
@@ -146,7 +150,7 @@ def module_info(module: str) -> dict:
     source = _source_file(module)
     if source is not None:
         info["sha256"] = _file_hash(source)
-        root = _git_root(source)
+        root = _git_root(source) if git else None
         if root is not None:
             commit, dirty = _git_state(root)
             if commit:
@@ -166,7 +170,7 @@ def _compare(recorded: dict) -> list[Mismatch]:
     for module, stored in recorded.get("versions", {}).items():
         if not isinstance(stored, dict):
             continue
-        now = module_info(module)
+        now = module_info(module, git=False)
         if "version" in stored and stored["version"] != now.get("version"):
             out.append(Mismatch(module, "version", stored["version"], now.get("version")))
         # the source can only be compared where it can be found without running code

@@ -18,7 +18,13 @@ import numpy as np
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
-from tinystore.storage.record import GPath, Physical, RecordStorage, dumps_record
+from tinystore.storage.record import (
+    MAX_RECORD_BYTES,
+    GPath,
+    Physical,
+    RecordStorage,
+    dumps_record,
+)
 
 RECORD = "@record"
 MODES = ("r", "r+", "a", "w", "w-", "x")
@@ -150,8 +156,10 @@ class _HDF5Physical(Physical):
             return None
         if ds is None:
             return None
-        if not isinstance(ds, h5py.Dataset):
-            raise CorruptStoreError(f"{RECORD} in group /{'/'.join(gpath)} is not a dataset")
+        if not isinstance(ds, h5py.Dataset) or ds.shape != () or ds.dtype.kind != "S":
+            raise CorruptStoreError(f"{RECORD} in group /{'/'.join(gpath)} is not a record")
+        if ds.dtype.itemsize > MAX_RECORD_BYTES:
+            raise CorruptStoreError(f"{RECORD} in group /{'/'.join(gpath)} is too large")
         return bytes(ds[()])
 
     def write_record(self, gpath: GPath, data: bytes) -> None:

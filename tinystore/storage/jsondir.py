@@ -23,7 +23,13 @@ import orjson
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
 from tinystore.storage.leaves import dtype_from_json
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
-from tinystore.storage.record import GPath, Physical, RecordStorage, dumps_record
+from tinystore.storage.record import (
+    MAX_RECORD_BYTES,
+    GPath,
+    Physical,
+    RecordStorage,
+    dumps_record,
+)
 
 RECORD = "@record.json"
 TMP_PREFIX = "@tmp-"
@@ -41,6 +47,7 @@ class _DirPhysical(Physical):
     """A directory tree; every file is written to a temporary name and renamed."""
 
     shared = True
+    pretty = True
 
     def __init__(self, dirname: str | os.PathLike, mode: str, lock_timeout: float):
         if mode not in MODES:
@@ -72,7 +79,7 @@ class _DirPhysical(Physical):
                     if child.name != LOCK:
                         shutil.rmtree(child) if child.is_dir() else child.unlink()
             if not is_store_dir(root):
-                self.write_record((), dumps_record([{"g": 1, "c": {}}]))
+                self.write_record((), dumps_record([{"g": 1, "c": {}}], pretty=True))
         finally:
             self._lock.release()
 
@@ -141,9 +148,14 @@ class _DirPhysical(Physical):
             raise
 
     def read_record(self, gpath: GPath) -> bytes | None:
+        path = self._dir(gpath) / RECORD
         try:
-            return (self._dir(gpath) / RECORD).read_bytes()
-        except FileNotFoundError:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size > MAX_RECORD_BYTES:
+                    raise CorruptStoreError(f"{path} claims {size} bytes; refusing to read it")
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError):
             return None
 
     def write_record(self, gpath: GPath, data: bytes) -> None:

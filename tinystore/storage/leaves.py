@@ -142,7 +142,9 @@ def encode_inline(value: Any) -> Any:
         entry.update(array_meta(value))
         return entry
     if isinstance(value, np.generic):
-        return {"N": _b64(value.tobytes()), "d": descr_to_json(value.dtype)}
+        # numpy gives one byte (S0) or four (U0) for empty string scalars
+        raw = value.tobytes() if value.dtype.itemsize else b""
+        return {"N": _b64(raw), "d": descr_to_json(value.dtype)}
     raise TypeError(f"not a leaf: {t.__name__}")
 
 
@@ -171,6 +173,8 @@ def decode_inline(entry: Any) -> Any:
             raw = _unb64(entry["N"])
             if len(raw) != dtype.itemsize:
                 raise CorruptStoreError(f"numpy scalar of {dtype} has {len(raw)} bytes")
+            if not dtype.itemsize:
+                return dtype.type()
             return np.frombuffer(raw, dtype=dtype)[0].copy()
     except CorruptStoreError:
         raise

@@ -68,6 +68,8 @@ class Physical(abc.ABC):
     #: True if other processes may change the store between sessions (files):
     #: cached records are then dropped when a session starts.
     shared: bool = False
+    #: True to write records indented, one entry per line (for diffs under git).
+    pretty: bool = False
 
     def begin(self, write: bool) -> None:
         """Start a session: take the cross-process lock, open handles."""
@@ -127,8 +129,10 @@ class Physical(abc.ABC):
         raise StorageClosedError(f"{self.location} cannot be reopened")
 
 
-def dumps_record(nodes: list) -> bytes:
-    return orjson.dumps({"tinystore": list(FORMAT_VERSION), "nodes": nodes})
+def dumps_record(nodes: list, pretty: bool = False) -> bytes:
+    """A record's bytes; ``pretty``: one entry per line, so changes diff small."""
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    return orjson.dumps({"tinystore": list(FORMAT_VERSION), "nodes": nodes}, option=option)
 
 
 def loads_record(data: bytes, where: str) -> list:
@@ -150,6 +154,25 @@ def loads_record(data: bytes, where: str) -> list:
     if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
         raise CorruptStoreError(f"the record of {where} has no valid node table")
     return nodes
+
+
+#: Records larger than this are refused as damaged: tinystore writes big data
+#: outside records, so only a crafted or broken file gets here.
+MAX_RECORD_BYTES = 1 << 30
+
+
+def check_name(name: Any, where: str) -> str:
+    """A physical name read from a file: refuse anything that could leave its group."""
+    if (
+        type(name) is not str
+        or not name
+        or name in (".", "..")
+        or name.startswith("@")
+        or any(c in name for c in "/\\\x00:")
+        or len(name) > 255
+    ):
+        raise CorruptStoreError(f"{where} names an invalid file {name!r}; the record is damaged")
+    return name
 
 
 def _entry_names(entry: Any) -> Iterator[tuple[str, str, dict]]:
@@ -186,6 +209,8 @@ class Record:
 
     def new_name(self, key: str) -> str:
         base = safe_name(key, limit=100)
+        if base.endswith((".npy", ".bin")):  # would collide with the file of an external
+            base = base[:-4] + "%2e" + base[-3:]
         name, i = base, 0
         names = self.names
         while name in names:
@@ -238,7 +263,7 @@ def _children_entries(node: dict) -> Any:
 def _child_entry(node: dict, key: str) -> Any:
     c = node.get("c")
     if type(c) is list:
-        if key.isdigit() and (key == "0" or key[0] != "0"):
+        if key.isascii() and key.isdigit() and (key == "0" or key[0] != "0"):
             i = int(key)
             if i < len(c):
                 return c[i]
@@ -300,6 +325,9 @@ class _Store:
         notes = self.physical.read_journal()
         for gpath, kind, name, entry in notes:
             try:
+                check_name(name, "the journal")
+                for part in gpath:
+                    check_name(part, "the journal")
                 used = name in self._record(tuple(gpath)).names
             except (CorruptStoreError, NotAStoreError, OSError, KeyError):
                 continue  # its group is gone: deleting that group removed it too
@@ -320,8 +348,11 @@ class _Store:
         self.check_open()
         rec = self.records.get(gpath)
         if rec is None:
-            data = self.physical.read_record(gpath)
             where = self.describe(gpath)
+            try:
+                data = self.physical.read_record(gpath)
+            except MemoryError:
+                raise CorruptStoreError(f"the record of {where} is too large to read") from None
             if data is None:
                 raise CorruptStoreError(f"the record of {where} is missing")
             rec = Record(loads_record(data, where))
@@ -353,7 +384,7 @@ class _Store:
         dirty.sort(key=lambda item: -len(item[0]))  # children before their parents
         try:
             for gpath, rec in dirty:
-                self.physical.write_record(gpath, dumps_record(rec.canonical()))
+                self.physical.write_record(gpath, dumps_record(rec.canonical(), self.physical.pretty))
                 rec.dirty = False
             self.physical.commit()
         except BaseException:
@@ -396,6 +427,7 @@ class _Store:
     def discard(self, gpath: GPath, entry: Any) -> None:
         """Schedule everything physical below ``entry`` for deletion at commit."""
         rec = self.records[gpath]
+        rec.names  # noqa: B018 - computed now, while the old names are still listed
         stack = [entry]
         while stack:
             e = stack.pop()
@@ -504,6 +536,7 @@ class _Store:
             with self.session():
                 return self.external(gpath, entry)
         try:
+            check_name(entry["X"], self.describe(gpath))
             value = self.physical.read_external(gpath, entry["X"], entry)
             return bytearray(value) if entry.get("k") == "BA" else value
         except (CorruptStoreError, StorageClosedError):
@@ -531,14 +564,19 @@ class _Store:
         rec = self.record(gpath)
         root = GroupTree() if lazy and rec.nodes[index].get("g") else Tree()
         stack = [(gpath, rec, index, root)]
+        seen: set = set()
         while stack:
             gp, rec, i, t = stack.pop()
             try:
                 node = rec.nodes[i]
                 t.attrs = node.get("a") or {}
-                children = node.get("c") or {}
+                children = node.get("c")
+                if children is None:
+                    children = {}
             except (IndexError, TypeError, AttributeError):
                 raise CorruptStoreError(f"node table of {self.describe(gp)} is damaged") from None
+            if type(children) not in (list, dict) or type(t.attrs) is not dict:
+                raise CorruptStoreError(f"node table of {self.describe(gp)} is damaged")
             if type(children) is list:
                 out: Any = list(children)
                 pairs: Any = enumerate(children)
@@ -548,13 +586,22 @@ class _Store:
             for k, e in pairs:
                 if type(e) is dict:
                     if "@" in e:
-                        sub = GroupTree() if lazy and rec.nodes[e["@"]].get("g") else Tree()
+                        index = e["@"]
+                        if (gp, index) in seen or type(index) is not int or index <= 0:
+                            raise CorruptStoreError(
+                                f"the node table of {self.describe(gp)} is damaged (node "
+                                f"{index!r} is reached twice or is invalid)"
+                            )
+                        seen.add((gp, index))
+                        sub = GroupTree() if lazy and rec.nodes[index].get("g") else Tree()
                         out[k] = sub
-                        stack.append((gp, rec, e["@"], sub))
+                        stack.append((gp, rec, index, sub))
                     elif "G" in e:
                         sub = GroupTree() if lazy and e.get("g") else Tree()
                         out[k] = sub
-                        sgp = gp + (e["G"],)
+                        sgp = gp + (check_name(e["G"], self.describe(gp)),)
+                        if len(sgp) > 10_000:
+                            raise CorruptStoreError(f"{self.describe(gp)} nests groups endlessly")
                         stack.append((sgp, self.record(sgp), 0, sub))
                     elif lazy and "X" in e:
                         out[k] = _leaf_info(e)
@@ -714,7 +761,8 @@ class RecordStorage(GenericStorage):
             if "@" in entry:
                 return self._view(self, self._gpath, self._inner + (key,), key)
             if "G" in entry:
-                return self._view(self, self._gpath + (entry["G"],), (), key)
+                name = check_name(entry["G"], self._store.describe(self._gpath))
+                return self._view(self, self._gpath + (name,), (), key)
         return self._store.value(self._gpath, entry)
 
     def _peek(self, key: str) -> Any:
@@ -725,7 +773,9 @@ class RecordStorage(GenericStorage):
 
     def _list(self) -> list[tuple[str, bool]]:
         node = self._node()
-        children = node.get("c") or {}
+        children = node.get("c")
+        if children is None:
+            children = {}
         nodes = self._store.record(self._gpath).nodes
         out = []
         pairs = enumerate(children) if type(children) is list else children.items()
@@ -798,7 +848,7 @@ class RecordStorage(GenericStorage):
 
     def _create_group(self, key: str) -> GenericStorage:
         self._check_writable()
-        if self._inner:
+        if self._inner or not self.is_group:
             raise InvalidKeyError(
                 f"cannot create group {self._full(key)!r} inside a stored object"
             )

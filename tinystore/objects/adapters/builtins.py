@@ -6,6 +6,7 @@ import enum
 import types
 from typing import Any
 
+from tinystore.errors import UnloadableError
 from tinystore.objects.encode import is_key
 from tinystore.objects.globals import global_name
 from tinystore.objects.registry import Adapter, register_adapter
@@ -102,6 +103,8 @@ class EnumAdapter(Adapter):
         from tinystore.objects.globals import import_global
 
         cls = import_global(attrs["c"])
+        if not (isinstance(cls, type) and issubclass(cls, enum.Enum)):
+            raise UnloadableError(f"{attrs['c']} is not an Enum class")
         if "n" in attrs:
             return cls[attrs["n"]]
         return cls(attrs["v"])
