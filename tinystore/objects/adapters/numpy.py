@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.format import descr_to_dtype, dtype_to_descr
 
+from tinystore.errors import UnloadableError
 from tinystore.objects.registry import Adapter, register_adapter
 from tinystore.storage.leaves import array_order
 
@@ -72,6 +73,8 @@ class DtypeAdapter(Adapter):
         if not attrs.get("r"):
             return _dtype(attrs["d"])
         cls, args, state = yield children
+        if cls is not np.dtype:  # a damaged or crafted node must not call anything else
+            raise UnloadableError(f"a stored dtype is rebuilt by numpy.dtype, not {cls!r:.60}")
         dtype = cls(*args)
         dtype.__setstate__(state)
         return dtype
