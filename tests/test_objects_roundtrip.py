@@ -651,7 +651,8 @@ def test_attribute_names_that_look_like_metadata(check):
 
 def test_builtin_subclass_values_browsable(store):
     store["lst"] = _with_attrs(MyList([10, 20]), name="L")
-    assert type(store["lst"]) is MyList
+    loaded = store["lst"]
+    assert type(loaded) is MyList and loaded == [10, 20] and loaded.name == "L"
 
 
 # -- standard library types ------------------------------------------------------------
@@ -1122,6 +1123,14 @@ def test_partial_access_to_a_part_that_refers_to_a_state_dict(store):
     assert store["x/1"] == {"k": 1} and store["x/0/k"] == 1
     loaded = store["x"]
     assert loaded[0].params is loaded[1]
+
+
+def test_partial_update_inside_a_shared_state_dict(store):
+    params = {"k": 1}
+    store["x"] = [SharedState(params), params]
+    store["x/0/k"] = 2  # the state dict is one object: both holders see the update
+    loaded = store["x"]
+    assert loaded[1] == {"k": 2} and loaded[0].params is loaded[1]
 
 
 def test_partial_access_on_reopened_file(filename):
