@@ -86,7 +86,7 @@ def save(
         cloudpickle_fallback=cloudpickle_fallback,
         reducers=reducers,
         **options,
-    ) as storage:
+    ) as storage, storage._session(write=True):
         if path:
             storage[path] = obj
         else:
@@ -108,7 +108,7 @@ def load(
     with open(
         filename, "r", backend=backend, safe=safe, allow=allow, version_check=version_check,
         **options,
-    ) as storage:
+    ) as storage, storage._session():
         if path:
             return storage[path]
         return _root_object(storage)

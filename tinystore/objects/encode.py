@@ -91,6 +91,10 @@ class Encoder:
         self.anchors = 0
         self.reducers = dict(reducers or {})
         self.process_reducers = process_reducers()
+        # the plain-container shortcut holds unless someone re-routes these types
+        self._fast = not any(
+            t in self.reducers or t in self.process_reducers for t in (list, tuple, dict)
+        )
         self.cloudpickle_fallback = cloudpickle_fallback
         self.fallbacks: list[str] = []
         self.globals: set[str] = set()
@@ -160,6 +164,12 @@ class Encoder:
         if isinstance(obj, np.generic) and not obj.dtype.hasobject:
             container[key] = obj
             return
+        if self._fast and (t is tuple or t is list or t is dict):
+            tree = self._plain_container(obj, t)
+            if tree is not None:
+                container[key] = tree
+                self.memo[id(obj)] = [obj, tree, None, None]
+                return
         if label is None:
             label = f"[{key}]" if type(key) is int else str(key)
         try:
@@ -183,6 +193,25 @@ class Encoder:
             if not self.cloudpickle_fallback:
                 raise error from exc
             self._fallback(obj, container, key)
+
+    @staticmethod
+    def _plain_container(obj: Any, t: type) -> Tree | None:
+        """A list/tuple/dict of plain values as one node, without a frame (hot path).
+
+        Plain values cannot refer back to the container, so memoising it after
+        its items is exact; anything else takes the general way.
+        """
+        values = obj.values() if t is dict else obj
+        for item in values:
+            it = type(item)
+            if it not in _ATOMIC and not ((it is str or it is bytes) and len(item) < MEMO_MIN_LEN):
+                return None
+        if t is dict:
+            for k in obj:
+                if not is_key(k):
+                    return None
+            return Tree({"t": "dict"}, dict(obj))
+        return Tree({"t": "list" if t is list else "tuple"}, list(obj))
 
     def _dispatch(self, obj: Any, t: type, container: Any, key: Any, label: str) -> None:
         reducer = self.reducers.get(t) or self.process_reducers.get(t)
