@@ -1,0 +1,90 @@
+"""The benchmark script runs end to end (tiny sizes, one sample): it runs, not how fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "benchmarks", "run.py")
+WORKLOADS = [
+    ("a", "small-dict"),
+    ("b", "dataclass-arrays"),
+    ("c", "objects"),
+    ("d", "dataframe"),
+    ("e", "tuples"),
+    ("f", "nested"),
+    ("g", "partial-load"),
+    ("h", "partial-update"),
+    ("i", "browse"),
+]
+ALWAYS = ["ts.memory", "ts.hdf5", "ts.json", "pickle"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    proc = subprocess.run(
+        [sys.executable, SCRIPT, "--smoke", "--json", str(out)],
+        capture_output=True,
+        check=False,
+        text=True,
+        cwd=str(tmp_path_factory.getbasetemp()),  # works from anywhere
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, json.loads(out.read_text())
+
+
+def test_every_workload_has_a_row_per_engine(smoke_run):
+    stdout, data = smoke_run
+    engines = data["environment"]["engines"]
+    assert set(ALWAYS) <= set(engines)
+    for letter, name in WORKLOADS:
+        for engine in engines:
+            row = re.compile(rf"^\({letter}\) {re.escape(name)}\s+{re.escape(engine)}\b", re.MULTILINE)
+            assert row.search(stdout), f"no row for ({letter}) {name} / {engine}"
+    cells = {(r["workload"], r["engine"]): r for r in data["results"]}
+    assert len(cells) == len(WORKLOADS) * len(engines)
+
+
+def test_tinystore_and_pickle_measure_every_workload(smoke_run):
+    _, data = smoke_run
+    for r in data["results"]:
+        if r["engine"] not in ALWAYS:
+            continue  # optional engines may time out or be n/a
+        assert r["status"] == "ok", r
+        if r["letter"] in "abcdef":
+            assert r["save_s"] > 0 and r["load_s"] > 0 and r["size_bytes"] > 0, r
+        else:
+            assert r["op_s"] > 0, r
+        if r["engine"] != "pickle":
+            assert r["ratios"], r
+
+
+def test_peak_memory_and_targets_are_reported(smoke_run):
+    stdout, data = smoke_run
+    assert "Peak memory while saving (b)" in stdout
+    assert "Targets of issue 6" in stdout
+    measured = {row["engine"]: row for row in data["peak_memory"]}
+    for engine in ALWAYS:
+        assert measured[engine]["tracemalloc_peak_bytes"] >= 0
+    assert {t["engine"] for t in data["targets"]} == {"ts.memory", "ts.hdf5", "ts.json"}
+
+
+def test_only_selects_workloads_and_engines(capsys):
+    sys.path.insert(0, ROOT)
+    try:
+        from benchmarks import run
+    finally:
+        sys.path.remove(ROOT)
+    result = run.main(["--smoke", "--only", "a,json", "--only", "partial-load"])
+    rows = {(r["letter"], r["engine"]) for r in result["results"]}
+    assert rows == {(w, e) for w in "ag" for e in ("ts.json", "pickle")}
+    assert result["peak_memory"] == []
+    assert "(g) partial-load" in capsys.readouterr().out
