@@ -32,12 +32,6 @@ from crafting import read_record, write_record  # noqa: E402
 
 FILE_BACKENDS = ["hdf5", "json"]
 
-HDF5_DTYPE_UNCHECKED = pytest.mark.xfail(
-    strict=True,
-    reason="_HDF5Physical.read_external compares the dataset's shape with the record but not "
-    "its dtype: a dataset of another dtype loads silently as that dtype, and a "
-    "variable-length one as a numpy *object* array (even with safe=True)",
-)
 on_files = pytest.mark.parametrize("backend", FILE_BACKENDS)
 
 
@@ -261,11 +255,6 @@ def test_newer_minor_format_version_still_loads(backend, filename):
     assert_others_load(filename, set())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_DirPhysical.read_record lets IsADirectoryError escape when @record.json is a "
-    "directory (a bare OSError, not a TinystoreError)",
-)
 @pytest.mark.parametrize("backend", ["json"])
 def test_record_that_is_a_directory(backend, filename):
     _populate(filename)
@@ -338,13 +327,6 @@ def test_missing_external(backend, filename, which):
 
 @pytest.mark.parametrize("backend", ["hdf5"])
 def test_hdf5_group_replaced_by_a_dataset(request, backend, filename):
-    request.applymarker(
-        pytest.mark.xfail(
-            strict=True,
-            reason="_HDF5Physical.read_record calls .get on whatever h5py returns: a dataset "
-            "where a group should be escapes as a bare AttributeError",
-        )
-    )
     _populate(filename)
     with h5py.File(filename, "a") as f:
         del f["a"]
@@ -377,8 +359,6 @@ class _Boom:
 @on_files
 @pytest.mark.parametrize("how", ["np.save of an object array", "pickle.dump", "raw pickle bytes"])
 def test_external_array_swapped_for_a_pickle(request, backend, filename, tmp_path, how):
-    if backend == "hdf5" and how == "np.save of an object array":
-        request.applymarker(HDF5_DTYPE_UNCHECKED)  # here: a ragged (vlen) dataset of bytes
     _populate(filename)
     sentinel = tmp_path / "UNPICKLED"
     payload = np.array([_Boom(str(sentinel))] * 3, dtype=object)
@@ -424,8 +404,6 @@ def test_external_array_swapped_for_a_pickle(request, backend, filename, tmp_pat
 )
 def test_external_array_with_another_shape_or_dtype(request, backend, filename, replacement):
     """The record says float64 (1000,); the file or dataset holds something else."""
-    if backend == "hdf5" and replacement.shape == (1000,):
-        request.applymarker(HDF5_DTYPE_UNCHECKED)
     _populate(filename)
     if backend == "json":
         np.save(Path(filename, "a", "x.npy"), replacement, allow_pickle=False)
@@ -439,7 +417,6 @@ def test_external_array_with_another_shape_or_dtype(request, backend, filename, 
     assert_others_load(filename, {"a"})
 
 
-@HDF5_DTYPE_UNCHECKED
 @pytest.mark.parametrize("backend", ["hdf5"])
 def test_hdf5_external_array_of_variable_length_strings(backend, filename):
     _populate(filename)
@@ -473,19 +450,8 @@ def test_external_array_file_damaged(backend, filename, how):
 @pytest.mark.parametrize("how", ["truncated", "longer", "wrong dtype"])
 def test_external_bytes_of_the_wrong_length(request, backend, filename, how):
     """The record says 5000 bytes (``"n"``); the ``.bin`` file / dataset holds other bytes."""
-    if how == "wrong dtype":
-        if backend == "json":
-            pytest.skip("a .bin file has no dtype")
-        request.applymarker(HDF5_DTYPE_UNCHECKED)  # 625 float64 are 5000 bytes, as recorded
-    else:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="external bytes are returned as read: the length the record gives "
-                "(entry 'n') is never compared, so a truncated .bin file or a replaced "
-                "dataset loads silently as other bytes",
-            )
-        )
+    if how == "wrong dtype" and backend == "json":
+        pytest.skip("a .bin file has no dtype")
     _populate(filename)
     new = {"truncated": b"z" * 10, "longer": b"z" * 6000, "wrong dtype": None}[how]
     if backend == "json":
@@ -516,11 +482,6 @@ def test_truncated_hdf5_file(backend, filename, keep):
     assert Path(filename).stat().st_size == size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_HDF5Physical._prepare treats an empty file as new even in mode 'r': loading a "
-    "0-byte .h5 file writes an empty store into it and reports 'holds a group of 0 nodes'",
-)
 @pytest.mark.parametrize("backend", ["hdf5"])
 def test_hdf5_file_truncated_to_nothing(backend, filename):
     _populate(filename)

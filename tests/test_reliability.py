@@ -92,7 +92,7 @@ def test_sigkill_never_damages_completed_saves(backend, tmp_path):
 def test_concurrent_writers_and_reader(backend, tmp_path):
     store = _store(backend, tmp_path)
     tinystore.open(store, "w").close()
-    count = 25
+    count = 80  # long enough that the reader overlaps the writers
     writers = [
         subprocess.Popen([sys.executable, WRITER, store, f"w{n}_", str(count)],
                          stdout=subprocess.PIPE, env=_env(), text=True)

@@ -49,6 +49,8 @@ def describe(node: Any) -> tuple[str, str]:
         return "leaf", f"{module}.{t.__qualname__}"
     attrs = node.attrs
     kind = attrs.get("t", "?")
+    if type(kind) is not str:
+        return "damaged", repr(kind)[:40]
     if kind in _BUILTIN_KINDS:
         return kind, _BUILTIN_KINDS[kind]
     if kind == "obj":
@@ -149,7 +151,9 @@ class NodeView:
     def __contains__(self, key: object) -> bool:
         return key in self.keys()
 
-    def __getitem__(self, key: str) -> NodeView:
+    def __getitem__(self, key: str | int) -> NodeView:
+        if type(key) is int:  # view["items"][3] for the item at index 3
+            key = str(key)
         node = self._node
         for part in key.split("/"):
             items = dict(_items(node))

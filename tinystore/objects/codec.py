@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import sys
 from typing import Any, Callable, Iterable
 
 import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapters)
@@ -38,8 +41,39 @@ SAFE_CALLABLES = frozenset(
         "pathlib:PosixPath",
         "pathlib:WindowsPath",
         "pathlib:Path",
+        "numpy:dtype",
     ]
 )
+#: Callables that turn any iterable into a container: only stored data may feed them.
+_MATERIALISING = frozenset(["collections:deque", "collections:Counter"])
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """Pause the cyclic garbage collector: building many objects would trigger
+    full collections that find nothing (the objects are all alive), which
+    made large graphs several times slower."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _name_of(obj: Any) -> str | None:
+    """``module:qualname`` of a class or function, if that name leads back to it."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if type(module) is not str or type(qualname) is not str:
+        return None
+    found: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    return f"{module}:{qualname}" if found is obj else None
+
+
 #: ``copyreg.__newobj__(cls, *args)`` calls ``cls.__new__``: allowed for these classes.
 _NEWOBJ = frozenset(["copyreg:__newobj__", "copyreg:__newobj_ex__"])
 
@@ -192,19 +226,20 @@ class ObjectCodec:
             return None
         callables = SAFE_CALLABLES | self.allow
 
-        def check_call(name: Any, args: Any) -> None:
-            if name in _NEWOBJ:
-                first = args.children[0] if type(args) is Tree and args.children else None
-                name = (
-                    first.attrs.get("g")
-                    if type(first) is Tree and first.attrs.get("t") == "global"
-                    else None
-                )
+        def check_call(func: Any, args: Any) -> None:
+            name = _name_of(func)
+            if name in _NEWOBJ:  # copyreg.__newobj__(cls, *args) calls cls.__new__
+                cls = args[0] if type(args) is tuple and args else None
+                name = _name_of(cls)
             if name not in callables:
                 raise UnsafeLoadError(
-                    f"safe loading refuses to call {name or 'a computed callable'}; if you "
-                    f"trust it, pass allow=[{name!r}]"
+                    f"safe loading refuses to call {name or repr(func)[:60]}; if you trust "
+                    f"it, pass allow=[{name!r}]"
                 )
+            if name in _MATERIALISING and not all(
+                type(a) in (list, tuple, dict, int, type(None)) for a in args
+            ):
+                raise UnsafeLoadError(f"safe loading refuses {name} of a computed iterable")
 
         return check_call
 
@@ -216,7 +251,8 @@ class ObjectCodec:
             top = self.check_replace(storage, path)
             if top is not None:
                 encoder.anchors = top + 1  # ids stay unique within the enclosing object
-        node = encoder.encode(obj)
+        with _no_gc():
+            node = encoder.encode(obj)
         if type(node) is Tree:
             if encoder.globals:
                 versions = record_versions(encoder.globals)
@@ -287,7 +323,8 @@ class ObjectCodec:
             locate=locate,
             path=storage.path if storage is not None else "",
         )
-        return decoder.decode(node)
+        with _no_gc():
+            return decoder.decode(node)
 
     @staticmethod
     def _object_root(storage: GenericStorage) -> GenericStorage | None:

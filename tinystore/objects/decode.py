@@ -309,13 +309,10 @@ def _object(dec: Decoder, attrs: dict, children: Any):
 
 
 def _reduce(dec: Decoder, attrs: dict, children: dict):
-    if dec.check_call is not None:
-        # safe loading: only named, allowed callables are called (never a computed one)
-        f = children.get("f") if type(children) is dict else None
-        name = f.attrs.get("g") if type(f) is Tree and f.attrs.get("t") == "global" else None
-        dec.check_call(name, children.get("a"))
     func = yield children["f"]
     args = yield children["a"]
+    if dec.check_call is not None:
+        dec.check_call(func, args)  # safe loading: only allowed constructors are called
     if "alias" in attrs:
         obj = dec.lookup(attrs["alias"])
     else:

@@ -168,6 +168,10 @@ class GenericStorage(MutableMapping, abc.ABC):
         """Context that holds the backend (lock, handles) over one user operation."""
         return nullcontext()
 
+    def _transaction(self) -> Any:
+        """Context in which writes happen all together or not at all (if supported)."""
+        return nullcontext()
+
     def _reopen(self) -> None:
         """Open the file again after :meth:`close` (backends override)."""
 
@@ -264,7 +268,8 @@ class GenericStorage(MutableMapping, abc.ABC):
         parts = split_path(path)
         with self._session(write=True):
             node = self._encode(value, self._full(path))
-            self._walk(parts[:-1], create=True)._set(parts[-1], node)
+            with self._transaction():  # parents created on the way go too if the write fails
+                self._walk(parts[:-1], create=True)._set(parts[-1], node)
 
     def __delitem__(self, path: str) -> None:
         self._check_writable()

@@ -17,6 +17,7 @@ import numpy as np
 
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json
+from tinystore.storage.journal import JournaledFile, roll_back
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import (
     MAX_RECORD_BYTES,
@@ -33,6 +34,9 @@ MODES = ("r", "r+", "a", "w", "w-", "x")
 def _native_ok(dtype: np.dtype) -> bool:
     """True if HDF5 holds this dtype natively (h5py round-trips it exactly)."""
     if dtype.fields is not None:
+        # h5py drops field titles and the aligned flag: such dtypes go as raw bytes
+        if dtype.isalignedstruct or any(len(f) > 2 for f in dtype.fields.values()):
+            return False
         return all(_native_ok(f[0]) for f in dtype.fields.values())
     if dtype.subdtype is not None:
         return _native_ok(dtype.subdtype[0])
@@ -62,6 +66,8 @@ class _HDF5Physical(Physical):
         self.location = self.filename
         self.readonly = mode == "r"
         self._file: Any = None
+        self._raw: JournaledFile | None = None
+        self._journal_path = self.filename + ".journal"
         self._dataset_options: dict = {}
         if compression is not None:
             self._dataset_options = {"compression": compression}
@@ -75,6 +81,7 @@ class _HDF5Physical(Physical):
         self._lock = StoreLock(self.filename + ".lock", self.filename, lock_timeout, self.readonly)
         self._lock.acquire()
         try:
+            self._recover()
             self._prepare(mode)
         finally:
             self._lock.release()
@@ -89,6 +96,8 @@ class _HDF5Physical(Physical):
             raise FileExistsError(f"{self.filename} already exists (mode {mode!r})")
         if mode == "w" and exists:
             self._check_ours_or_empty(path)
+        if self.readonly and exists and path.stat().st_size == 0:
+            raise NotAStoreError(f"{self.filename} is an empty file, not a tinystore file")
         if mode == "w" or not exists or path.stat().st_size == 0:
             with h5py.File(self.filename, "w", locking=False) as f:
                 f.create_dataset(RECORD, data=np.bytes_(dumps_record([{"g": 1, "c": {}}])))
@@ -125,25 +134,44 @@ class _HDF5Physical(Physical):
                     f"refusing to overwrite {self.filename}: it is not a tinystore file"
                 )
 
-    # sessions
+    # sessions: reads open the file directly; writes go through a rollback
+    # journal, so a killed writer leaves the file as its last session did
     def begin(self, write: bool) -> None:
         self._lock.acquire()
         try:
-            self._file = self._h5open("r+" if write else "r")
+            self._recover()
+            self._file = self._open_writer() if write else self._h5open("r")
         except BaseException:
             self._lock.release()
             raise
 
+    def _recover(self) -> None:
+        if os.path.exists(self._journal_path) and not self.readonly:
+            roll_back(self.filename, self._journal_path)
+
+    def _open_writer(self) -> h5py.File:
+        self._raw = JournaledFile(self.filename, self._journal_path)
+        try:
+            return h5py.File(self._raw, "r+")
+        except BaseException:
+            self._raw.close()
+            roll_back(self.filename, self._journal_path)
+            self._raw = None
+            raise
+
     def upgrade(self) -> None:
         self._file.close()
-        self._file = self._h5open("r+")
+        self._file = self._open_writer()
 
     def end(self) -> None:
         try:
             if self._file is not None:
                 self._file.close()
+                if self._raw is not None:
+                    self._raw.commit()
         finally:
             self._file = None
+            self._raw = None
             self._lock.release()
 
     def _group(self, gpath: GPath) -> h5py.Group:
@@ -151,9 +179,12 @@ class _HDF5Physical(Physical):
 
     def read_record(self, gpath: GPath) -> bytes | None:
         try:
-            ds = self._group(gpath).get(RECORD)
+            group = self._group(gpath)
         except KeyError:
             return None
+        if not isinstance(group, h5py.Group):
+            raise CorruptStoreError(f"/{'/'.join(gpath)} in {self.filename} is not a group")
+        ds = group.get(RECORD)
         if ds is None:
             return None
         if not isinstance(ds, h5py.Dataset) or ds.shape != () or ds.dtype.kind != "S":
@@ -169,18 +200,24 @@ class _HDF5Physical(Physical):
         group.create_dataset(RECORD, data=np.bytes_(data))
 
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
-        ds = self._group(gpath)[name]
+        ds = self._group(gpath).get(name)
+        where = f"dataset {name!r} in /{'/'.join(gpath)}"
+        if not isinstance(ds, h5py.Dataset):
+            raise CorruptStoreError(f"{where} is missing or not a dataset")
         if entry["k"] != "A":
+            if ds.dtype != np.uint8 or ds.ndim != 1:
+                raise CorruptStoreError(f"{where} does not hold bytes")
             return ds[()].tobytes()
-        expected = (
-            (int(np.prod(entry["s"], dtype=np.float64)) * dtype_from_json(entry["d"]).itemsize,)
-            if entry.get("r")
-            else tuple(entry["s"])
-        )
-        if ds.shape != expected:
+        dtype = dtype_from_json(entry["d"])
+        if entry.get("r"):
+            expected = (int(np.prod(entry["s"], dtype=np.float64)) * dtype.itemsize,)
+            expected_dtype = np.dtype(np.uint8)
+        else:
+            expected, expected_dtype = tuple(entry["s"]), dtype
+        if ds.shape != expected or ds.dtype != expected_dtype:
             raise CorruptStoreError(
-                f"dataset {name!r} in /{'/'.join(gpath)} has shape {ds.shape}, but the record "
-                f"says {expected}"
+                f"{where} holds {ds.dtype}{ds.shape}, but the record says "
+                f"{expected_dtype}{expected}"
             )
         data = ds[()]
         if entry.get("r"):
@@ -251,9 +288,10 @@ class HDF5Storage(RecordStorage):
     arrays stored as datasets.
 
     The file is opened for each operation and closed after it, under a
-    cross-process lock (the file ``<filename>.lock`` beside it): several
-    processes can use one file, and a killed process leaves the file as it
-    was after its last complete write.  ``lock_timeout`` is how long to wait
+    cross-process lock (the file ``<filename>.lock`` beside it), so several
+    processes can use one file.  Writes go through a rollback journal
+    (``<filename>.journal`` while a write is under way), so a killed process
+    leaves the file as it was after its last complete write.  ``lock_timeout`` is how long to wait
     for another process (seconds); ``storage.hold()`` / ``storage.batch()``
     keep the file open for a block of reads / writes.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,8 @@ class _DirPhysical(Physical):
                 return f.read()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except IsADirectoryError:
+            raise CorruptStoreError(f"{path} is a directory, not a record") from None
 
     def write_record(self, gpath: GPath, data: bytes) -> None:
         self._replace(self._dir(gpath) / RECORD, lambda f: f.write(data))
@@ -169,33 +172,34 @@ class _DirPhysical(Physical):
         if entry["k"] != "A":
             return path.read_bytes()
         expected = dtype_from_json(entry["d"])
-        with open(path, "rb") as f:
-            # check the header against the record before reading (or allocating) anything
-            try:
-                version = np.lib.format.read_magic(f)
-                header = (
-                    np.lib.format.read_array_header_1_0(f)
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0(f)
-                )
-            except ValueError as exc:
-                raise CorruptStoreError(f"{path} is not a plain .npy array: {exc}") from None
-            shape, fortran, dtype = header
-            nbytes = expected.itemsize * int(np.prod(entry["s"], dtype=np.float64))
-            remaining = os.fstat(f.fileno()).st_size - f.tell()
-            if dtype != expected or list(shape) != entry["s"] or remaining != nbytes:
-                raise CorruptStoreError(
-                    f"{path} holds {dtype}{shape} in {remaining} bytes, but the record says "
-                    f"{expected}{tuple(entry['s'])}"
-                )
-            f.seek(0)
-            arr = np.load(f, allow_pickle=False)
+        shape = tuple(entry["s"])
+        try:
+            # a memory map reads only the header: shape and dtype are checked
+            # against the record before any data is read (or memory claimed)
+            if expected.itemsize and all(shape):
+                header = np.load(path, mmap_mode="r", allow_pickle=False)
+            else:
+                header = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise CorruptStoreError(f"{path} is not a plain .npy array as recorded: {exc}") from None
+        if header.dtype != expected or header.shape != shape:
+            raise CorruptStoreError(
+                f"{path} holds {header.dtype}{header.shape}, but the record says "
+                f"{expected}{shape}"
+            )
+        arr = np.array(header, order="K", copy=True)
+        del header
         return arr
 
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
         path = self._file(gpath, name, entry)
         if type(value) is np.ndarray:
-            self._replace(path, lambda f: np.save(f, value, allow_pickle=False))
+            def save(f) -> None:
+                with warnings.catch_warnings():  # non-Latin-1 field names need .npy 3.0
+                    warnings.simplefilter("ignore", UserWarning)
+                    np.save(f, value, allow_pickle=False)
+
+            self._replace(path, save)
         else:
             self._replace(path, lambda f: f.write(value))
 

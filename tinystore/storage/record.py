@@ -33,7 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 import orjson
 
-from tinystore._paths import safe_name
+from tinystore._paths import check_key, safe_name
 from tinystore.errors import (
     CorruptStoreError,
     FormatVersionError,
@@ -159,6 +159,37 @@ def loads_record(data: bytes, where: str) -> list:
 #: Records larger than this are refused as damaged: tinystore writes big data
 #: outside records, so only a crafted or broken file gets here.
 MAX_RECORD_BYTES = 1 << 30
+
+
+_SCALARS = frozenset([str, int, bool, type(None)])
+
+
+def own_attrs(attrs: dict) -> dict:
+    """A private, JSON-exact copy of metadata (refusing what JSON cannot hold exactly)."""
+    for value in attrs.values():
+        if type(value) not in _SCALARS:
+            break
+    else:
+        if all(type(k) is str for k in attrs):
+            return dict(attrs)
+    try:
+        copy = orjson.loads(orjson.dumps(attrs))
+    except TypeError as exc:
+        raise UnsupportedValueError(f"metadata must be JSON-compatible: {exc}") from None
+    stack = [(attrs, copy)]
+    while stack:  # orjson writes nan/inf as null: refuse them rather than change them
+        original, _ = stack.pop()
+        values = original.values() if type(original) is dict else original
+        for v in values:
+            if type(v) is float and v - v != 0.0:
+                raise UnsupportedValueError(f"metadata cannot hold {v!r}; store it as a value")
+            if type(v) in (dict, list, tuple):
+                stack.append((v, None))
+    return copy
+
+
+def _bad_key(k: Any) -> None:
+    raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
 
 
 def check_name(name: Any, where: str) -> str:
@@ -417,6 +448,7 @@ class _Store:
             self.physical.clear_journal()
 
     def _remove(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
+        check_name(name, self.describe(gpath))
         if kind == "X":
             self.physical.delete_external(gpath, name, entry)
         else:
@@ -438,6 +470,7 @@ class _Store:
                 rec.compact = False
             else:
                 for kind, name, ent in _entry_names(e):
+                    check_name(name, self.describe(gpath))
                     self.garbage.append((gpath, kind, name, ent))
                     # noted before the commit, so a crash after it cannot leave it behind
                     self.physical.journal(gpath, kind, name, ent)
@@ -467,7 +500,7 @@ class _Store:
             t, idx = stack.pop()
             if type(t.attrs) is not dict:
                 raise UnsupportedValueError(f"Tree.attrs must be a dict, not {type(t.attrs)}")
-            node: dict = {"a": t.attrs} if t.attrs else {}
+            node: dict = {"a": own_attrs(t.attrs)} if t.attrs else {}
             children = t.children
             pending: list = []
             is_list = type(children) is list
@@ -499,8 +532,8 @@ class _Store:
                 if is_list:
                     out.append(e)
                 else:
-                    if type(k) is not str:
-                        raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
+                    if type(k) is not str or not (k.isidentifier() and len(k) <= 63):
+                        check_key(k) if type(k) is str else _bad_key(k)
                     out[k] = e
             node["c"] = out
             nodes[idx] = node
@@ -538,6 +571,11 @@ class _Store:
         try:
             check_name(entry["X"], self.describe(gpath))
             value = self.physical.read_external(gpath, entry["X"], entry)
+            if entry.get("k") != "A" and "n" in entry and len(value) != entry["n"]:
+                raise CorruptStoreError(
+                    f"external leaf {entry['X']!r} of {self.describe(gpath)} has {len(value)} "
+                    f"bytes, but the record says {entry['n']}"
+                )
             return bytearray(value) if entry.get("k") == "BA" else value
         except (CorruptStoreError, StorageClosedError):
             raise
@@ -658,11 +696,7 @@ class _Attrs(MutableMapping):
             node = s._node()
             attrs = dict(node.get("a") or {})
             change(attrs)
-            try:
-                orjson.dumps(attrs)
-            except TypeError as exc:
-                raise UnsupportedValueError(f"attrs must be JSON-compatible: {exc}") from None
-            node["a"] = attrs
+            node["a"] = own_attrs(attrs)
             rec.dirty = True
 
     def __setitem__(self, key: str, value: Any) -> None:
@@ -911,6 +945,9 @@ class RecordStorage(GenericStorage):
 
     def _session(self, write: bool = False):
         return self._store.session(write)
+
+    def _transaction(self):
+        return self._store.transaction()
 
     def _close(self) -> None:
         self._store.close()

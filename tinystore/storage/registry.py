@@ -50,6 +50,8 @@ def _is_hdf5_store(location) -> bool:
 
     from tinystore.storage.hdf5 import RECORD
 
+    if os.path.isfile(os.fspath(location) + ".journal"):
+        return True  # a write was interrupted: the backend rolls it back on open
     if not os.path.isfile(location) or not h5py.is_hdf5(location):
         return False
     with h5py.File(location, "r") as f:
@@ -62,8 +64,9 @@ def _remove_hdf5(location) -> None:
     if not _is_hdf5_store(location):
         raise NotAStoreError(f"refusing to delete {location}: it is not a tinystore HDF5 file")
     os.unlink(location)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.fspath(location) + ".lock")
+    for extra in (".journal", ".lock"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.fspath(location) + extra)
 
 
 def _open_json(location, mode="a", **options):
@@ -154,17 +157,19 @@ def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
     text = os.fspath(location) if isinstance(location, (str, os.PathLike)) else str(location)
     if text.startswith("memory://"):
         return specs["memory"]
+    # the suffix first: looking inside a file must wait for the backend's lock
+    # (a writer may be half-way, or have been killed half-way, through it)
+    suffix = Path(text).suffix.lower()
+    for spec in specs.values():
+        if suffix and suffix in spec.suffixes:
+            return spec
     for spec in specs.values():
         if spec.detect is not None and spec.name != "memory":
             try:
                 if spec.detect(text):
                     return spec
-            except OSError:
+            except Exception:  # a damaged file is the backend's to report
                 pass
-    suffix = Path(text).suffix.lower()
-    for spec in specs.values():
-        if suffix and suffix in spec.suffixes:
-            return spec
     known = ", ".join(f"{s.name} ({' '.join(s.suffixes) or 'memory://name'})" for s in specs.values())
     raise BackendError(
         f"cannot tell the backend of {text!r} from its name; use a known suffix or pass "

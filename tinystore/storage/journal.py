@@ -1,0 +1,129 @@
+"""A rollback journal that makes in-place file updates all-or-nothing.
+
+HDF5 rewrites metadata in place, so a process killed while it writes can
+leave a file that no longer opens (measured: "addr overflow" after SIGKILL
+during a flush).  :class:`JournaledFile` is the file object h5py writes
+through during a write session: before a byte of the file as it was at the
+session's start is overwritten, the original bytes go to a journal file.  A
+session that completes deletes the journal; :func:`roll_back` (run at the
+next session) restores the original bytes and length if a journal is left
+over -- SQLite's rollback journal, for any file format.
+
+Journal layout: an 8-byte original length, then records of
+``offset (8) | length (4) | original bytes``; a record cut short by a kill
+is ignored (the data write it protects had not started yet).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+
+_HEAD = struct.Struct("<Q")
+_REC = struct.Struct("<QI")
+PAGE = 4096
+
+
+class JournaledFile(io.RawIOBase):
+    """A read/write file whose overwrites are journaled first (see module docs)."""
+
+    def __init__(self, path: str, journal_path: str):
+        super().__init__()
+        self._f = open(path, "r+b")  # noqa: SIM115 - closed in close()
+        self._journal_path = journal_path
+        self._length = os.fstat(self._f.fileno()).st_size
+        self._saved: set[int] = set()  # pages already in the journal
+        self._journal = open(journal_path, "wb")  # noqa: SIM115
+        self._journal.write(_HEAD.pack(self._length))
+        self._journal.flush()
+
+    # the file-object protocol h5py's "fileobj" driver uses
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def readinto(self, buffer) -> int:
+        return self._f.readinto(buffer)
+
+    def _save(self, start: int, end: int) -> None:
+        """Journal the original bytes of [start, end) that are not journaled yet."""
+        end = min(end, self._length)
+        if start >= end:
+            return
+        first, last = start // PAGE, (end - 1) // PAGE
+        pages = [p for p in range(first, last + 1) if p not in self._saved]
+        if not pages:
+            return
+        here = self._f.tell()
+        for page in pages:
+            offset = page * PAGE
+            self._f.seek(offset)
+            original = self._f.read(min(PAGE, self._length - offset))
+            self._journal.write(_REC.pack(offset, len(original)) + original)
+            self._saved.add(page)
+        self._journal.flush()  # in the OS before the data is overwritten
+        self._f.seek(here)
+
+    def write(self, data) -> int:
+        start = self._f.tell()
+        size = len(memoryview(data).cast("B"))
+        self._save(start, start + size)
+        return self._f.write(data)
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._f.tell() if size is None else size
+        self._save(size, self._length)
+        return self._f.truncate(size)
+
+    def flush(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+
+    def close(self) -> None:
+        """Close the file, but keep the journal: :meth:`commit` removes it."""
+        if not self.closed:
+            super().close()
+            self._f.close()
+            self._journal.close()
+
+    def commit(self) -> None:
+        """The file is complete: forget the journal."""
+        self.close()
+        os.unlink(self._journal_path)
+
+
+def roll_back(path: str, journal_path: str) -> bool:
+    """Undo an interrupted session from its journal; True if there was one."""
+    try:
+        with open(journal_path, "rb") as j:
+            data = j.read()
+    except FileNotFoundError:
+        return False
+    if len(data) >= _HEAD.size:
+        (length,) = _HEAD.unpack_from(data)
+        with open(path, "r+b") as f:
+            pos = _HEAD.size
+            while pos + _REC.size <= len(data):
+                offset, size = _REC.unpack_from(data, pos)
+                pos += _REC.size
+                if pos + size > len(data):
+                    break  # cut short by the kill: its data write never began
+                f.seek(offset)
+                f.write(data[pos : pos + size])
+                pos += size
+            f.truncate(length)
+            f.flush()
+    os.unlink(journal_path)
+    return True
