@@ -885,10 +885,7 @@ def test_attrs_do_not_alias_the_callers_objects():
     assert s["t"].attrs["k"] == [1]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="a read Tree's attrs are the record cache's own dict"
-)
-def test_bug_read_tree_attrs_alias_the_record_cache():
+def test_read_tree_attrs_do_not_alias_the_record_cache():
     # memory backend (and any backend inside hold()/batch()): changing the
     # attrs of a Tree that was read changes what the storage holds, without a write
     s = MemoryStorage()

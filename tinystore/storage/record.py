@@ -188,6 +188,14 @@ def own_attrs(attrs: dict) -> dict:
     return copy
 
 
+def copy_attrs(attrs: dict) -> dict:
+    """A copy of stored metadata that the caller may change freely."""
+    for value in attrs.values():
+        if type(value) not in _SCALARS and type(value) is not float:
+            return orjson.loads(orjson.dumps(attrs))
+    return dict(attrs)
+
+
 def _bad_key(k: Any) -> None:
     raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
 
@@ -607,7 +615,8 @@ class _Store:
             gp, rec, i, t = stack.pop()
             try:
                 node = rec.nodes[i]
-                t.attrs = node.get("a") or {}
+                a = node.get("a")
+                t.attrs = copy_attrs(a) if a else {}
                 children = node.get("c")
                 if children is None:
                     children = {}
@@ -679,7 +688,8 @@ class _Attrs(MutableMapping):
         return self._s._node().get("a") or {}
 
     def __getitem__(self, key: str) -> Any:
-        return self._data()[key]
+        value = self._data()[key]
+        return copy_attrs({key: value})[key] if type(value) in (dict, list) else value
 
     def __iter__(self):
         return iter(list(self._data()))
