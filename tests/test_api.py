@@ -299,3 +299,80 @@ def test_unsafe_files_refused_by_safe_loading(filename, tmp_path):
     assert tinystore.load(filename, safe=True) == {"d": Decimal("1.5"), "x": [1, 2]}
     with pytest.raises(ValueError, match="exact"):
         tinystore.load(filename, safe=True, allow=["numpy.*"])
+
+
+def make_cell(a: float, cubic: bool = False) -> dict:
+    """A stand-in for a structure generator such as ase.build.bulk."""
+    CALLS.append((a, cubic))
+    return {"cell": np.eye(3) * a, "cubic": cubic}
+
+
+CALLS: list = []
+
+
+def test_recipe_stores_the_call_not_the_result(filename):
+    CALLS.clear()
+    recipe = tinystore.Recipe(make_cell, 4.05, cubic=True)
+    with tinystore.open(filename, "w") as s:
+        s["structure"] = recipe
+        assert CALLS == []  # storing does not call it
+        view = s.node("structure")
+        assert view.kind == "recipe" and view.type == "test_api.make_cell"
+        assert view["args"]["0"].to_object() == 4.05
+        assert view["kwargs"]["cubic"].to_object() is True
+        assert CALLS == []  # browsing does not call it either
+        structure = s["structure"]
+    assert CALLS == [(4.05, True)]
+    assert structure["cubic"] is True and np.array_equal(structure["cell"], np.eye(3) * 4.05)
+    with pytest.raises(tinystore.errors.UnsafeLoadError, match="make_cell"):
+        tinystore.load(filename, path="structure", safe=True)
+    assert CALLS == [(4.05, True)]
+    loaded = tinystore.load(filename, path="structure", safe=True, allow=["test_api:make_cell"])
+    assert loaded["cubic"] is True
+
+
+def test_recipe_needs_an_importable_function(filename):
+    with pytest.raises(tinystore.errors.UnstorableError):
+        tinystore.save(tinystore.Recipe(lambda: 1), filename)
+    with pytest.raises(TypeError):
+        tinystore.Recipe(3)
+
+
+def test_reducers_per_call_and_process_wide(filename):
+    from fractions import Fraction
+
+    def as_text(value):
+        return (Fraction, (str(value),))
+
+    tinystore.save({"f": Fraction(1, 3)}, filename, reducers={Fraction: as_text})
+    with tinystore.open(filename, "r") as s:
+        assert s.node("f")["a"]["0"].to_object() == "1/3"
+    assert tinystore.load(filename)["f"] == Fraction(1, 3)
+    tinystore.register_reducer(Fraction, as_text)
+    try:
+        tinystore.save({"f": Fraction(2, 3)}, filename)
+        with tinystore.open(filename, "r") as s:
+            assert s.node("f")["a"]["0"].to_object() == "2/3"
+    finally:
+        tinystore.register_reducer(Fraction, None)
+
+
+def test_third_party_backend_by_entry_point(monkeypatch):
+    from tinystore.storage import registry
+
+    spec = registry.BackendSpec("thirdparty", registry._open_memory, (".tp",))
+
+    class EP:
+        name = "thirdparty"
+
+        @staticmethod
+        def load():
+            return spec
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EP()] if group == "tinystore.backends" else [])
+    monkeypatch.setattr(registry, "_SPECS", None)
+    assert "thirdparty" in dir(tinystore.backends)
+    tinystore.backends.thirdparty.dump([1, 2], "x.tp")
+    assert tinystore.load("x.tp") == [1, 2]
+    tinystore.MemoryStorage.drop("x.tp")
+    monkeypatch.setattr(registry, "_SPECS", None)

@@ -9,6 +9,7 @@
 from tinystore import backends, errors
 from tinystore._api import delete, load, open, save
 from tinystore.objects.codec import ObjectCodec
+from tinystore.objects.recipe import Recipe
 from tinystore.objects.registry import Adapter, register_adapter, register_reducer
 from tinystore.objects.storable import Storable
 from tinystore.storage import GenericStorage, HDF5Storage, JSONDirStorage, MemoryStorage, Tree
@@ -23,6 +24,7 @@ __all__ = [
     "backends",
     "errors",
     "Storable",
+    "Recipe",
     "Adapter",
     "register_adapter",
     "register_reducer",

@@ -55,7 +55,7 @@ def describe(node: Any) -> tuple[str, str]:
         return kind, _BUILTIN_KINDS[kind]
     if kind == "obj":
         return ("dataclass" if attrs.get("dc") else "object"), _dotted(attrs.get("c", "?"))
-    if kind in ("storable", "enum"):
+    if kind in ("storable", "enum", "recipe"):
         name = _dotted(attrs.get("c", "?"))
         return kind, f"{name}.{attrs['n']}" if kind == "enum" and "n" in attrs else name
     if kind == "global":

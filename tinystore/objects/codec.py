@@ -8,6 +8,7 @@ import sys
 from typing import Any, Callable, Iterable
 
 import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapters)
+import tinystore.objects.recipe  # noqa: F401
 import tinystore.objects.storable  # noqa: F401
 from tinystore.errors import NodeNotFoundError, SharedNodeError, UnsafeLoadError
 from tinystore.objects.browse import NodeView, summarize

@@ -251,7 +251,9 @@ class Decoder:
                     "tinystore, or by an adapter that is not registered in this process"
                 )
             if adapter.imports and "c" in attrs:
-                import_global(attrs["c"], self.check)
+                imported = import_global(attrs["c"], self.check)
+                if adapter.calls and self.check_call is not None:
+                    self.check_call(imported, ())
             if "alias" in attrs:
                 gen = _alias(self, attrs, node.children)
             else:

@@ -56,6 +56,10 @@ class Adapter:
     #: memoised after them (like tuples); False: memoised before them.
     immutable = False
 
+    #: True if decoding calls the object named by ``attrs["c"]`` with stored
+    #: arguments (``safe=True`` then requires it among the allowed callables).
+    calls = False
+
     #: True if the adapter needs the class/function of the object imported by
     #: name on load (so ``safe=True`` checks it); the name is ``attrs["c"]``.
     imports = False
