@@ -375,7 +375,7 @@ def _remove(backend: str, loc: str) -> None:
                 os.unlink(path)
 
 
-EXAMPLES = {"memory": 250, "hdf5": 100, "json": 100}
+EXAMPLES = {"memory": 400, "hdf5": 150, "json": 150}
 
 
 @pytest.mark.parametrize("backend_name", ["memory", "hdf5", "json"])

@@ -22,10 +22,9 @@ The model's semantics (the storage contract as documented in
   group can be made inside a stored object (``InvalidKeyError``), whether by
   ``create_group`` or as the missing parent of a path.
 
-The bugs this machine found are pinned by the targeted tests at the end of the
-module: regression tests for the fixed ones, a strict xfail for the one still
-open (a read Tree's attrs alias the record cache; the machine never mutates
-what it reads).
+Every bug this machine found (and those found while writing it) is pinned by
+a targeted regression test at the end of the module; library bugs found later
+belong there too, as strict xfails until they are fixed.
 """
 
 from __future__ import annotations
@@ -887,7 +886,7 @@ def test_attrs_do_not_alias_the_callers_objects():
 
 def test_read_tree_attrs_do_not_alias_the_record_cache():
     # memory backend (and any backend inside hold()/batch()): changing the
-    # attrs of a Tree that was read changes what the storage holds, without a write
+    # attrs of a Tree that was read used to change what the storage holds
     s = MemoryStorage()
     s["t"] = Tree({"k": [1]}, {"x": 1})
     s["t"]._read_tree().attrs["k"].append(3)
