@@ -64,9 +64,7 @@ def canon(x):
 def _array_order(a: np.ndarray) -> str:
     if a.flags.c_contiguous:
         return "C"
-    return (
-        "F" if a.flags.f_contiguous else "C"
-    )  # a non-contiguous array loads C-ordered
+    return "F" if a.flags.f_contiguous else "C"  # a non-contiguous array loads C-ordered
 
 
 def assert_same(original, loaded, *, numpy_exact: bool = True) -> None:
@@ -83,14 +81,10 @@ def assert_same(original, loaded, *, numpy_exact: bool = True) -> None:
         a, b, where = stack.pop()
         t = type(a)
         assert type(b) is t, f"{where}: type {type(b).__name__} != {t.__name__}"
-        if isinstance(a, MUTABLE + IDENTITY_KEPT) and not (
-            isinstance(a, IDENTITY_KEPT) and not a
-        ):
+        if isinstance(a, MUTABLE + IDENTITY_KEPT) and not (isinstance(a, IDENTITY_KEPT) and not a):
             hit = seen.get(id(a))
             if hit is not None:
-                assert hit is b, (
-                    f"{where}: a shared {t.__name__} was loaded as two objects"
-                )
+                assert hit is b, f"{where}: a shared {t.__name__} was loaded as two objects"
                 continue
             if isinstance(a, MUTABLE):
                 assert id(b) not in back, f"{where}: distinct {t.__name__}s were merged"
@@ -188,9 +182,7 @@ def _layout(arr: np.ndarray, how: int) -> np.ndarray:
 arrays = st.builds(
     _layout,
     _dtypes().flatmap(
-        lambda dt: hnp.arrays(
-            dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
-        )
+        lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
     ),
     st.integers(0, 2),
 )
@@ -208,9 +200,7 @@ big_arrays = st.builds(
 # includes np.bytes_(b"") and np.str_(""), whose dtypes have size 0
 numpy_scalars = _dtypes().flatmap(lambda dt: hnp.arrays(dt, ())).map(lambda a: a[()])
 
-texts = st.text(
-    st.characters(exclude_categories=()), max_size=12
-)  # lone surrogates too
+texts = st.text(st.characters(exclude_categories=()), max_size=12)  # lone surrogates too
 floats = st.floats() | st.sampled_from([float("nan"), -0.0, 0.0, float("inf"), 5e-324])
 ints = (
     st.integers()
@@ -382,8 +372,7 @@ EXAMPLES = {"memory": 400, "hdf5": 150, "json": 150}
 def test_random_objects_roundtrip_exactly(backend_name, workdir):
     @settings(
         max_examples=int(
-            EXAMPLES[backend_name]
-            * float(os.environ.get("TINYSTORE_PROPERTY_SCALE", "1"))
+            EXAMPLES[backend_name] * float(os.environ.get("TINYSTORE_PROPERTY_SCALE", "1"))
         ),
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -409,9 +398,7 @@ def test_saving_over_a_stored_object_replaces_it(backend_name, workdir):
 
     @settings(
         max_examples=int(
-            EXAMPLES[backend_name]
-            // 3
-            * float(os.environ.get("TINYSTORE_PROPERTY_SCALE", "1"))
+            EXAMPLES[backend_name] // 3 * float(os.environ.get("TINYSTORE_PROPERTY_SCALE", "1"))
         ),
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -426,9 +413,7 @@ def test_saving_over_a_stored_object_replaces_it(backend_name, workdir):
             if backend_name == "json":  # nothing of the first save is left
                 files = sorted(p for _, _, fs in os.walk(loc) for p in fs)
                 tinystore.save(second, loc + "-fresh.json")
-                fresh = sorted(
-                    p for _, _, fs in os.walk(loc + "-fresh.json") for p in fs
-                )
+                fresh = sorted(p for _, _, fs in os.walk(loc + "-fresh.json") for p in fs)
                 _remove(backend_name, loc + "-fresh.json")
                 assert len(files) == len(fresh), (files, fresh)
         finally:

@@ -145,9 +145,7 @@ def test_tree_of_1000_floats_is_a_handful_of_operations(opener):
     counter = counting(s)
     s["floats"] = floats_tree()
     assert counter.count(*WRITES) <= 5, counter.calls
-    assert (
-        counter.count("write_record") <= 2
-    )  # the object's own record, and its parent's
+    assert counter.count("write_record") <= 2  # the object's own record, and its parent's
     assert counter.count("write_external") == 0
     assert counter.count("read_record") <= 2
     counter.reset()
@@ -374,9 +372,7 @@ def assert_clean_json_dir(root: str) -> None:
             assert os.path.commonpath([real_root, full]) == real_root, full
             assert not os.path.islink(os.path.join(dirpath, name))
         lowered = [n.lower() for n in dirnames + filenames]
-        assert len(set(lowered)) == len(lowered), (
-            "names collide on a case-insensitive FS"
-        )
+        assert len(set(lowered)) == len(lowered), "names collide on a case-insensitive FS"
         for name in dirnames:
             assert SAFE_NAME.fullmatch(name), name
             assert not name.startswith((".", "@")), name
@@ -387,9 +383,7 @@ def assert_clean_json_dir(root: str) -> None:
             assert SAFE_NAME.fullmatch(name), name
             assert not name.startswith((".", "@")), name
         assert "@record.json" in filenames, dirpath
-        assert not any(n.startswith(("@tmp-", "@journal")) for n in filenames), (
-            filenames
-        )
+        assert not any(n.startswith(("@tmp-", "@journal")) for n in filenames), filenames
 
 
 def assert_no_orphans(root: str) -> None:
@@ -414,9 +408,7 @@ def _fill(s) -> None:
     big = np.arange(1000.0)
     for i, key in enumerate(NASTY_KEYS):
         s[key] = big + i
-        s[f"objects/{key}"] = Tree(
-            {}, {key: b"b" * 3000, "small": i, "seq": Tree({}, [big])}
-        )
+        s[f"objects/{key}"] = Tree({}, {key: b"b" * 3000, "small": i, "seq": Tree({}, [big])})
         s.create_group(f"groups/{key}")[key] = bytearray(3000)
 
 
@@ -473,9 +465,7 @@ def _content() -> Tree:
             "floats": floats_tree(200),
             "big": rng.random(1000),
             "bytes": b"\x00\x01" * 2000,
-            "seq": Tree(
-                {}, [1, "two", Tree({"k": 1}, {"x": rng.random(300)}), None, 2**80]
-            ),
+            "seq": Tree({}, [1, "two", Tree({"k": 1}, {"x": rng.random(300)}), None, 2**80]),
             "nan": float("nan"),
             "unicode \u00e9": "\U0001f600",
         },

@@ -108,9 +108,7 @@ def _dtypes() -> st.SearchStrategy[np.dtype]:
         hnp.byte_string_dtypes(endianness="?", min_len=1, max_len=6),
         hnp.unicode_string_dtypes(endianness="?", min_len=1, max_len=4),
     )
-    structured = hnp.array_dtypes(
-        scalar, max_size=3, allow_subarrays=True
-    )  # titles too
+    structured = hnp.array_dtypes(scalar, max_size=3, allow_subarrays=True)  # titles too
     return st.one_of(scalar, scalar, scalar, structured)
 
 
@@ -128,9 +126,7 @@ def _maybe_fortran(arr: np.ndarray, how: int) -> np.ndarray:
 small_arrays = st.builds(
     _maybe_fortran,
     dtypes.flatmap(
-        lambda dt: hnp.arrays(
-            dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4)
-        )
+        lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
     ),
     st.integers(0, 2),
 )
@@ -195,14 +191,11 @@ json_values = st.recursive(
         st.text(max_size=8),
     ),
     lambda inner: (
-        st.lists(inner, max_size=3)
-        | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
     ),
     max_leaves=6,
 )
-attr_dicts = st.dictionaries(
-    st.sampled_from(KEYS + ["g", "c", "a"]), json_values, max_size=3
-)
+attr_dicts = st.dictionaries(st.sampled_from(KEYS + ["g", "c", "a"]), json_values, max_size=3)
 
 
 def _tree(attrs, children):
@@ -492,11 +485,7 @@ class StorageMachine(RuleBasedStateMachine):
         self.model = new
 
     def _existing_path(self, data, *, nodes_only: bool = False) -> str:
-        choices = [
-            p
-            for p, n in m_paths(self.model)
-            if not (nodes_only and isinstance(n, MLeaf))
-        ]
+        choices = [p for p, n in m_paths(self.model) if not (nodes_only and isinstance(n, MLeaf))]
         if not choices:
             return data.draw(paths)
         return data.draw(st.sampled_from(choices))
@@ -552,20 +541,14 @@ class StorageMachine(RuleBasedStateMachine):
 
         self._run(lambda m: m_create_group(m, path), real)
 
-    @rule(
-        data=st.data(), key=st.sampled_from(KEYS + ["g", "c", "a"]), value=json_values
-    )
+    @rule(data=st.data(), key=st.sampled_from(KEYS + ["g", "c", "a"]), value=json_values)
     def set_attr(self, data, key, value):
         on_root = data.draw(st.booleans())
         path = "" if on_root else self._existing_path(data, nodes_only=True)
 
         def model_op(m):
             parts = path.split("/")
-            node = (
-                m
-                if path == ""
-                else m_child(m_walk(m, parts[:-1], create=False), parts[-1])
-            )
+            node = m if path == "" else m_child(m_walk(m, parts[:-1], create=False), parts[-1])
             if node is None or isinstance(node, MLeaf):
                 raise Skip
             if isinstance(node, MObj):
@@ -612,11 +595,7 @@ class StorageMachine(RuleBasedStateMachine):
         expected = None
         kinds = ["set", "set", "group", "delete"]
         for i in range(n + 2):
-            kind = (
-                last
-                if i == n
-                else data.draw(st.sampled_from(kinds[:3] if i < n else kinds))
-            )
+            kind = last if i == n else data.draw(st.sampled_from(kinds[:3] if i < n else kinds))
             path = self._path(data)
             value = data.draw(leaves) if kind == "set" else None
             if i < n and m_exists(new, path):
