@@ -79,14 +79,17 @@ def save(
     replaced, so several objects can live in one file, and a part of a
     stored object can be updated in place.
     """
-    with open(
-        filename,
-        "a",
-        backend=backend,
-        cloudpickle_fallback=cloudpickle_fallback,
-        reducers=reducers,
-        **options,
-    ) as storage, storage._session(write=True):
+    with (
+        open(
+            filename,
+            "a",
+            backend=backend,
+            cloudpickle_fallback=cloudpickle_fallback,
+            reducers=reducers,
+            **options,
+        ) as storage,
+        storage._session(write=True),
+    ):
         if path:
             storage[path] = obj
         else:
@@ -105,10 +108,18 @@ def load(
     **options: Any,
 ) -> Any:
     """Load the object saved in ``filename`` (or only the part at ``path``)."""
-    with open(
-        filename, "r", backend=backend, safe=safe, allow=allow, version_check=version_check,
-        **options,
-    ) as storage, storage._session():
+    with (
+        open(
+            filename,
+            "r",
+            backend=backend,
+            safe=safe,
+            allow=allow,
+            version_check=version_check,
+            **options,
+        ) as storage,
+        storage._session(),
+    ):
         if path:
             return storage[path]
         return _root_object(storage)

@@ -63,8 +63,10 @@ def _cmd_show(args) -> int:
         if view.shape is not None:
             print(f"shape:    {view.shape}\ndtype:    {view.dtype}\nnbytes:   {view.nbytes}")
         if len(view):
-            print(f"children: {len(view)} ({', '.join(view.keys()[:20])}"
-                  f"{', ...' if len(view) > 20 else ''})")
+            print(
+                f"children: {len(view)} ({', '.join(view.keys()[:20])}"
+                f"{', ...' if len(view) > 20 else ''})"
+            )
         meta = {k: v for k, v in view.attrs.items() if k not in ("versions",)}
         if meta:
             print(f"attrs:    {meta}")
@@ -112,9 +114,10 @@ def _cmd_convert(args) -> int:
         if not args.quiet:
             print(f"\r{n} nodes copied ({path[:60]})".ljust(80), end="", file=sys.stderr)
 
-    with tinystore.open(args.src, "r") as src, tinystore.open(
-        args.dst, "w-", backend=args.backend
-    ) as dst:
+    with (
+        tinystore.open(args.src, "r") as src,
+        tinystore.open(args.dst, "w-", backend=args.backend) as dst,
+    ):
         with dst.batch():
             n = copy_store(src, dst, progress)
     if not args.quiet:

@@ -100,7 +100,11 @@ def _same(a: Simulation, b: Simulation) -> None:
     assert a.name == b.name and a.parameters == b.parameters
     sa, sb = a.structure, b.structure
     assert type(sb) is Structure and sa.species == sb.species and sa.pbc == sb.pbc
-    for x, y in ((sa.positions, sb.positions), (sa.cell, sb.cell), (a.final_forces, b.final_forces)):
+    for x, y in (
+        (sa.positions, sb.positions),
+        (sa.cell, sb.cell),
+        (a.final_forces, b.final_forces),
+    ):
         assert x.dtype == y.dtype and np.array_equal(x, y)
     pd.testing.assert_frame_equal(a.results, b.results, check_exact=True)
     assert a.results.attrs == b.results.attrs
@@ -137,7 +141,11 @@ def run(directory: str | None = None) -> int:
         back = tinystore.load(filename)
         t_load = time.perf_counter() - t0
         _same(job, back)
-        size = sum(p.stat().st_size for p in filename.rglob("*")) if filename.is_dir() else filename.stat().st_size
+        size = (
+            sum(p.stat().st_size for p in filename.rglob("*"))
+            if filename.is_dir()
+            else filename.stat().st_size
+        )
         print(
             f"updated input/parameters/temperature_K -> {back.parameters['temperature_K']}; "
             f"full load equals the original: yes\n"

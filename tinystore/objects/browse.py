@@ -254,9 +254,12 @@ def render_html(view: NodeView, max_children: int = 200) -> str:
     """A collapsible HTML tree (``<details>`` elements) for notebooks."""
 
     def label(v: NodeView, key: str) -> str:
-        return f"<b>{html.escape(key)}</b> <span style='color:#666'>{html.escape(v.summary())}</span>"
+        return (
+            f"<b>{html.escape(key)}</b> <span style='color:#666'>{html.escape(v.summary())}</span>"
+        )
 
-    out = [f"<div class='tinystore-tree'><details open><summary>{label(view, '/' + view.path)}</summary><ul>"]
+    top = label(view, "/" + view.path)
+    out = [f"<div class='tinystore-tree'><details open><summary>{top}</summary><ul>"]
     stack: list = [iter([(k, view[k]) for k in view.keys()[:max_children]])]
     while stack:
         try:

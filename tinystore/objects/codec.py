@@ -79,18 +79,22 @@ def _name_of(obj: Any) -> str | None:
 _NEWOBJ = frozenset(["copyreg:__newobj__", "copyreg:__newobj_ex__"])
 
 #: Names ``safe=True`` loading may *import* (as values, or for the calls above).
-SAFE_GLOBALS = SAFE_CALLABLES | _NEWOBJ | frozenset(
-    [
-        "builtins:list",
-        "builtins:dict",
-        "builtins:tuple",
-        "builtins:set",
-        "builtins:frozenset",
-        "builtins:bytearray",
-        "builtins:object",
-        "builtins:Ellipsis",
-        "builtins:NotImplemented",
-    ]
+SAFE_GLOBALS = (
+    SAFE_CALLABLES
+    | _NEWOBJ
+    | frozenset(
+        [
+            "builtins:list",
+            "builtins:dict",
+            "builtins:tuple",
+            "builtins:set",
+            "builtins:frozenset",
+            "builtins:bytearray",
+            "builtins:object",
+            "builtins:Ellipsis",
+            "builtins:NotImplemented",
+        ]
+    )
 )
 
 
@@ -216,8 +220,7 @@ class ObjectCodec:
         def check(name: str) -> None:
             if name not in allowed:
                 raise UnsafeLoadError(
-                    f"safe loading refuses to import {name}; if you trust it, pass "
-                    f"allow=[{name!r}]"
+                    f"safe loading refuses to import {name}; if you trust it, pass allow=[{name!r}]"
                 )
 
         return check
@@ -281,7 +284,7 @@ class ObjectCodec:
         outer = root if not root.is_group else None
         depth = 0
         if outer is None:
-            for depth, key in enumerate(parts[:-1], start=1):
+            for depth, key in enumerate(parts[:-1], start=1):  # noqa: B007 - used below
                 try:
                     node = node._get(key)
                 except KeyError:
@@ -358,7 +361,9 @@ class ObjectCodec:
         try:
             value = parent._peek(key)
         except KeyError:
-            raise NodeNotFoundError(f"no node {storage._full(path)!r} in {storage._where()}") from None
+            raise NodeNotFoundError(
+                f"no node {storage._full(path)!r} in {storage._where()}"
+            ) from None
         if isinstance(value, GenericStorage):
             value = value._read_tree(lazy=True)
         return NodeView(storage, path, value)

@@ -417,7 +417,7 @@ class Encoder:
             frame.after = ()
 
     def _object_layout(self, cls: type, state: Any) -> tuple[dict, dict, dict | None] | None:
-        """"Class plus state" objects: one child per attribute, so each can be browsed.
+        """ "Class plus state" objects: one child per attribute, so each can be browsed.
 
         Returns the node's attrs, its children and the state dict laid out as
         those children (None if there is none), or None when the state cannot

@@ -82,13 +82,19 @@ def _git_state(directory: str) -> tuple[str | None, bool | None]:
     try:
         head = subprocess.run(
             ["git", "-C", directory, "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=False,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
         )
         if head.returncode != 0:
             return None, None
         status = subprocess.run(
             ["git", "-C", directory, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         return head.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
@@ -202,4 +208,6 @@ def check_versions(recorded: dict, policy: str | Callable[[list], Any], where: s
             f"{where} was written by other code versions: {text}. Load with "
             "version_check='warn' or 'ignore' to load it anyway"
         )
-    warnings.warn(f"{where} was written by other code versions: {text}", VersionWarning, stacklevel=4)
+    warnings.warn(
+        f"{where} was written by other code versions: {text}", VersionWarning, stacklevel=4
+    )

@@ -224,7 +224,9 @@ class GenericStorage(MutableMapping, abc.ABC):
             node = child
         return node
 
-    def _not_found(self, parts: list[str], i: int, why: str = "does not exist") -> NodeNotFoundError:
+    def _not_found(
+        self, parts: list[str], i: int, why: str = "does not exist"
+    ) -> NodeNotFoundError:
         wanted = self._full("/".join(parts))
         at = self._full("/".join(parts[: i + 1]))
         detail = "" if i == len(parts) - 1 and why == "does not exist" else f" ({at!r} {why})"

@@ -16,8 +16,8 @@ import h5py
 import numpy as np
 
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
-from tinystore.storage.leaves import array_from_bytes, dtype_from_json
 from tinystore.storage.journal import JournaledFile, roll_back
+from tinystore.storage.leaves import array_from_bytes, dtype_from_json
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import (
     MAX_RECORD_BYTES,
@@ -127,7 +127,9 @@ class _HDF5Physical(Physical):
         if path.stat().st_size == 0:
             return
         if not h5py.is_hdf5(self.filename):
-            raise NotAStoreError(f"refusing to overwrite {self.filename}: it is not a tinystore file")
+            raise NotAStoreError(
+                f"refusing to overwrite {self.filename}: it is not a tinystore file"
+            )
         with self._h5open("r") as f:
             if RECORD not in f:
                 raise NotAStoreError(
@@ -311,6 +313,4 @@ class HDF5Storage(RecordStorage):
         compression_opts: Any = None,
         lock_timeout: float = DEFAULT_TIMEOUT,
     ):
-        self._init_root(
-            _HDF5Physical(filename, mode, compression, compression_opts, lock_timeout)
-        )
+        self._init_root(_HDF5Physical(filename, mode, compression, compression_opts, lock_timeout))

@@ -181,11 +181,12 @@ class _DirPhysical(Physical):
             else:
                 header = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise CorruptStoreError(f"{path} is not a plain .npy array as recorded: {exc}") from None
+            raise CorruptStoreError(
+                f"{path} is not a plain .npy array as recorded: {exc}"
+            ) from None
         if header.dtype != expected or header.shape != shape:
             raise CorruptStoreError(
-                f"{path} holds {header.dtype}{header.shape}, but the record says "
-                f"{expected}{shape}"
+                f"{path} holds {header.dtype}{header.shape}, but the record says {expected}{shape}"
             )
         arr = np.array(header, order="K", copy=True)
         del header
@@ -194,6 +195,7 @@ class _DirPhysical(Physical):
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
         path = self._file(gpath, name, entry)
         if type(value) is np.ndarray:
+
             def save(f) -> None:
                 with warnings.catch_warnings():  # non-Latin-1 field names need .npy 3.0
                     warnings.simplefilter("ignore", UserWarning)

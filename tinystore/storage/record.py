@@ -423,7 +423,9 @@ class _Store:
         dirty.sort(key=lambda item: -len(item[0]))  # children before their parents
         try:
             for gpath, rec in dirty:
-                self.physical.write_record(gpath, dumps_record(rec.canonical(), self.physical.pretty))
+                self.physical.write_record(
+                    gpath, dumps_record(rec.canonical(), self.physical.pretty)
+                )
                 rec.dirty = False
             self.physical.commit()
         except BaseException:
@@ -748,9 +750,7 @@ class RecordStorage(GenericStorage):
         view._inner = inner
         view._path = f"{parent._path}/{key}" if parent._path else key
         view.codec = parent.codec
-        view.__dict__.update(
-            {k: v for k, v in parent.__dict__.items() if k.startswith("_opt_")}
-        )
+        view.__dict__.update({k: v for k, v in parent.__dict__.items() if k.startswith("_opt_")})
         return view
 
     def _root(self) -> RecordStorage:
@@ -893,9 +893,7 @@ class RecordStorage(GenericStorage):
     def _create_group(self, key: str) -> GenericStorage:
         self._check_writable()
         if self._inner or not self.is_group:
-            raise InvalidKeyError(
-                f"cannot create group {self._full(key)!r} inside a stored object"
-            )
+            raise InvalidKeyError(f"cannot create group {self._full(key)!r} inside a stored object")
         self._put(key, lambda store, rec: store.new_physical(self._gpath, rec, key, Tree(), True))
         return self._get(key)
 

@@ -108,12 +108,30 @@ def _is_memory(location) -> bool:
 
 
 BUILTIN = (
-    BackendSpec("hdf5", _open_hdf5, (".h5", ".hdf5", ".hdf", ".he5"), _remove_hdf5,
-                _is_hdf5_store, "one HDF5 file (h5py)"),
-    BackendSpec("json", _open_json, (".json",), _remove_json, _is_json_store,
-                "a directory of JSON records and .npy files"),
-    BackendSpec("memory", _open_memory, (), _remove_memory, _is_memory,
-                "in-process memory, named stores (memory://name)"),
+    BackendSpec(
+        "hdf5",
+        _open_hdf5,
+        (".h5", ".hdf5", ".hdf", ".he5"),
+        _remove_hdf5,
+        _is_hdf5_store,
+        "one HDF5 file (h5py)",
+    ),
+    BackendSpec(
+        "json",
+        _open_json,
+        (".json",),
+        _remove_json,
+        _is_json_store,
+        "a directory of JSON records and .npy files",
+    ),
+    BackendSpec(
+        "memory",
+        _open_memory,
+        (),
+        _remove_memory,
+        _is_memory,
+        "in-process memory, named stores (memory://name)",
+    ),
 )
 
 _SPECS: dict[str, BackendSpec] | None = None
@@ -150,9 +168,7 @@ def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
     if backend is not None:
         name = getattr(backend, "name", backend)
         if name not in specs:
-            raise BackendError(
-                f"unknown backend {backend!r}; available: {', '.join(specs)}"
-            )
+            raise BackendError(f"unknown backend {backend!r}; available: {', '.join(specs)}")
         return specs[name]
     text = os.fspath(location) if isinstance(location, (str, os.PathLike)) else str(location)
     if text.startswith("memory://"):
@@ -170,7 +186,9 @@ def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
                     return spec
             except Exception:  # a damaged file is the backend's to report
                 pass
-    known = ", ".join(f"{s.name} ({' '.join(s.suffixes) or 'memory://name'})" for s in specs.values())
+    known = ", ".join(
+        f"{s.name} ({' '.join(s.suffixes) or 'memory://name'})" for s in specs.values()
+    )
     raise BackendError(
         f"cannot tell the backend of {text!r} from its name; use a known suffix or pass "
         f"backend=...; available: {known}"

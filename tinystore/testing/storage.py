@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 
 from tinystore.errors import (
-    InvalidKeyError,
     NodeNotFoundError,
     ReadOnlyError,
     StorageClosedError,
@@ -80,9 +79,29 @@ def _leaf_cases() -> list[tuple[str, Any]]:
         ("bytearray_big", bytearray(50_000)),
     ]
     dtypes = [
-        "?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8",
-        "f2", "f4", "f8", "c8", "c16", ">i4", ">f8", ">c16",
-        "M8[ns]", "M8[D]", "m8[s]", "S5", "U4", "V3",
+        "?",
+        "i1",
+        "i2",
+        "i4",
+        "i8",
+        "u1",
+        "u2",
+        "u4",
+        "u8",
+        "f2",
+        "f4",
+        "f8",
+        "c8",
+        "c16",
+        ">i4",
+        ">f8",
+        ">c16",
+        "M8[ns]",
+        "M8[D]",
+        "m8[s]",
+        "S5",
+        "U4",
+        "V3",
     ]
     for dt in dtypes:
         for n in (3, 5000):
@@ -361,9 +380,27 @@ class StorageTests:
             storage["g"]["y"]
 
     def test_unicode_and_case_keys(self, storage, opener):
-        keys = ["Energy", "energy", "ENERGY", "\u00e9t\u00e9", "e\u0301te\u0301", "\U0001f600",
-                "with space", "C:\\x", "CON", "con", "nul.txt", "a.b", ".hidden", "x" * 200,
-                "@record", "@record.json", "%41", "^a", "tab\tnew\nline"]
+        keys = [
+            "Energy",
+            "energy",
+            "ENERGY",
+            "\u00e9t\u00e9",
+            "e\u0301te\u0301",
+            "\U0001f600",
+            "with space",
+            "C:\\x",
+            "CON",
+            "con",
+            "nul.txt",
+            "a.b",
+            ".hidden",
+            "x" * 200,
+            "@record",
+            "@record.json",
+            "%41",
+            "^a",
+            "tab\tnew\nline",
+        ]
         g = storage.create_group("keys")
         for i, key in enumerate(keys):
             g[key] = i
@@ -376,7 +413,8 @@ class StorageTests:
         assert [k for k in storage["keys"] if k != "groups"] == keys
 
     @pytest.mark.parametrize(
-        "key", ["", ".", "..", "/abs", "a//b", "a/", "a/../b", "x\x00y", "y" * 256, "é" * 128, "s\ud800"]
+        "key",
+        ["", ".", "..", "/abs", "a//b", "a/", "a/../b", "x\x00y", "y" * 256, "é" * 128, "s\ud800"],
     )
     def test_invalid_keys(self, storage, key):
         with pytest.raises(ValueError):

@@ -349,9 +349,7 @@ class RangeIndexAdapter(_PandasAdapter):
     def decode(self, attrs, children, remember):
         pd = _pandas()
         parts = yield children
-        return pd.RangeIndex(
-            attrs["start"], attrs["stop"], attrs["step"], name=parts.get("name")
-        )
+        return pd.RangeIndex(attrs["start"], attrs["stop"], attrs["step"], name=parts.get("name"))
 
 
 class MultiIndexAdapter(_PandasAdapter):
