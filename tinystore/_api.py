@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from tinystore.errors import BackendError, NodeNotFoundError
 from tinystore.objects.codec import ObjectCodec
-from tinystore.storage.base import GenericStorage, Tree
+from tinystore.storage.base import GenericStorage, Tree, no_gc
 from tinystore.storage.registry import choose_backend
 
 __all__ = ["open", "save", "load", "delete"]
@@ -89,6 +89,7 @@ def save(
             **options,
         ) as storage,
         storage._session(write=True),
+        no_gc(),
     ):
         if path:
             storage[path] = obj
@@ -119,6 +120,7 @@ def load(
             **options,
         ) as storage,
         storage._session(),
+        no_gc(),
     ):
         if path:
             return storage[path]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import sys
 from typing import Any, Callable, Iterable
 
@@ -16,6 +14,7 @@ from tinystore.objects.decode import Decoder
 from tinystore.objects.encode import Encoder
 from tinystore.objects.versions import PYTHON, check_versions, record_versions
 from tinystore.storage.base import GenericStorage, Tree
+from tinystore.storage.base import no_gc as _no_gc
 
 #: Classes and functions that ``safe=True`` loading may *call* to rebuild an
 #: object (exact ``module:qualname`` names, never prefixes).  None of them can
@@ -47,20 +46,6 @@ SAFE_CALLABLES = frozenset(
 )
 #: Callables that turn any iterable into a container: only stored data may feed them.
 _MATERIALISING = frozenset(["collections:deque", "collections:Counter"])
-
-
-@contextlib.contextmanager
-def _no_gc():
-    """Pause the cyclic garbage collector: building many objects would trigger
-    full collections that find nothing (the objects are all alive), which
-    made large graphs several times slower."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _name_of(obj: Any) -> str | None:

@@ -201,11 +201,8 @@ class Encoder:
         Plain values cannot refer back to the container, so memoising it after
         its items is exact; anything else takes the general way.
         """
-        values = obj.values() if t is dict else obj
-        for item in values:
-            it = type(item)
-            if it not in _ATOMIC and not ((it is str or it is bytes) and len(item) < MEMO_MIN_LEN):
-                return None
+        if not _all_plain(obj.values() if t is dict else obj):
+            return None
         if t is dict:
             for k in obj:
                 if not is_key(k):
@@ -390,7 +387,11 @@ class Encoder:
             if layout is not None:
                 attrs, children, state_dict = layout
                 container[key] = tree = Tree(attrs)
-                self._push(obj, tree, None, children, False, label)
+                if _all_plain(children.values()):  # no frame needed (hot path)
+                    tree.children = dict(children)
+                    self.memo[id(obj)] = [obj, tree, None, None]
+                else:
+                    self._push(obj, tree, None, children, False, label)
                 if state_dict is not None:
                     # The state dict has no node of its own, but it is an object
                     # pickle memoises: ``__setstate__`` may keep it, and other
@@ -446,6 +447,15 @@ class Encoder:
                 attrs["sl"] = list(slots)
                 return attrs, {**(d or {}), **slots}, d
         return None
+
+
+def _all_plain(values: Any) -> bool:
+    """True if every value is stored as it is, with no identity to keep."""
+    for item in values:
+        it = type(item)
+        if it not in _ATOMIC and not ((it is str or it is bytes) and len(item) < MEMO_MIN_LEN):
+            return False
+    return True
 
 
 def _is_dataclass(cls: type) -> bool:

@@ -31,8 +31,9 @@ to :attr:`GenericStorage.codec` (the object model, attached by
 from __future__ import annotations
 
 import abc
+import gc
 from collections.abc import Iterator, MutableMapping
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import Any, Protocol
 
 from tinystore._paths import split_path
@@ -45,6 +46,23 @@ from tinystore.errors import (
 from tinystore.storage.leaves import is_leaf
 
 __all__ = ["GenericStorage", "Tree", "GroupTree", "LeafInfo", "Codec"]
+
+
+@contextmanager
+def no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large tree is built or read.
+
+    Every container created triggers collections that scan everything alive
+    and find nothing (all of it is in use); for big objects that made saving
+    and loading several times slower.  The previous state is restored.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class Tree:
@@ -240,7 +258,7 @@ class GenericStorage(MutableMapping, abc.ABC):
         return self._walk(parts[:-1], full=parts), parts[-1]
 
     def __getitem__(self, path: str) -> Any:
-        with self._session():
+        with self._session(), no_gc():
             return self._getitem(path)
 
     def _getitem(self, path: str) -> Any:
@@ -268,7 +286,7 @@ class GenericStorage(MutableMapping, abc.ABC):
     def __setitem__(self, path: str, value: Any) -> None:
         self._check_writable()
         parts = split_path(path)
-        with self._session(write=True):
+        with self._session(write=True), no_gc():
             node = self._encode(value, self._full(path))
             with self._transaction():  # parents created on the way go too if the write fails
                 self._walk(parts[:-1], create=True)._set(parts[-1], node)
@@ -350,8 +368,6 @@ class GenericStorage(MutableMapping, abc.ABC):
 
     def batch(self):
         """Context manager that groups writes (backends may defer them)."""
-        from contextlib import nullcontext
-
         return nullcontext(self)
 
     def _ipython_key_completions_(self) -> list[str]:
