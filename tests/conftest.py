@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import os
 
 import pytest
+from hypothesis import settings
 
 import tinystore
+
+# CI runs the property tests on fixed examples, so a run is reproducible (a
+# developer's runs keep exploring new ones); TINYSTORE_EXPLORE=1 lifts it.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI") and not os.environ.get("TINYSTORE_EXPLORE"):
+    settings.load_profile("ci")
 
 BACKENDS = ["memory", "hdf5", "json"]
 _names = itertools.count()

@@ -98,10 +98,6 @@ class GroupStorage(GenericStorage):
         super().__setitem__(path, value)
 
     @property
-    def name(self) -> str:
-        return self._path.rsplit("/", 1)[-1]
-
-    @property
     def path(self) -> str:
         return self._path
 

@@ -19,8 +19,9 @@ once, for every backend):
     create (or return the existing) child group.
 ``_list()``
     ``[(key, is_group), ...]`` in insertion order.
-``name``, ``path``, ``attrs``, ``is_group``, ``readonly``, ``_close()``
-    identity, metadata side channel and life cycle.
+``path``, ``attrs``, ``is_group``, ``readonly``, ``_close()``
+    identity (``name`` is the last key of ``path``), metadata side channel
+    and life cycle.
 
 The storage layer knows nothing of Python objects: a backend stores leaves
 (:mod:`tinystore.storage.leaves`) and trees of them.  Anything else is handed
@@ -156,9 +157,9 @@ class GenericStorage(MutableMapping, abc.ABC):
         """``(key, is_group)`` for every child, in insertion order."""
 
     @property
-    @abc.abstractmethod
     def name(self) -> str:
         """The last key of :attr:`path` (``""`` for the root)."""
+        return self.path.rsplit("/", 1)[-1]
 
     @property
     @abc.abstractmethod

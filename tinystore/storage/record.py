@@ -772,10 +772,6 @@ class RecordStorage(GenericStorage):
         return node
 
     @property
-    def name(self) -> str:
-        return self._path.rsplit("/", 1)[-1]
-
-    @property
     def path(self) -> str:
         return self._path
 
