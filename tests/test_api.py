@@ -376,3 +376,11 @@ def test_third_party_backend_by_entry_point(monkeypatch):
     assert tinystore.load("x.tp") == [1, 2]
     tinystore.MemoryStorage.drop("x.tp")
     monkeypatch.setattr(registry, "_SPECS", None)
+
+
+def test_loading_a_missing_file_leaves_nothing_behind(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        tinystore.load(tmp_path / "missing.h5")
+    with pytest.raises(FileNotFoundError):
+        tinystore.load(tmp_path / "missing.json")
+    assert list(tmp_path.iterdir()) == []

@@ -76,6 +76,8 @@ class _HDF5Physical(Physical):
         path = Path(self.filename)
         if path.is_dir():
             raise NotAStoreError(f"{self.filename} is a directory, not an HDF5 file")
+        if mode in ("r", "r+") and not path.exists():
+            raise FileNotFoundError(f"no such file: {self.filename}")  # and leave no lock file
         if not self.readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = StoreLock(self.filename + ".lock", self.filename, lock_timeout, self.readonly)
