@@ -1018,12 +1018,6 @@ def test_numpy_dtype_objects(check, dtype):
 _ALIGNED = np.dtype([("a", "i1"), ("b", "f8")], align=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage leaves (tinystore/storage/leaves.py) describe array dtypes with "
-    "numpy.lib.format.dtype_to_descr, which drops the aligned-struct flag and dtype "
-    "metadata (with a UserWarning); pickle keeps both",
-)
 @pytest.mark.parametrize(
     "factory",
     [

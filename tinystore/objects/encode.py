@@ -33,6 +33,7 @@ from tinystore.errors import TinystoreError, UnstorableError
 from tinystore.objects.globals import global_name
 from tinystore.objects.registry import Adapter, adapter_for_type, process_reducers
 from tinystore.storage.base import Tree
+from tinystore.storage.leaves import is_leaf
 
 PROTOCOL = 4
 _ATOMIC = frozenset([type(None), bool, int, float, complex])
@@ -157,11 +158,11 @@ class Encoder:
         if m is not None:
             container[key] = self._ref(m)
             return
-        if t in _MEMO_LEAVES and (t is not np.ndarray or not obj.dtype.hasobject):
+        if t in _MEMO_LEAVES and (t is not np.ndarray or is_leaf(obj)):
             container[key] = obj
             self.memo[id(obj)] = [obj, None, container, key]
             return
-        if isinstance(obj, np.generic) and not obj.dtype.hasobject:
+        if isinstance(obj, np.generic) and is_leaf(obj):
             container[key] = obj
             return
         if self._fast and (t is tuple or t is list or t is dict):

@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
-from tinystore.storage.leaves import dtype_from_json
+from tinystore.storage.leaves import array_from_bytes, dtype_from_json
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import (
     MAX_RECORD_BYTES,
@@ -188,8 +188,18 @@ class _DirPhysical(Physical):
             raise CorruptStoreError(
                 f"{path} holds {header.dtype}{header.shape}, but the record says {expected}{shape}"
             )
-        arr = np.array(header, order="K", copy=True)
+        offset = getattr(header, "offset", None)
+        if offset is None:  # empty: np.load read it already
+            return np.array(header, order="K", copy=True)
         del header
+        # the bytes as written (structured copies would drop padding bytes)
+        nbytes = expected.itemsize * int(np.prod(shape))
+        raw = bytearray(nbytes)
+        with open(path, "rb") as f:
+            f.seek(offset)
+            if f.readinto(raw) != nbytes:
+                raise CorruptStoreError(f"{path} is shorter than its header says")
+        arr = array_from_bytes(raw, entry)
         return arr
 
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import base64
 import struct
+import warnings
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.lib.format import descr_to_dtype, dtype_to_descr
 
 from tinystore.errors import CorruptStoreError
@@ -32,10 +34,8 @@ def is_leaf(value: Any) -> bool:
     t = type(value)
     if t in _PLAIN:
         return True
-    if t is np.ndarray:
-        return not value.dtype.hasobject
-    if isinstance(value, np.generic):
-        return not value.dtype.hasobject
+    if t is np.ndarray or isinstance(value, np.generic):
+        return not value.dtype.hasobject and _metadata_ok(value.dtype)
     return False
 
 
@@ -45,7 +45,48 @@ def array_order(arr: np.ndarray) -> str:
 
 
 def descr_to_json(dtype: np.dtype) -> Any:
-    return dtype_to_descr(dtype)
+    with warnings.catch_warnings():  # metadata is kept apart (dtype_flags)
+        warnings.simplefilter("ignore", UserWarning)
+        return dtype_to_descr(dtype)
+
+
+def _metadata_ok(dtype: np.dtype) -> bool:
+    if dtype.metadata is None:
+        return True
+    try:
+        orjson.dumps(dict(dtype.metadata))
+    except TypeError:
+        return False
+    return True
+
+
+def dtype_flags(dtype: np.dtype) -> dict:
+    """What a dtype description leaves out: the aligned flag and metadata."""
+    flags: dict = {}
+    if dtype.isalignedstruct:
+        flags["al"] = 1
+    if dtype.metadata:
+        flags["m"] = dict(dtype.metadata)
+    return flags
+
+
+def with_flags(dtype: np.dtype, entry: dict) -> np.dtype:
+    """``dtype`` with the aligned flag and metadata an entry records."""
+    if entry.get("al") and dtype.names:
+        fields = dtype.fields
+        dtype = np.dtype(
+            {
+                "names": list(dtype.names),
+                "formats": [fields[n][0] for n in dtype.names],
+                "offsets": [fields[n][1] for n in dtype.names],
+                "itemsize": dtype.itemsize,
+            },
+            align=True,
+        )
+    metadata = entry.get("m")
+    if type(metadata) is dict and metadata:
+        dtype = np.dtype(dtype, metadata=metadata)
+    return dtype
 
 
 def _fields_from_json(descr: Any) -> Any:
@@ -97,12 +138,13 @@ def array_meta(arr: np.ndarray) -> dict:
     meta = {"d": descr_to_json(arr.dtype), "s": list(arr.shape)}
     if array_order(arr) == "F":
         meta["o"] = "F"
+    meta.update(dtype_flags(arr.dtype))
     return meta
 
 
 def array_from_bytes(raw: bytes | bytearray | memoryview, meta: dict) -> np.ndarray:
     """Rebuild a writable array from its raw bytes and ``array_meta``."""
-    dtype = dtype_from_json(meta["d"])
+    dtype = with_flags(dtype_from_json(meta["d"]), meta)
     shape = tuple(meta["s"])
     count = 1
     for n in shape:
@@ -112,7 +154,8 @@ def array_from_bytes(raw: bytes | bytearray | memoryview, meta: dict) -> np.ndar
             f"array data has {len(raw)} bytes, but shape {shape} of {dtype} needs "
             f"{count * dtype.itemsize}"
         )
-    flat = np.frombuffer(bytearray(raw), dtype=dtype, count=count)
+    buffer = raw if type(raw) is bytearray else bytearray(raw)  # writable, and our own
+    flat = np.frombuffer(buffer, dtype=dtype, count=count)
     return flat.reshape(shape, order=meta.get("o", "C"))
 
 
@@ -144,7 +187,7 @@ def encode_inline(value: Any) -> Any:
     if isinstance(value, np.generic):
         # numpy gives one byte (S0) or four (U0) for empty string scalars
         raw = value.tobytes() if value.dtype.itemsize else b""
-        return {"N": _b64(raw), "d": descr_to_json(value.dtype)}
+        return {"N": _b64(raw), "d": descr_to_json(value.dtype), **dtype_flags(value.dtype)}
     raise TypeError(f"not a leaf: {t.__name__}")
 
 
@@ -169,13 +212,14 @@ def decode_inline(entry: Any) -> Any:
         if "A" in entry:
             return array_from_bytes(_unb64(entry["A"]), entry)
         if "N" in entry:
-            dtype = dtype_from_json(entry["d"])
+            dtype = with_flags(dtype_from_json(entry["d"]), entry)
             raw = _unb64(entry["N"])
             if len(raw) != dtype.itemsize:
                 raise CorruptStoreError(f"numpy scalar of {dtype} has {len(raw)} bytes")
             if not dtype.itemsize:
                 return dtype.type()
-            return np.frombuffer(raw, dtype=dtype)[0].copy()
+            # a fresh buffer, indexed: .copy() of a structured scalar drops its padding bytes
+            return np.frombuffer(bytearray(raw), dtype=dtype)[0]
     except CorruptStoreError:
         raise
     except (KeyError, TypeError, ValueError, struct.error) as exc:

@@ -51,6 +51,7 @@ from tinystore.storage.leaves import (
     decode_inline,
     encode_inline,
     leaf_nbytes,
+    with_flags,
 )
 
 FORMAT_VERSION = (1, 0)
@@ -586,6 +587,8 @@ class _Store:
                     f"external leaf {entry['X']!r} of {self.describe(gpath)} has {len(value)} "
                     f"bytes, but the record says {entry['n']}"
                 )
+            if entry.get("k") == "A" and ("al" in entry or "m" in entry):
+                value = value.view(with_flags(value.dtype, entry))
             return bytearray(value) if entry.get("k") == "BA" else value
         except (CorruptStoreError, StorageClosedError):
             raise
