@@ -334,24 +334,17 @@ class Encoder:
         name = attrs.get("c") or attrs.get("g")  # by convention: import paths
         if type(name) is str:
             self.globals.add(name)
-        if not children:
+        if not children:  # nothing inside can refer back: memoise now either way
             tree.children = [] if isinstance(children, (list, tuple)) else {}
-            if getattr(adapter, "immutable", False):
-                self._memo_leafless(obj, tree)
-            else:
-                self.memo[id(obj)] = [obj, tree, None, None]
+            self.memo[id(obj)] = [obj, tree, None, None]
             return
-        immutable = getattr(adapter, "immutable", False)
-        if immutable:
+        if adapter.immutable:
             self._push(obj, tree, children, None, True, label)
             frame = self._stack[-1]
             # memo after the children: handled when the frame finishes
             frame.after = ()
         else:
             self._push(obj, tree, None, children, False, label)
-
-    def _memo_leafless(self, obj, tree) -> None:
-        self.memo[id(obj)] = [obj, tree, None, None]
 
     # -- the reduce protocol ---------------------------------------------------
     def _place_reduce(self, obj: Any, rv: Any, container: Any, key: Any, label: str) -> None:
