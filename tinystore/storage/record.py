@@ -16,6 +16,7 @@ no deep JSON nesting)::
     node  = {"a": {attrs}, "c": {key: entry, ...} | [entry, ...], "g": 1}
     entry = plain JSON leaf | tagged leaf (see leaves.py)
           | {"@": index}               an inline node of this record
+          | {"@": node}                a small node of plain values, in place
           | {"G": name, "g": 1}        a physical subgroup (``g``: made by create_group)
           | {"X": name, "k": kind,...} a leaf stored outside the record
 
@@ -197,6 +198,34 @@ def copy_attrs(attrs: dict) -> dict:
     return dict(attrs)
 
 
+def _embedded(tree: Tree) -> dict:
+    """The node of a Tree of plain values, to write inside its parent's entry."""
+    node: dict = {"a": own_attrs(tree.attrs)} if tree.attrs else {}
+    children = tree.children
+    if type(children) is list:
+        node["c"] = [v if _json_exact(v) else encode_inline(v) for v in children]
+    else:
+        out = {}
+        for k, v in children.items():
+            if type(k) is not str or not (k.isidentifier() and len(k) <= 63):
+                check_key(k) if type(k) is str else _bad_key(k)
+            out[k] = v if _json_exact(v) else encode_inline(v)
+        node["c"] = out
+    return node
+
+
+def _json_exact(v: Any) -> bool:
+    """True if plain JSON carries ``v`` exactly (no tagged entry needed)."""
+    t = type(v)
+    if t is str:
+        return v.isascii()
+    if t is int:
+        return INT64_MIN <= v <= INT64_MAX
+    if t is float:
+        return v - v == 0.0
+    return v is None or t is bool
+
+
 def _bad_key(k: Any) -> None:
     raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
 
@@ -274,14 +303,14 @@ class Record:
             if type(children) is list:
                 children = list(children)
                 for j, e in enumerate(children):
-                    if type(e) is dict and "@" in e:
+                    if type(e) is dict and type(e.get("@")) is int:
                         pending.append((e["@"], len(new)))
                         children[j] = {"@": len(new)}
                         new.append(None)
             elif children:
                 children = dict(children)
                 for k, e in children.items():
-                    if type(e) is dict and "@" in e:
+                    if type(e) is dict and type(e.get("@")) is int:
                         pending.append((e["@"], len(new)))
                         children[k] = {"@": len(new)}
                         new.append(None)
@@ -291,6 +320,26 @@ class Record:
         self.nodes = new
         self.compact = True
         return new
+
+
+def _target(nodes: list, at: Any) -> dict:
+    """The node an ``{"@": ...}`` entry stands for: a table index, or the node itself."""
+    return at if type(at) is dict else nodes[at]
+
+
+_EMBED_LEAVES = frozenset([str, int, float, bool, type(None)])
+
+
+def _embeddable(tree: Tree) -> bool:
+    """Small nodes of plain values are written inside their parent's entry."""
+    children = tree.children
+    values = children if type(children) is list else children.values()
+    if len(values) > 64:
+        return False
+    for v in values:
+        if type(v) not in _EMBED_LEAVES:
+            return False
+    return True
 
 
 def _children_entries(node: dict) -> Any:
@@ -477,7 +526,7 @@ class _Store:
             if type(e) is not dict:
                 continue
             if "@" in e:
-                stack.extend(_children_entries(rec.nodes[e["@"]]))
+                stack.extend(_children_entries(_target(rec.nodes, e["@"])))
                 rec.compact = False
             else:
                 for kind, name, ent in _entry_names(e):
@@ -528,9 +577,12 @@ class _Store:
                 elif v is None or vt is bool:
                     e = v
                 elif vt is Tree:
-                    e = {"@": len(nodes)}
-                    pending.append((v, len(nodes)))
-                    nodes.append(None)
+                    if type(v.attrs) is dict and _embeddable(v):
+                        e = {"@": _embedded(v)}
+                    else:
+                        e = {"@": len(nodes)}
+                        pending.append((v, len(nodes)))
+                        nodes.append(None)
                 else:
                     if not is_list and type(k) is not str:
                         raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
@@ -602,7 +654,7 @@ class _Store:
                 f"external leaf {entry.get('X')!r} of {self.describe(gpath)} cannot be read: {exc}"
             ) from None
 
-    def read_tree(self, gpath: GPath, index: int, lazy: bool = False) -> Tree:
+    def read_tree(self, gpath: GPath, index: Any, lazy: bool = False) -> Tree:
         """The subtree at node ``index`` of a record, every leaf read.
 
         ``lazy``: for browsing; external leaves become :class:`LeafInfo`
@@ -611,15 +663,15 @@ class _Store:
         with self.session():
             return self._read_tree(gpath, index, lazy)
 
-    def _read_tree(self, gpath: GPath, index: int, lazy: bool) -> Tree:
+    def _read_tree(self, gpath: GPath, index: Any, lazy: bool) -> Tree:
         rec = self.record(gpath)
-        root = GroupTree() if lazy and rec.nodes[index].get("g") else Tree()
+        root = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
         stack = [(gpath, rec, index, root)]
         seen: set = set()
         while stack:
             gp, rec, i, t = stack.pop()
             try:
-                node = rec.nodes[i]
+                node = i if type(i) is dict else rec.nodes[i]
                 a = node.get("a")
                 t.attrs = copy_attrs(a) if a else {}
                 children = node.get("c")
@@ -639,13 +691,18 @@ class _Store:
                 if type(e) is dict:
                     if "@" in e:
                         index = e["@"]
-                        if (gp, index) in seen or type(index) is not int or index <= 0:
-                            raise CorruptStoreError(
-                                f"the node table of {self.describe(gp)} is damaged (node "
-                                f"{index!r} is reached twice or is invalid)"
-                            )
-                        seen.add((gp, index))
-                        sub = GroupTree() if lazy and rec.nodes[index].get("g") else Tree()
+                        if type(index) is not dict:
+                            if (gp, index) in seen or type(index) is not int or index <= 0:
+                                raise CorruptStoreError(
+                                    f"the node table of {self.describe(gp)} is damaged (node "
+                                    f"{index!r} is reached twice or is invalid)"
+                                )
+                            seen.add((gp, index))
+                        sub = (
+                            GroupTree()
+                            if lazy and _target(rec.nodes, index).get("g")
+                            else Tree()
+                        )
                         out[k] = sub
                         stack.append((gp, rec, index, sub))
                     elif "G" in e:
@@ -708,7 +765,7 @@ class _Attrs(MutableMapping):
             raise ReadOnlyError("the metadata of a stored object is written by the object model")
         with s._store.transaction():
             rec = s._store.record(s._gpath)
-            node = s._node()
+            node = s._node(materialize=True)
             attrs = dict(node.get("a") or {})
             change(attrs)
             node["a"] = own_attrs(attrs)
@@ -762,16 +819,24 @@ class RecordStorage(GenericStorage):
         return root
 
     # -- node resolution ------------------------------------------------
-    def _node(self) -> dict:
+    def _node(self, materialize: bool = False) -> dict:
+        """This group's node; ``materialize``: give an embedded node a table entry
+        first, so that it can be changed (and its children become any node)."""
         rec = self._store.record(self._gpath)
         node = rec.nodes[0]
         for key in self._inner:
             try:
-                node = rec.nodes[_child_entry(node, key)["@"]]
+                entry = _child_entry(node, key)
+                at = entry["@"]
             except (KeyError, TypeError):
                 raise StorageClosedError(
                     f"{self!r} no longer exists (it was replaced or deleted)"
                 ) from None
+            if materialize and type(at) is dict:
+                entry["@"] = len(rec.nodes)
+                rec.nodes.append(at)
+                rec.compact = False
+            node = _target(rec.nodes, at)
         return node
 
     @property
@@ -828,7 +893,7 @@ class RecordStorage(GenericStorage):
                 if "G" in e:
                     is_group = bool(e.get("g"))
                 elif "@" in e:
-                    is_group = bool(nodes[e["@"]].get("g"))
+                    is_group = bool(_target(nodes, e["@"]).get("g"))
             out.append((str(k), is_group))
         return out
 
@@ -845,7 +910,7 @@ class RecordStorage(GenericStorage):
         store = self._store
         with store.transaction():
             rec = store.record(self._gpath)
-            node = self._node()
+            node = self._node(materialize=True)
             children = node.get("c")
             if children is None:
                 children = node["c"] = {}
@@ -900,7 +965,7 @@ class RecordStorage(GenericStorage):
         store = self._store
         with store.transaction():
             rec = store.record(self._gpath)
-            node = self._node()
+            node = self._node(materialize=True)
             old = _child_entry(node, key)
             store.discard(self._gpath, old)
             children = node["c"]
@@ -912,13 +977,13 @@ class RecordStorage(GenericStorage):
             rec.dirty = True
 
     def _read_tree(self, lazy: bool = False) -> Tree:
-        index = 0
+        index: Any = 0
         if self._inner:
             rec = self._store.record(self._gpath)
             node = rec.nodes[0]
             for key in self._inner:
                 index = _child_entry(node, key)["@"]
-                node = rec.nodes[index]
+                node = _target(rec.nodes, index)
         return self._store.read_tree(self._gpath, index, lazy)
 
     def _replace_root(self, tree: Tree) -> None:
