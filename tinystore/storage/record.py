@@ -132,9 +132,31 @@ class Physical(abc.ABC):
 
 
 def dumps_record(nodes: list, pretty: bool = False) -> bytes:
-    """A record's bytes; ``pretty``: one entry per line, so changes diff small."""
-    option = orjson.OPT_INDENT_2 if pretty else 0
-    return orjson.dumps({"tinystore": list(FORMAT_VERSION), "nodes": nodes}, option=option)
+    """A record's bytes; ``pretty``: a line per node and per child of a large node.
+
+    Lines, not indentation: a changed value changes one short line under git,
+    and the file stays about as small as the compact form.
+    """
+    if not pretty:
+        return orjson.dumps({"tinystore": list(FORMAT_VERSION), "nodes": nodes})
+    dumps = orjson.dumps
+    lines = [b'{"tinystore":' + dumps(list(FORMAT_VERSION)) + b',"nodes":[']
+    last = len(nodes) - 1
+    for i, node in enumerate(nodes):
+        children = node.get("c")
+        if children is None or len(children) <= 8:
+            text = dumps(node)
+        else:
+            head = b"".join(dumps(k) + b":" + dumps(v) + b"," for k, v in node.items() if k != "c")
+            if type(children) is list:
+                body = b",\n".join(map(dumps, children))
+                text = b"{" + head + b'"c":[\n' + body + b"\n]}"
+            else:
+                body = b",\n".join(dumps(k) + b":" + dumps(v) for k, v in children.items())
+                text = b"{" + head + b'"c":{\n' + body + b"\n}}"
+        lines.append(text + (b"," if i < last else b""))
+    lines.append(b"]}\n")
+    return b"\n".join(lines)
 
 
 def loads_record(data: bytes, where: str) -> list:
