@@ -384,3 +384,19 @@ def test_loading_a_missing_file_leaves_nothing_behind(tmp_path):
     with pytest.raises(FileNotFoundError):
         tinystore.load(tmp_path / "missing.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_public_surface_is_small_and_importable():
+    assert sorted(tinystore.__all__) == sorted(
+        [
+            "save", "load", "delete", "open", "backends", "errors", "Storable", "Recipe",
+            "Adapter", "register_adapter", "register_reducer", "ObjectCodec", "GenericStorage",
+            "HDF5Storage", "JSONDirStorage", "MemoryStorage", "Tree", "__version__",
+        ]
+    )
+    for name in tinystore.__all__:
+        assert getattr(tinystore, name) is not None
+    for name in tinystore.errors.__all__:
+        error = getattr(tinystore.errors, name)
+        assert issubclass(error, tinystore.errors.TinystoreError)
+        assert error is tinystore.errors.TinystoreError or len(error.__mro__) > 3  # a builtin too
