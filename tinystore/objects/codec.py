@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapters)
 import tinystore.objects.recipe  # noqa: F401
@@ -94,15 +94,11 @@ def _child(node: Any, key: str) -> Any:
 
 def _scan_sharing(root: Tree, target: Any) -> tuple[int, list[tuple[str, int]]]:
     """Largest anchor in ``root``; references from outside ``target`` into it."""
-    inside: set = set()
-    stack = [target]
-    while stack:
-        node = stack.pop()
-        if type(node) is Tree:
-            if "id" in node.attrs and node.attrs.get("t") != "ref":
-                inside.add(node.attrs["id"])
-            c = node.children
-            stack.extend(c if type(c) is list else c.values())
+    inside = {
+        node.attrs["id"]
+        for node in _trees(target)
+        if "id" in node.attrs and node.attrs.get("t") != "ref"
+    }
     top = -1
     hits: list = []
     # (node, index of parent entry, key) with a parent table, so paths are built only on a hit
@@ -124,12 +120,9 @@ def _scan_sharing(root: Tree, target: Any) -> tuple[int, list[tuple[str, int]]]:
         if pointer is not None and pointer in inside:
             parts = []
             i = me
-            while i > 0:
+            while i > 0:  # up to the root (index 0), whose key is ""
                 i, k = parents[i]
                 parts.append(k)
-                i = i if i >= 0 else 0
-                if i == 0:
-                    break
             hits.append(("/".join(reversed(parts)), pointer))
         c = node.children
         items = enumerate(c) if type(c) is list else c.items()
@@ -137,31 +130,26 @@ def _scan_sharing(root: Tree, target: Any) -> tuple[int, list[tuple[str, int]]]:
     return top, hits
 
 
-def _max_anchor(tree: Any) -> int:
-    top = -1
+def _trees(tree: Any) -> Iterator[Tree]:
+    """Every Tree node in ``tree`` (itself included), without recursion."""
     stack = [tree]
     while stack:
         node = stack.pop()
         if type(node) is Tree:
-            anchor = node.attrs.get("id")
-            if type(anchor) is int and anchor > top:
-                top = anchor
+            yield node
             c = node.children
             stack.extend(c if type(c) is list else c.values())
-    return top
+
+
+def _max_anchor(tree: Any) -> int:
+    anchors = (node.attrs.get("id") for node in _trees(tree))
+    return max((a for a in anchors if type(a) is int), default=-1)
 
 
 def _anchor_in(tree: Any, anchor: int) -> Any:
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if type(node) is not Tree:
-            continue
-        attrs = node.attrs
-        if attrs.get("id") == anchor and attrs.get("t") != "ref":
+    for node in _trees(tree):
+        if node.attrs.get("id") == anchor and node.attrs.get("t") != "ref":
             return node
-        c = node.children
-        stack.extend(c if type(c) is list else c.values())
     return None
 
 

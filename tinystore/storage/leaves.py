@@ -100,7 +100,8 @@ def _fields_from_json(descr: Any) -> Any:
     return fields
 
 
-def dtype_from_json(descr: Any) -> np.dtype:
+def dtype_from_json(descr: Any, allow_objects: bool = False) -> np.dtype:
+    """The dtype of a stored description; object dtypes only if ``allow_objects``."""
     try:
         fields = _fields_from_json(descr)
         if isinstance(fields, list) and any(isinstance(f[0], tuple) for f in fields):
@@ -108,7 +109,7 @@ def dtype_from_json(descr: Any) -> np.dtype:
         dtype = descr_to_dtype(fields)
     except (TypeError, ValueError, IndexError) as exc:
         raise CorruptStoreError(f"invalid stored dtype {descr!r}: {exc}") from None
-    if dtype.hasobject:
+    if dtype.hasobject and not allow_objects:
         raise CorruptStoreError(f"stored dtype {descr!r} holds Python objects; refusing it")
     return dtype
 

@@ -720,11 +720,7 @@ class _Store:
                                     f"{index!r} is reached twice or is invalid)"
                                 )
                             seen.add((gp, index))
-                        sub = (
-                            GroupTree()
-                            if lazy and _target(rec.nodes, index).get("g")
-                            else Tree()
-                        )
+                        sub = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
                         out[k] = sub
                         stack.append((gp, rec, index, sub))
                     elif "G" in e:

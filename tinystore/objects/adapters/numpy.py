@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.format import descr_to_dtype, dtype_to_descr
+from numpy.lib.format import dtype_to_descr
 
 from tinystore.errors import UnloadableError
 from tinystore.objects.registry import Adapter, register_adapter
-from tinystore.storage.leaves import array_order
+from tinystore.storage.leaves import array_order, dtype_from_json
 
 
 class ObjectArrayAdapter(Adapter):
@@ -41,12 +41,7 @@ class ObjectArrayAdapter(Adapter):
 
 
 def _dtype(descr):
-    from tinystore.storage.leaves import _fields_from_json
-
-    fields = _fields_from_json(descr)
-    if isinstance(fields, list) and any(isinstance(f[0], tuple) for f in fields):
-        return np.dtype(fields)
-    return descr_to_dtype(fields)
+    return dtype_from_json(descr, allow_objects=True)  # object arrays are this adapter's job
 
 
 class DtypeAdapter(Adapter):
