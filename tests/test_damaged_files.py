@@ -185,6 +185,25 @@ def test_record_replaced_by_non_json(backend, filename, content):
             "nodes": [{"a": {"t": "dict"}, "c": {"x": {"A": "", "d": "zz", "s": [1]}}}],
         },
         {"tinystore": [1, 0], "nodes": [{"a": {"t": "dict"}, "c": {"x": {"Q": 1}}}]},
+        {"tinystore": [1, 0], "attrs": {"t": "dict"}, "nodes": [{"a": 0, "c": {}}]},
+        {"tinystore": [1, 0], "attrs": ["dict"], "nodes": [{"a": 0, "c": {}}]},
+        {"tinystore": [1, 0], "attrs": [{"t": "dict"}], "nodes": [{"a": 1, "c": {}}]},
+        {"tinystore": [1, 0], "attrs": [{"t": "dict"}], "nodes": [{"a": -1, "c": {}}]},
+        {
+            "tinystore": [1, 0],
+            "attrs": [{"t": "dict"}],
+            "nodes": [{"a": 0, "c": {"x": {"@3": [1, 2]}}}],
+        },
+        {
+            "tinystore": [1, 0],
+            "attrs": [{"t": "dict"}],
+            "nodes": [{"a": 0, "c": {"x": {"@x": [1, 2]}}}],
+        },
+        {
+            "tinystore": [1, 0],
+            "attrs": [{"t": "list"}],
+            "nodes": [{"a": 0, "c": {"x": {"@0": 5}}}],
+        },
     ],
     ids=[
         "a list",
@@ -202,6 +221,13 @@ def test_record_replaced_by_non_json(backend, filename, content):
         "inline array not base64",
         "inline array unknown dtype",
         "unknown leaf tag",
+        "metadata table not a list",
+        "metadata entry not an object",
+        "metadata index out of range",
+        "metadata index negative",
+        "small node with a metadata index out of range",
+        "small node with an invalid tag",
+        "small node whose children are not a container",
     ],
 )
 def test_record_that_is_json_but_not_a_valid_record(backend, filename, doc):
@@ -585,7 +611,8 @@ def test_json_record_edited_by_hand(backend, filename):
     node = doc["nodes"][0]
     node["c"]["small"] = "edited"
     text = orjson.dumps(
-        {"nodes": doc["nodes"], "tinystore": doc["tinystore"]}, option=orjson.OPT_INDENT_2
+        {"nodes": doc["nodes"], "attrs": doc["attrs"], "tinystore": doc["tinystore"]},
+        option=orjson.OPT_INDENT_2,
     )
     path.write_bytes(b"\n  " + text.replace(b"\n", b"\r\n") + b"\n\n")
     assert tinystore.load(filename, path="e") == {"small": "edited", "n": [1.5, 2.5]}

@@ -561,3 +561,48 @@ def test_json_record_diff_is_small(tmp_path):
     assert sum(len(line) for line in changed) < 500, (
         f"{len(changed)} lines, {sum(map(len, changed))} chars"
     )
+
+
+# ---------------------------------------------------------------------------
+# shared metadata: written once per record; small nodes in their short form
+def test_metadata_shared_by_many_nodes_is_written_once(opener):
+    s = opener(codec=True)
+    pairs = [(i, i * 0.5, f"w{i % 7}") for i in range(500)]
+    s["pairs"] = pairs
+    s["obj"] = {"name": "x", "pairs": pairs[:3]}
+    doc = orjson.loads(_records(s)[("pairs",)])
+    assert doc["attrs"].count({"t": "tuple"}) == 1, doc["attrs"]
+    tuple_tag = f"@{doc['attrs'].index({'t': 'tuple'})}"
+    entries = [e for _, e in _record_entries(orjson.dumps(doc))]
+    assert sum(1 for e in entries if e == {tuple_tag: [7, 3.5, "w0"]}) == 1
+    assert sum(1 for e in entries if isinstance(e, dict) and tuple_tag in e) == 500
+    # each entry costs a few bytes beyond its values
+    assert len(orjson.dumps(doc)) < len(orjson.dumps(pairs)) + 12 * 500
+    # short-form nodes are nodes like any other: browse, read, update, delete
+    assert s.node("pairs/7").attrs["t"] == "tuple"
+    assert s["pairs/7/2"] == "w0"
+    assert s["pairs/7"] == (7, 3.5, "w0")
+    s["pairs/7/2"] = "changed"
+    s["pairs/8"] = ("replaced",)
+    del s["pairs/9/1"]
+    loaded = s["pairs"]
+    assert loaded[7] == (7, 3.5, "changed") and loaded[8] == ("replaced",)
+    assert loaded[9] == (9, "w2") and type(loaded[9]) is tuple
+    assert loaded[10:] == pairs[10:] and loaded[:7] == pairs[:7]
+    assert s["obj"] == {"name": "x", "pairs": pairs[:3]}
+
+
+def test_metadata_table_survives_partial_updates_and_reopen(opener):
+    s = opener(codec=True)
+    s["data"] = [{"k": i} for i in range(20)]
+    s["data/3"] = {"k": "new"}
+    s.close()
+    s = opener(codec=True)
+    s["data/4"] = ("t",)
+    s.close()
+    s = opener("r", codec=True)
+    expected = [{"k": i} for i in range(20)]
+    expected[3] = {"k": "new"}
+    expected[4] = ("t",)
+    assert s["data"] == expected
+    assert [type(x) for x in s["data"]] == [dict] * 4 + [tuple] + [dict] * 15

@@ -293,7 +293,7 @@ def run_isolated(
                 result, status = None, "died"
             proc.join(5)
             results[name] = Outcome(status, result, proc.exitcode, time.monotonic() - start)
-    for reader, name in pending.items():
+    for name in pending.values():
         proc = running[name][0]
         proc.kill()
         proc.join(5)

@@ -231,6 +231,7 @@ class ObjectCodec:
         with _no_gc():
             node = encoder.encode(obj)
         if type(node) is Tree:
+            node.attrs = dict(node.attrs)  # it may be shared with other nodes
             if encoder.globals:
                 versions = record_versions(encoder.globals)
                 if versions:

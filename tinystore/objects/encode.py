@@ -36,6 +36,12 @@ from tinystore.storage.base import Tree
 from tinystore.storage.leaves import is_leaf
 
 PROTOCOL = 4
+#: The attrs of plain containers: one dict each, shared by all such nodes of
+#: a save (so the storage writes it once).  Never changed in place: the
+#: encoder copies a node's attrs before adding to them.
+_LIST = {"t": "list"}
+_TUPLE = {"t": "tuple"}
+_DICT = {"t": "dict"}
 _ATOMIC = frozenset([type(None), bool, int, float, complex])
 _MEMO_LEAVES = frozenset([np.ndarray, bytearray, str, bytes])
 #: Strings and byte strings at least this long are memoised (shared once).
@@ -101,6 +107,8 @@ class Encoder:
         self.globals: set[str] = set()
         self.base = path
         self._stack: list[_Frame] = []
+        #: class -> the attrs of its "obj" nodes (one dict, shared by those nodes)
+        self._class_attrs: dict[type, dict] = {}
         #: id(obj) -> memo size when each of its nodes that wait for their memo was started
         self._pending: dict[int, list[int]] = {}
 
@@ -208,8 +216,8 @@ class Encoder:
             for k in obj:
                 if not is_key(k):
                     return None
-            return Tree({"t": "dict"}, dict(obj))
-        return Tree({"t": "list" if t is list else "tuple"}, list(obj))
+            return Tree(_DICT, dict(obj))
+        return Tree(_LIST if t is list else _TUPLE, list(obj))
 
     def _dispatch(self, obj: Any, t: type, container: Any, key: Any, label: str) -> None:
         reducer = self.reducers.get(t) or self.process_reducers.get(t)
@@ -261,8 +269,9 @@ class Encoder:
         # the anchor lives on the node: an object and its state dict share one node
         anchor = tree.attrs.get("id")
         if anchor is None:
-            anchor = tree.attrs["id"] = self.anchors
+            anchor = self.anchors
             self.anchors += 1
+            tree.attrs = {**tree.attrs, "id": anchor}  # attrs dicts may be shared: copy
         ref = Tree({"t": "ref", "r": anchor})
         if len(m) > 4:
             ref.attrs["p"] = m[4]  # a part of the anchored object: "s", its state dict
@@ -321,7 +330,7 @@ class Encoder:
             # tuple, or a reduce whose arguments contain it): as pickle does,
             # keep the parts for their side effects and use that occurrence.
             ref = self._ref(m)
-            frame.tree.attrs["alias"] = ref.attrs["r"]
+            frame.tree.attrs = {**frame.tree.attrs, "alias": ref.attrs["r"]}
         else:
             self.memo[id(obj)] = [obj, frame.tree, None, None]
 
@@ -418,18 +427,22 @@ class Encoder:
         those children (None if there is none), or None when the state cannot
         be laid out so (then the generic reduce layout stores it as it is).
         """
-        name = global_name(cls)
-        self.globals.add(name)
-        attrs: dict = {"t": "obj", "c": name}
-        if _is_dataclass(cls):
-            attrs["dc"] = 1
-        if state is None:
-            attrs["st"] = "n"
-            return attrs, {}, None
+        shared = self._class_attrs.get(cls)
+        if shared is None:  # once per class and save: its import path is checked
+            name = global_name(cls)
+            self.globals.add(name)
+            shared = {"t": "obj", "c": name}
+            if _is_dataclass(cls):
+                shared["dc"] = 1
+            self._class_attrs[cls] = shared
         if _state_keys_ok(state):
             if id(state) in self.memo:  # already stored elsewhere: keep one dict
                 return None
-            return attrs, state, state
+            return shared, state, state  # the attrs of every such node are one dict
+        attrs = dict(shared)
+        if state is None:
+            attrs["st"] = "n"
+            return attrs, {}, None
         if type(state) is tuple and len(state) == 2 and getattr(cls, "__setstate__", None) is None:
             # pickle's own (dict, slots) pair; a __setstate__ would get a custom
             # 2-tuple, whose items must keep their identity: store that as it is

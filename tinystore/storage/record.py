@@ -12,13 +12,17 @@ record write, not 1,000.
 A record is a flat table of nodes (so that arbitrarily deep structures need
 no deep JSON nesting)::
 
-    {"tinystore": [1, 0], "nodes": [node0, node1, ...]}
-    node  = {"a": {attrs}, "c": {key: entry, ...} | [entry, ...], "g": 1}
+    {"tinystore": [1, 0], "attrs": [{attrs}, ...], "nodes": [node0, node1, ...]}
+    node  = {"a": {attrs} | index, "c": {key: entry, ...} | [entry, ...], "g": 1}
     entry = plain JSON leaf | tagged leaf (see leaves.py)
           | {"@": index}               an inline node of this record
           | {"@": node}                a small node of plain values, in place
           | {"G": name, "g": 1}        a physical subgroup (``g``: made by create_group)
           | {"X": name, "k": kind,...} a leaf stored outside the record
+
+Metadata that many nodes share (every tuple of a list of tuples has the
+same) is written once, in the record's ``attrs`` table; a node's ``a`` is
+then its index there.
 
 A backend provides a :class:`Physical` (read/write records and external
 leaves); :class:`RecordStorage` does everything else, identically for all.
@@ -131,16 +135,22 @@ class Physical(abc.ABC):
         raise StorageClosedError(f"{self.location} cannot be reopened")
 
 
-def dumps_record(nodes: list, pretty: bool = False) -> bytes:
+def dumps_record(nodes: list, pretty: bool = False, attrs: list | None = None) -> bytes:
     """A record's bytes; ``pretty``: a line per node and per child of a large node.
 
     Lines, not indentation: a changed value changes one short line under git,
-    and the file stays about as small as the compact form.
+    and the file stays about as small as the compact form.  ``attrs``: the
+    shared metadata table (omitted when empty).
     """
     if not pretty:
+        if attrs:
+            return orjson.dumps({"tinystore": list(FORMAT_VERSION), "attrs": attrs, "nodes": nodes})
         return orjson.dumps({"tinystore": list(FORMAT_VERSION), "nodes": nodes})
     dumps = orjson.dumps
-    lines = [b'{"tinystore":' + dumps(list(FORMAT_VERSION)) + b',"nodes":[']
+    head = b'{"tinystore":' + dumps(list(FORMAT_VERSION))
+    if attrs:
+        head += b',"attrs":[\n' + b",\n".join(map(dumps, attrs)) + b"\n]"
+    lines = [head + b',"nodes":[']
     last = len(nodes) - 1
     for i, node in enumerate(nodes):
         children = node.get("c")
@@ -159,7 +169,7 @@ def dumps_record(nodes: list, pretty: bool = False) -> bytes:
     return b"\n".join(lines)
 
 
-def loads_record(data: bytes, where: str) -> list:
+def loads_record(data: bytes, where: str) -> Record:
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -177,7 +187,10 @@ def loads_record(data: bytes, where: str) -> list:
     nodes = doc.get("nodes")
     if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
         raise CorruptStoreError(f"the record of {where} has no valid node table")
-    return nodes
+    attrs = doc.get("attrs", [])
+    if type(attrs) is not list or not all(type(a) is dict for a in attrs):
+        raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
+    return Record(nodes, attrs)
 
 
 #: Records larger than this are refused as damaged: tinystore writes big data
@@ -220,20 +233,48 @@ def copy_attrs(attrs: dict) -> dict:
     return dict(attrs)
 
 
-def _embedded(tree: Tree) -> dict:
-    """The node of a Tree of plain values, to write inside its parent's entry."""
-    node: dict = {"a": own_attrs(tree.attrs)} if tree.attrs else {}
-    children = tree.children
-    if type(children) is list:
-        node["c"] = [v if _json_exact(v) else encode_inline(v) for v in children]
-    else:
-        out = {}
-        for k, v in children.items():
+def _plain_children(children: Any) -> Any:
+    """Children of plain values as entries (a copy); None if any is not plain.
+
+    "Plain" is what a node written inside its parent's entry may hold: at
+    most 64 values that are JSON values standing for themselves, or tagged
+    scalars (non-ASCII or surrogate strings, big ints, non-finite floats).
+    The common case costs one type test per value.
+    """
+    if len(children) > 64:
+        return None
+    is_list = type(children) is list
+    for v in children if is_list else children.values():
+        vt = type(v)
+        if vt is str:
+            if not v.isascii():
+                break
+        elif vt is int:
+            if not INT64_MIN <= v <= INT64_MAX:
+                break
+        elif vt is float:
+            if v - v != 0.0:
+                break
+        elif v is not None and vt is not bool:
+            return None
+    else:  # all JSON-exact
+        if is_list:
+            return list(children)
+        for k in children:
             if type(k) is not str or not (k.isidentifier() and len(k) <= 63):
                 check_key(k) if type(k) is str else _bad_key(k)
-            out[k] = v if _json_exact(v) else encode_inline(v)
-        node["c"] = out
-    return node
+        return dict(children)
+    for v in children if is_list else children.values():
+        if type(v) not in _EMBED_LEAVES:
+            return None
+    if is_list:
+        return [v if _json_exact(v) else encode_inline(v) for v in children]
+    out = {}
+    for k, v in children.items():
+        if type(k) is not str or not (k.isidentifier() and len(k) <= 63):
+            check_key(k) if type(k) is str else _bad_key(k)
+        out[k] = v if _json_exact(v) else encode_inline(v)
+    return out
 
 
 def _json_exact(v: Any) -> bool:
@@ -275,15 +316,46 @@ def _entry_names(entry: Any) -> Iterator[tuple[str, str, dict]]:
 
 
 class Record:
-    """A parsed record: its node table and the physical names it uses."""
+    """A parsed record: its node and metadata tables and the physical names it uses."""
 
-    __slots__ = ("nodes", "_names", "dirty", "compact")
+    __slots__ = ("nodes", "attrs", "_attr_index", "_names", "dirty", "compact")
 
-    def __init__(self, nodes: list):
+    def __init__(self, nodes: list, attrs: list | None = None):
         self.nodes = nodes
+        #: metadata shared by several nodes; a node's ``"a"`` may be an index here
+        self.attrs = [] if attrs is None else attrs
+        self._attr_index: dict | None = None  # serialised attrs -> index
         self._names: set | None = None
         self.dirty = False
         self.compact = True  # nodes are in canonical order, unreferenced-free
+
+    def intern(self, attrs: dict) -> int:
+        """The index of (a JSON-exact copy of) ``attrs`` in the metadata table."""
+        index = self._attr_index
+        if index is None:
+            index = self._attr_index = {orjson.dumps(a): i for i, a in enumerate(self.attrs)}
+        copy = own_attrs(attrs)
+        key = orjson.dumps(copy)
+        i = index.get(key)
+        if i is None:
+            i = index[key] = len(self.attrs)
+            self.attrs.append(copy)
+        return i
+
+    def node_attrs(self, node: dict, where: str = "a record") -> dict:
+        """The metadata of ``node`` as stored (do not change it)."""
+        a = node.get("a")
+        if type(a) is int:
+            try:
+                if a < 0:
+                    raise IndexError
+                return self.attrs[a]
+            except IndexError:
+                raise CorruptStoreError(
+                    f"a node of {where} refers to metadata #{a}, which its record lacks; "
+                    "the record is damaged"
+                ) from None
+        return a if a else {}
 
     @property
     def names(self) -> set:
@@ -349,19 +421,28 @@ def _target(nodes: list, at: Any) -> dict:
     return at if type(at) is dict else nodes[at]
 
 
+def _at(entry: Any, where: str = "a record") -> Any:
+    """What a node entry points at: a table index or a node; None for any other entry.
+
+    ``{"@": i}`` and ``{"@": node}`` say so directly; the short form of a small
+    node, ``{"@<n>": children}``, stands for ``{"a": <n>, "c": children}``.
+    """
+    if type(entry) is not dict:
+        return None
+    at = entry.get("@")
+    if at is not None:
+        return at
+    if len(entry) == 1:
+        (tag,) = entry
+        if tag[:1] == "@":
+            n = tag[1:]
+            if not (n.isascii() and n.isdigit()):
+                raise CorruptStoreError(f"{where} holds an invalid node entry {tag!r:.40}")
+            return {"a": int(n), "c": entry[tag]}
+    return None
+
+
 _EMBED_LEAVES = frozenset([str, int, float, bool, type(None)])
-
-
-def _embeddable(tree: Tree) -> bool:
-    """Small nodes of plain values are written inside their parent's entry."""
-    children = tree.children
-    values = children if type(children) is list else children.values()
-    if len(values) > 64:
-        return False
-    for v in values:
-        if type(v) not in _EMBED_LEAVES:
-            return False
-    return True
 
 
 def _children_entries(node: dict) -> Any:
@@ -466,7 +547,7 @@ class _Store:
                 raise CorruptStoreError(f"the record of {where} is too large to read") from None
             if data is None:
                 raise CorruptStoreError(f"the record of {where} is missing")
-            rec = Record(loads_record(data, where))
+            rec = loads_record(data, where)
             self.records[gpath] = rec
         return rec
 
@@ -496,7 +577,7 @@ class _Store:
         try:
             for gpath, rec in dirty:
                 self.physical.write_record(
-                    gpath, dumps_record(rec.canonical(), self.physical.pretty)
+                    gpath, dumps_record(rec.canonical(), self.physical.pretty, rec.attrs)
                 )
                 rec.dirty = False
             self.physical.commit()
@@ -547,8 +628,9 @@ class _Store:
             e = stack.pop()
             if type(e) is not dict:
                 continue
-            if "@" in e:
-                stack.extend(_children_entries(_target(rec.nodes, e["@"])))
+            at = _at(e, self.describe(gpath))
+            if at is not None:
+                stack.extend(_children_entries(_target(rec.nodes, at)))
                 rec.compact = False
             else:
                 for kind, name, ent in _entry_names(e):
@@ -578,11 +660,23 @@ class _Store:
         root = len(nodes)
         nodes.append(None)
         stack = [(tree, root)]
+        # metadata table index by id() of the attrs dict: trees of one save share
+        # attrs dicts (every tuple of a list has the same); they are alive till we return
+        interned: dict[int, int] = {}
+        tags: dict[int, str] = {}  # the same, as the tag of a small node's entry
+        intern = rec.intern
         while stack:
             t, idx = stack.pop()
-            if type(t.attrs) is not dict:
-                raise UnsupportedValueError(f"Tree.attrs must be a dict, not {type(t.attrs)}")
-            node: dict = {"a": own_attrs(t.attrs)} if t.attrs else {}
+            a = t.attrs
+            if type(a) is not dict:
+                raise UnsupportedValueError(f"Tree.attrs must be a dict, not {type(a)}")
+            if a:
+                ai = interned.get(id(a))
+                if ai is None:
+                    ai = interned[id(a)] = intern(a)
+                node: dict = {"a": ai}
+            else:
+                node = {}
             children = t.children
             pending: list = []
             is_list = type(children) is list
@@ -599,8 +693,24 @@ class _Store:
                 elif v is None or vt is bool:
                     e = v
                 elif vt is Tree:
-                    if type(v.attrs) is dict and _embeddable(v):
-                        e = {"@": _embedded(v)}
+                    va = v.attrs
+                    vc = v.children
+                    plain = (
+                        _plain_children(vc)
+                        if type(va) is dict and type(vc) in (list, dict)
+                        else None
+                    )
+                    if plain is not None:  # a small node of plain values: in place
+                        if va:
+                            tag = tags.get(id(va))
+                            if tag is None:
+                                ai = interned.get(id(va))
+                                if ai is None:
+                                    ai = interned[id(va)] = intern(va)
+                                tag = tags[id(va)] = f"@{ai}"
+                            e = {tag: plain}
+                        else:
+                            e = {"@": {"c": plain}}
                     else:
                         e = {"@": len(nodes)}
                         pending.append((v, len(nodes)))
@@ -690,12 +800,22 @@ class _Store:
         root = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
         stack = [(gpath, rec, index, root)]
         seen: set = set()
+        # one copy of each shared metadata dict per read (per record): the trees
+        # of this read share it, as the nodes of the record do
+        shared: dict[tuple, dict] = {}
         while stack:
             gp, rec, i, t = stack.pop()
             try:
                 node = i if type(i) is dict else rec.nodes[i]
                 a = node.get("a")
-                t.attrs = copy_attrs(a) if a else {}
+                if type(a) is int:
+                    attrs = shared.get((gp, a))
+                    if attrs is None:
+                        attrs = copy_attrs(rec.node_attrs(node, self.describe(gp)))
+                        shared[(gp, a)] = attrs
+                    t.attrs = attrs
+                else:
+                    t.attrs = copy_attrs(a) if a else {}
                 children = node.get("c")
                 if children is None:
                     children = {}
@@ -711,6 +831,28 @@ class _Store:
                 pairs = children.items()
             for k, e in pairs:
                 if type(e) is dict:
+                    if len(e) == 1:
+                        (tag,) = e
+                        if tag[:1] == "@" and tag != "@":
+                            # a small node in place (short form): plain JSON values, hot path
+                            c = e[tag]
+                            tc = type(c)
+                            if tc is list or tc is dict:
+                                for x in c if tc is list else c.values():
+                                    if type(x) is dict:
+                                        break
+                                else:
+                                    attrs = shared.get((gp, tag))
+                                    if attrs is None:
+                                        where = self.describe(gp)
+                                        attrs = copy_attrs(rec.node_attrs(_at(e, where), where))
+                                        shared[(gp, tag)] = attrs
+                                    out[k] = Tree(attrs, list(c) if tc is list else dict(c))
+                                    continue
+                            sub = Tree()
+                            out[k] = sub
+                            stack.append((gp, rec, _at(e, self.describe(gp)), sub))
+                            continue
                     if "@" in e:
                         index = e["@"]
                         if type(index) is not dict:
@@ -765,7 +907,9 @@ class _Attrs(MutableMapping):
         self._s = storage
 
     def _data(self) -> dict:
-        return self._s._node().get("a") or {}
+        s = self._s
+        store = s._store
+        return store.record(s._gpath).node_attrs(s._node(), store.describe(s._gpath))
 
     def __getitem__(self, key: str) -> Any:
         value = self._data()[key]
@@ -784,7 +928,7 @@ class _Attrs(MutableMapping):
         with s._store.transaction():
             rec = s._store.record(s._gpath)
             node = s._node(materialize=True)
-            attrs = dict(node.get("a") or {})
+            attrs = dict(rec.node_attrs(node))
             change(attrs)
             node["a"] = own_attrs(attrs)
             rec.dirty = True
@@ -845,12 +989,13 @@ class RecordStorage(GenericStorage):
         for key in self._inner:
             try:
                 entry = _child_entry(node, key)
-                at = entry["@"]
-            except (KeyError, TypeError):
-                raise StorageClosedError(
-                    f"{self!r} no longer exists (it was replaced or deleted)"
-                ) from None
+            except KeyError:
+                entry = None
+            at = _at(entry, self._store.describe(self._gpath))
+            if at is None:
+                raise StorageClosedError(f"{self!r} no longer exists (it was replaced or deleted)")
             if materialize and type(at) is dict:
+                entry.clear()
                 entry["@"] = len(rec.nodes)
                 rec.nodes.append(at)
                 rec.compact = False
@@ -884,7 +1029,7 @@ class RecordStorage(GenericStorage):
     def _get(self, key: str) -> Any:
         entry = _child_entry(self._node(), key)
         if type(entry) is dict:
-            if "@" in entry:
+            if _at(entry, self._store.describe(self._gpath)) is not None:
                 return self._view(self, self._gpath, self._inner + (key,), key)
             if "G" in entry:
                 name = check_name(entry["G"], self._store.describe(self._gpath))
@@ -903,6 +1048,7 @@ class RecordStorage(GenericStorage):
         if children is None:
             children = {}
         nodes = self._store.record(self._gpath).nodes
+        where = self._store.describe(self._gpath)
         out = []
         pairs = enumerate(children) if type(children) is list else children.items()
         for k, e in pairs:
@@ -910,8 +1056,10 @@ class RecordStorage(GenericStorage):
             if type(e) is dict:
                 if "G" in e:
                     is_group = bool(e.get("g"))
-                elif "@" in e:
-                    is_group = bool(_target(nodes, e["@"]).get("g"))
+                else:
+                    at = _at(e, where)
+                    if at is not None:
+                        is_group = bool(_target(nodes, at).get("g"))
             out.append((str(k), is_group))
         return out
 
@@ -1000,7 +1148,7 @@ class RecordStorage(GenericStorage):
             rec = self._store.record(self._gpath)
             node = rec.nodes[0]
             for key in self._inner:
-                index = _child_entry(node, key)["@"]
+                index = _at(_child_entry(node, key), self._store.describe(self._gpath))
                 node = _target(rec.nodes, index)
         return self._store.read_tree(self._gpath, index, lazy)
 
