@@ -163,6 +163,17 @@ class Decoder:
                         top.out[top.key] = val
                     for k, child in top.items:
                         if type(child) is Tree:
+                            attrs = child.attrs
+                            kind = attrs.get("t") if len(attrs) == 1 else None
+                            fast = _FAST.get(kind) if type(kind) is str else None
+                            if fast is not None:  # plain containers inline (hot path)
+                                grand = child.children
+                                for g in grand if type(grand) is list else grand.values():
+                                    if type(g) is Tree:
+                                        break
+                                else:
+                                    top.out[k] = fast(grand)
+                                    continue
                             top.key = k
                             val = self._enter(child)
                             if val is _PENDING:

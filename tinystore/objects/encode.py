@@ -124,10 +124,30 @@ class Encoder:
         stack = self._stack = []
         try:
             self._place(obj, container, key, label)
+            memo = self.memo
+            fast = self._fast
             while stack:
                 frame = stack[-1]
+                children = frame.children
                 for k, child in frame.items:
-                    self._place(child, frame.children, k, None)
+                    # the commonest children inline (this loop is hot): atoms, and
+                    # small tuples/lists of plain values (what _place would do)
+                    t = type(child)
+                    if t in _ATOMIC:
+                        children[k] = child
+                        continue
+                    if (t is tuple or t is list) and fast and id(child) not in memo:
+                        for item in child:
+                            it = type(item)
+                            if it not in _ATOMIC and not (
+                                (it is str or it is bytes) and len(item) < MEMO_MIN_LEN
+                            ):
+                                break
+                        else:
+                            children[k] = tree = Tree(_TUPLE if t is tuple else _LIST, list(child))
+                            memo[id(child)] = [child, tree, None, None]
+                            continue
+                    self._place(child, children, k, None)
                     if stack[-1] is not frame:
                         break
                 else:

@@ -695,6 +695,36 @@ class _Store:
                 elif vt is Tree:
                     va = v.attrs
                     vc = v.children
+                    if type(vc) is list and len(vc) <= 64 and va and type(va) is dict:
+                        # a small sequence of JSON values: the short form (hot path)
+                        for x in vc:
+                            xt = type(x)
+                            if xt is str:
+                                if not x.isascii():
+                                    break
+                            elif xt is int:
+                                if not INT64_MIN <= x <= INT64_MAX:
+                                    break
+                            elif xt is float:
+                                if x - x != 0.0:
+                                    break
+                            elif x is not None and xt is not bool:
+                                break
+                        else:
+                            tag = tags.get(id(va))
+                            if tag is None:
+                                ai = interned.get(id(va))
+                                if ai is None:
+                                    ai = interned[id(va)] = intern(va)
+                                tag = tags[id(va)] = f"@{ai}"
+                            if is_list:
+                                out.append({tag: list(vc)})
+                                continue
+                            e = {tag: list(vc)}
+                            if type(k) is not str or not (k.isidentifier() and len(k) <= 63):
+                                check_key(k) if type(k) is str else _bad_key(k)
+                            out[k] = e
+                            continue
                     plain = (
                         _plain_children(vc)
                         if type(va) is dict and type(vc) in (list, dict)
@@ -802,17 +832,19 @@ class _Store:
         seen: set = set()
         # one copy of each shared metadata dict per read (per record): the trees
         # of this read share it, as the nodes of the record do
-        shared: dict[tuple, dict] = {}
+        shared: dict[GPath, dict] = {}
         while stack:
             gp, rec, i, t = stack.pop()
+            known = shared.get(gp)
+            if known is None:
+                known = shared[gp] = {}
             try:
                 node = i if type(i) is dict else rec.nodes[i]
                 a = node.get("a")
                 if type(a) is int:
-                    attrs = shared.get((gp, a))
+                    attrs = known.get(a)
                     if attrs is None:
-                        attrs = copy_attrs(rec.node_attrs(node, self.describe(gp)))
-                        shared[(gp, a)] = attrs
+                        attrs = known[a] = copy_attrs(rec.node_attrs(node, self.describe(gp)))
                     t.attrs = attrs
                 else:
                     t.attrs = copy_attrs(a) if a else {}
@@ -842,11 +874,11 @@ class _Store:
                                     if type(x) is dict:
                                         break
                                 else:
-                                    attrs = shared.get((gp, tag))
+                                    attrs = known.get(tag)
                                     if attrs is None:
                                         where = self.describe(gp)
                                         attrs = copy_attrs(rec.node_attrs(_at(e, where), where))
-                                        shared[(gp, tag)] = attrs
+                                        known[tag] = attrs
                                     out[k] = Tree(attrs, list(c) if tc is list else dict(c))
                                     continue
                             sub = Tree()
