@@ -102,10 +102,19 @@ class Decoder:
         self.storage = storage
         self._stack: list = []
         self._locating: set = set()
+        self._imported: dict[str, Any] = {}
 
     # -- helpers for adapters -------------------------------------------------
     def import_global(self, name: str) -> Any:
-        return import_global(name, self.check)
+        """The object at ``name``, checked and imported once per load."""
+        try:
+            return self._imported[name]
+        except KeyError:
+            pass
+        except TypeError:  # not a str (a damaged node): let import_global say so
+            return import_global(name, self.check)
+        obj = self._imported[name] = import_global(name, self.check)
+        return obj
 
     def lookup(self, anchor: int) -> Any:
         if type(anchor) is not int:
@@ -262,7 +271,7 @@ class Decoder:
                     "tinystore, or by an adapter that is not registered in this process"
                 )
             if adapter.imports and "c" in attrs:
-                imported = import_global(attrs["c"], self.check)
+                imported = self.import_global(attrs["c"])
                 if adapter.calls and self.check_call is not None:
                     self.check_call(imported, ())
             if "alias" in attrs:

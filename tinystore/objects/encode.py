@@ -109,6 +109,8 @@ class Encoder:
         self._stack: list[_Frame] = []
         #: class -> the attrs of its "obj" nodes (one dict, shared by those nodes)
         self._class_attrs: dict[type, dict] = {}
+        #: adapter kind -> the attrs of its nodes that need no more than their kind
+        self._kind_attrs: dict[str, dict] = {}
         #: id(obj) -> memo size when each of its nodes that wait for their memo was started
         self._pending: dict[int, list[int]] = {}
 
@@ -357,7 +359,12 @@ class Encoder:
     # -- adapters ---------------------------------------------------------------
     def _place_adapter(self, obj, adapter: Adapter, container, key, label) -> None:
         attrs, children = adapter.encode(obj)
-        attrs = {"t": adapter.kind, **attrs}
+        if attrs:
+            attrs = {"t": adapter.kind, **attrs}
+        else:  # one dict per kind, shared by its nodes (written once by the storage)
+            attrs = self._kind_attrs.get(adapter.kind)
+            if attrs is None:
+                attrs = self._kind_attrs[adapter.kind] = {"t": adapter.kind}
         tree = Tree(attrs)
         container[key] = tree
         name = attrs.get("c") or attrs.get("g")  # by convention: import paths
