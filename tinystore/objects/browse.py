@@ -195,7 +195,7 @@ class NodeView:
             text = repr(self._node)
             parts.append(text if len(text) <= 40 else text[:37] + "...")
         elif isinstance(self._node, Tree) and (len(self) or self.kind in _CONTAINERS):
-            parts.append(f"{len(self)} items")
+            parts.append(f"{len(self)} item" if len(self) == 1 else f"{len(self)} items")
         if self.versions:
             parts.append(_versions_text(self.versions))
         return "  ".join(parts)
