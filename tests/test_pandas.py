@@ -21,7 +21,8 @@ import pytest
 from dateutil import tz as dateutil_tz
 
 import tinystore
-from tinystore.objects.adapters.pandas import STRING_LIST_MAX, column_keys
+from tinystore.objects.adapters.pandas import STRING_LIST_MAX, _code_dtype, column_keys
+from tinystore.objects.registry import adapter_for_kind
 from tinystore.storage.base import Tree
 
 N = 100_000
@@ -463,18 +464,289 @@ def test_exotic_zones_and_offsets_are_stored_as_objects(filename):
     assert_same(df, tinystore.load(filename))
 
 
+# -- string columns ----------------------------------------------------------------------
+LONG = 20 * STRING_LIST_MAX  # rows of the long string columns below
+
+
+class Text(str):
+    """A str subclass: object columns holding one keep the generic layout."""
+
+
+def _objects(items) -> np.ndarray:
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array
+
+
+def _words(count: int, rows: int = LONG, seed: int = 1) -> np.ndarray:
+    words = _objects([f"w{i}-ü" for i in range(count)])
+    return words[np.random.default_rng(seed).integers(0, count, rows)]
+
+
+def _with(items, every: int, value, start: int = 0) -> np.ndarray:
+    items = _objects(list(items))
+    items[start::every] = [value] * len(items[start::every])
+    return items
+
+
+def _column_node(store, key: str):
+    """The node of the column stored at ``key`` (a series' values, or the value itself)."""
+    node = store._read_tree().children[key]
+    if node.attrs.get("t") in ("pandas.Series", "pandas.Index"):
+        node = node.children["values"]
+    return node
+
+
+def _layout(node) -> str:
+    """``"list"``, ``"utf8"``, ``"coded list"`` or ``"coded utf8"``, checking the leaves."""
+    c = node.children
+    texts = "utf8" if "utf8" in c else "list"
+    assert ("utf8" in c) != ("values" in c)
+    if "utf8" in c:
+        assert type(c["utf8"]) is bytes
+    else:
+        assert all(type(t) is str or t is None for t in c["values"].children)
+    if "mask" in c:
+        assert texts == "utf8" and type(c["mask"]) is np.ndarray and c["mask"].dtype == bool
+    if "codes" not in c:
+        return texts
+    codes = c["codes"]
+    assert type(codes) is np.ndarray and codes.dtype.kind == "i" and codes.ndim == 1
+    return "coded " + texts
+
+
+def assert_same_items(a, b) -> None:
+    """Same length and, item by item, the same type and value (NaN for NaN)."""
+    a, b = list(a), list(b)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert type(x) is type(y), (x, y)
+        if x is None or x is pd.NA or x is pd.NaT:
+            assert y is x
+        elif isinstance(x, (float, np.floating)) and np.isnan(x):
+            assert np.isnan(y)
+        else:
+            assert x == y
+
+
+STRING_ARRAYS = {  # name: (items, layout of a long array)
+    "repeated": (lambda: _words(64), "coded list"),
+    "repeated-missing": (lambda: _with(_words(64), 7, None), "coded list"),
+    "repeated-300": (lambda: _words(300), "coded utf8"),  # int16 codes, joined strings
+    "repeated-nul": (lambda: _with(_words(5), 3, "a\x00b"), "coded list"),
+    "repeated-surrogates": (lambda: _with(_words(5), 4, "\ud800x"), "coded list"),
+    "one-rare": (lambda: _with(_words(3), LONG, "rare", start=LONG // 2 + 1), "coded list"),
+    "empty-strings": (lambda: _objects([""] * LONG), "coded list"),
+    "all-missing": (lambda: _objects([None] * LONG), "coded list"),
+    "distinct": (lambda: _objects([f"row {i}" for i in range(LONG)]), "utf8"),
+    "distinct-missing": (
+        lambda: _with([f"ß{i}\ud800" * (i % 3) for i in range(LONG)], 5, None),
+        "utf8",
+    ),
+    "distinct-nul": (lambda: _objects([f"{i}\x00" for i in range(LONG)]), "list"),
+    "short": (lambda: _with(_words(2, STRING_LIST_MAX), 2, None), "list"),
+    "empty": (lambda: _objects([]), "list"),
+}
+
+
+@pytest.mark.parametrize("dtype", ["str", "string"])
+@pytest.mark.parametrize("name", sorted(STRING_ARRAYS))
+def test_string_array_layouts(store, name, dtype):
+    make, layout = STRING_ARRAYS[name]
+    array = pd.array(make(), dtype=dtype)
+    series = pd.Series(array, name="s")
+    store["a"] = array
+    store["s"] = series
+    node = _column_node(store, "a")
+    assert node.attrs["t"] == "pandas.StringArray"
+    assert node.attrs["na"] == ("NaN" if dtype == "str" else "NA")
+    assert _layout(node) == layout
+    assert _layout(_column_node(store, "s")) == layout
+    loaded = store["a"]
+    assert_same(array, loaded)
+    assert_same_items(array, loaded)  # the missing value of the dtype, in place
+    assert_same(series, store["s"])
+
+
+def test_coded_strings_are_small_codes_into_distinct_strings(store):
+    items = _with(_words(100, rows=10_000), 10, None)
+    store["a"] = pd.array(items, dtype="str")
+    c = _column_node(store, "a").children
+    assert c["codes"].dtype == np.int8 and len(c["codes"]) == len(items)
+    distinct = c["values"].children
+    assert sorted(distinct) == sorted(set(items.tolist()) - {None})
+    rows = [None if code < 0 else distinct[code] for code in c["codes"]]
+    assert rows == items.tolist()
+    many = pd.array(_words(1000, rows=100_000), dtype="string")
+    store["b"] = many
+    assert _column_node(store, "b").children["codes"].dtype == np.int16
+    assert_same(many, store["b"])
+
+
+def test_strings_of_the_sample_are_looked_up_not_factorized(store, monkeypatch):
+    factorized = []
+    factorize = pd.factorize
+    monkeypatch.setattr(pd, "factorize", lambda v: factorized.append(len(v)) or factorize(v))
+    store["a"] = pd.array(_words(64), dtype="str")  # all strings are in the sample
+    assert factorized == []
+    rare = STRING_ARRAYS["one-rare"][0]()
+    store["b"] = pd.array(rare, dtype="str")
+    assert factorized == [1]  # only the string the sample missed
+    store["c"] = pd.array(_words(5000, rows=100_000), dtype="str")  # the sample misses many
+    assert factorized == [1, 100_000]  # factorize all
+    assert _layout(_column_node(store, "c")) == "coded utf8"
+    monkeypatch.undo()
+    assert_same(pd.array(rare, dtype="str"), store["b"])
+
+
+def test_code_dtypes():
+    assert [_code_dtype(n) for n in (0, 1, 128, 129, 2**15, 2**15 + 1)] == [
+        np.int8, np.int8, np.int8, np.int16, np.int16, np.int32,
+    ]  # fmt: skip
+    assert _code_dtype(2**31) == np.int32 and _code_dtype(2**31 + 1) == np.int64
+
+
+def test_mostly_distinct_strings_are_not_coded(store):
+    quarter = pd.array(_words(LONG // 2), dtype="str")  # about 40% of the rows distinct
+    store["a"] = quarter
+    assert _layout(_column_node(store, "a")) == "utf8"
+    assert_same(quarter, store["a"])
+
+
+OBJECT_COLUMNS = {  # name: (items, layout of the ObjectStrings node, or None: an ndarray node)
+    "repeated": (lambda: _words(64), "coded list"),
+    "repeated-none": (lambda: _with(_words(64), 3, None), "coded list"),
+    "repeated-nan-na": (
+        lambda: _with(_with(_with(_words(64), 5, None), 7, np.nan, 1), 11, pd.NA, 2),
+        "coded list",
+    ),
+    "repeated-float-nan": (lambda: _with(_words(3), 9, float("nan")), "coded list"),
+    "distinct": (lambda: _objects([f"row {i}" for i in range(LONG)]), "utf8"),
+    "distinct-none": (lambda: _with([f"row {i}" for i in range(LONG)], 4, None), "utf8"),
+    "distinct-nan": (  # NaN: coded whatever the strings, to tell NaN from None
+        lambda: _with(_with([f"row {i}" for i in range(LONG)], 4, None), 9, np.nan),
+        "coded utf8",
+    ),
+    "distinct-nul": (lambda: _objects([f"{i}\x00" for i in range(LONG)]), "list"),
+    "all-none": (lambda: _objects([None] * LONG), "coded list"),
+    "all-nan": (lambda: _objects([np.nan] * LONG), "coded list"),
+    "short": (lambda: _with(_words(2, STRING_LIST_MAX), 2, None), None),
+    "subclass": (lambda: _with(_words(3), LONG, Text("w0-ü"), start=LONG - 1), None),
+    "number": (lambda: _with(_words(3), LONG, 1.5, start=LONG - 1), None),
+    "float32-nan": (lambda: _with(_words(3), LONG, np.float32("nan")), None),
+    "nat": (lambda: _with(_words(3), 5, pd.NaT), None),
+    "bytes": (lambda: _with(_words(3), 5, b"w0"), None),
+    "mixed": (lambda: _with(_words(3), 2, 7), None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OBJECT_COLUMNS))
+def test_object_string_columns(store, name):
+    make, layout = OBJECT_COLUMNS[name]
+    items = make()
+    series = pd.Series(items, dtype=object, name="o")
+    frame = pd.DataFrame({"o": series, "x": np.arange(len(items))})
+    index = pd.Index(items, dtype=object)
+    store["s"] = series
+    store["df"] = frame
+    store["i"] = index
+    node = _column_node(store, "s")
+    if layout is None:
+        assert node.attrs["t"] == "ndarray"
+    else:
+        assert node.attrs == {"t": "pandas.ObjectStrings"}
+        assert _layout(node) == layout
+        missing = [x for x in items if x is not None and not isinstance(x, str)]
+        assert ("missing" in node.children) == bool(missing)
+    assert _column_node(store, "i").attrs == node.attrs
+    loaded = store["s"]
+    assert_same(series, loaded)
+    assert_same_items(items, loaded)
+    assert_same(frame, store["df"])
+    assert_same_items(items, store["df"]["o"])
+    assert_same(index, store["i"])
+    assert_same_items(items, store["i"])
+    column = store["df/data/o"]  # the column alone: the object array
+    assert type(column) is np.ndarray and column.dtype == object
+    assert_same_items(items, column)
+
+
+def test_string_columns_of_empty_frames(roundtrip):
+    empty = pd.DataFrame(
+        {
+            "str": pd.array([], dtype="str"),
+            "string": pd.array([], dtype="string"),
+            "object": pd.Series([], dtype=object),
+        }
+    )
+    loaded = roundtrip({"empty": empty, "no-rows": empty.iloc[:0, :0]})
+    assert_same(empty, loaded["empty"])
+    assert_same(empty.iloc[:0, :0], loaded["no-rows"])
+
+
+def test_frame_of_string_columns(roundtrip):
+    rows = 50_000
+    words = _words(64, rows=rows)
+    df = pd.DataFrame(
+        {
+            "str": pd.array(_with(words, 3, None), dtype="str"),
+            "string": pd.array(_with(words, 5, None), dtype="string"),
+            "object": pd.Series(_with(_with(words, 3, None), 5, np.nan, 1), dtype=object),
+            "distinct": [f"row {i}" for i in range(rows)],
+        },
+        index=pd.Index(_words(1000, rows=rows, seed=2), dtype="str", name="key"),
+    )
+    loaded = roundtrip(df)
+    assert_same(df, loaded)
+    for name in df:
+        assert_same_items(df[name], loaded[name])
+    assert_same_items(df.index, loaded.index)
+
+
+def test_coded_strings_load_as_few_string_objects(roundtrip):
+    df = pd.DataFrame({"s": pd.array(_words(8), dtype="str"), "o": _words(8).astype(object)})
+    loaded = roundtrip(df)
+    for name in df:
+        assert len({id(x) for x in loaded[name].tolist()}) == 8  # as pickle loads them
+
+
+def _decode(kind: str, attrs: dict, parts: dict):
+    """Run the decoder of the adapter of ``kind`` on already decoded children."""
+    steps = adapter_for_kind(kind).decode(attrs, parts, lambda obj: None)
+    next(steps)
+    with pytest.raises(StopIteration) as done:
+        steps.send(parts)
+    return done.value.value
+
+
+@pytest.mark.parametrize("codes", [[0, 2], [-2, 0]])
+def test_damaged_string_codes_are_refused(codes):
+    parts = {"values": ["a", "b"], "codes": np.array(codes, dtype=np.int8)}
+    for kind, attrs in [
+        ("pandas.ObjectStrings", {}),
+        ("pandas.StringArray", {"storage": "python", "na": "NA"}),
+    ]:
+        with pytest.raises(ValueError, match="codes"):
+            _decode(kind, attrs, parts)
+    good = {"values": ["a", "b"], "codes": np.array([1, -1, 0], dtype=np.int8)}
+    assert_same_items(_decode("pandas.ObjectStrings", {}, good), ["b", None, "a"])
+
+
 def test_string_layouts(store):
     short = pd.array(["a", None], dtype="str")
     long = pd.array([None, "b\ud800", "ü"] * STRING_LIST_MAX, dtype="string")
     with_nul = pd.array(["\x00"] * (STRING_LIST_MAX + 1), dtype="string")
-    store["x"] = [short, long, with_nul]
+    distinct = pd.array([None] + [f"{i}" for i in range(STRING_LIST_MAX)], dtype="string")
+    store["x"] = [short, long, with_nul, distinct]
     tree = store._read_tree().children["x"].children
     assert tree[0].children["values"].children == ["a", None]
-    assert set(tree[1].children) == {"utf8", "mask"}
-    assert type(tree[1].children["mask"]) is np.ndarray
-    assert set(tree[2].children) == {"values"}
+    assert set(tree[1].children) == {"codes", "values"}
+    assert tree[1].children["values"].children == ["b\ud800", "ü"]
+    assert set(tree[2].children) == {"codes", "values"}
+    assert set(tree[3].children) == {"utf8", "mask"}
+    assert type(tree[3].children["mask"]) is np.ndarray
     loaded = store["x"]
-    for a, b in zip([short, long, with_nul], loaded):
+    for a, b in zip([short, long, with_nul, distinct], loaded):
         assert_same(a, b)
 
 

@@ -37,7 +37,8 @@ written only when they are not the default):
     ``[name]``, ``[attrs]``.
 *a column* (``values``, ``data/<key>``)
     a numpy dtype: the ndarray itself (object dtype: an ``ndarray`` node
-    with one child per item); an extension dtype: its pandas array node.
+    with one child per item, or a ``pandas.ObjectStrings`` node); an
+    extension dtype: its pandas array node.
 ``pandas.Index``
     any index but ``RangeIndex`` and ``MultiIndex`` (``DatetimeIndex``,
     ``CategoricalIndex``, ... follow from the dtype of the values);
@@ -60,13 +61,28 @@ written only when they are not the default):
 ``pandas.StringArray``
     ``StringDtype`` arrays (pandas 3's default ``"str"`` dtype and
     ``"string"``); attrs ``storage`` (``"python"``/``"pyarrow"``) and
-    ``na`` (``"NaN"`` or ``"NA"``, the missing-value marker).  Up to
-    :data:`STRING_LIST_MAX` items, or when a string contains NUL: child
-    ``values``, a list of ``str`` (``None`` where missing), readable in a
-    JSON record.  Otherwise: children ``utf8`` (the strings joined by NUL
+    ``na`` (``"NaN"`` or ``"NA"``, the missing-value marker); children
+    *strings* and, when coded, ``codes``.  Up to :data:`STRING_LIST_MAX`
+    items: *strings* are the items.  Longer arrays whose strings repeat
+    (fewer distinct ones than about a quarter of the items, judged from a
+    sample) are coded: ``codes`` is the smallest signed integer array
+    (``int8`` ... ``int64``) holding one code per item, -1 where missing,
+    else the position of the item's string among *strings*, the distinct
+    strings.  Other long arrays: *strings* are the items.  *strings* is
+    either ``values``, a list of ``str`` (``None`` where missing), readable
+    in a JSON record, for up to :data:`STRING_LIST_MAX` strings or when a
+    string contains NUL; or ``utf8`` (the strings joined by NUL
     characters, UTF-8, surrogates passed through; ``""`` where missing)
-    and ``[mask]`` (bool array, True where missing), so a text column is
-    one native leaf, not one record entry per string.
+    and ``[mask]`` (bool array, True where missing): one native leaf, not
+    one record entry per string.  See ``docs/format.rst``.
+``pandas.ObjectStrings``
+    an object-dtype column (numpy, not a pandas array) of more than
+    :data:`STRING_LIST_MAX` items, each exactly a ``str`` or a missing
+    value (``None``, a NaN ``float``, ``pandas.NA``); loads as that
+    object ``ndarray``.  No attrs; children as for ``pandas.StringArray``
+    (*strings*, ``[codes]``; missing items are ``None``), and, when coded
+    and a missing item is not ``None``, ``missing``: the list of the
+    missing items, in order.  Other object columns are ``ndarray`` nodes.
 ``pandas.DatetimeArray``
     children ``values`` (``datetime64`` array: UTC instants when
     timezone-aware, wall times when naive), ``[tz]``; attrs ``[tz]`` (the
@@ -104,6 +120,7 @@ types above, dtype and offset objects on their own.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import Counter
 from typing import Any
@@ -114,8 +131,13 @@ from tinystore.objects.encode import is_key
 from tinystore.objects.registry import Adapter, register_adapter
 
 #: String arrays up to this length are stored as a list of ``str`` (readable
-#: in a JSON record); longer ones as one NUL-joined UTF-8 leaf plus a mask.
+#: in a JSON record); longer ones as one NUL-joined UTF-8 leaf plus a mask,
+#: or, when their strings repeat, as integer codes into their distinct strings.
 STRING_LIST_MAX = 256
+
+#: How many items of a long string array are looked at to guess whether
+#: its strings repeat enough to be stored as codes.
+STRING_SAMPLE = 2048
 
 
 def _pandas():
@@ -157,10 +179,16 @@ def _column(values: Any) -> Any:
     """The node content of a column: a numpy array, or a pandas array, as a fresh view.
 
     The view keeps columns of different objects apart in the memo, so that
-    loaded objects never share a column array.
+    loaded objects never share a column array.  A long object column of
+    ``str`` and missing values becomes an :class:`ObjectStrings` node.
     """
     if isinstance(values.dtype, np.dtype):
-        return np.asarray(values.to_numpy()).view()
+        array = np.asarray(values.to_numpy())
+        if array.dtype.hasobject and array.ndim == 1 and len(array) > STRING_LIST_MAX:
+            layout = _object_strings_layout(array)
+            if layout is not None:
+                return ObjectStrings(layout)
+        return array.view()
     return values.array.view()
 
 
@@ -225,6 +253,144 @@ def _freq_layout(freq: Any, attrs: dict, children: dict) -> None:
         attrs["freq"] = name
     else:
         children["freq"] = freq
+
+
+# -- strings -----------------------------------------------------------------------
+def _known_strings(values: np.ndarray) -> set | None:
+    """How to code a long string column, judged from a strided sample of it.
+
+    None: do not code it, its strings hardly repeat.  Else the strings to
+    look the items up among (see :func:`_coded`): the sample's, when they
+    are nearly all the column has; else none (``pandas.factorize`` all).
+
+    Coding costs a hash lookup per item and saves building each repeated
+    string again on load; it pays when the column has fewer distinct items
+    than about a quarter of its length.  Had the column ``n / 4`` equally
+    frequent distinct items, a sample of ``m`` would be expected to show
+    ``n / 4 * (1 - exp(-4 m / n))`` of them.  The share of the column's items
+    missing from the sample is about that of the sample's items seen once
+    (Good-Turing).
+    """
+    n = len(values)
+    sample = values[:: max(1, n // STRING_SAMPLE)].tolist()
+    counts = Counter(sample)
+    if len(counts) >= -(n / 4) * math.expm1(-4 * len(sample) / n):
+        return None
+    once = sum(1 for count in counts.values() if count == 1)
+    if once > len(sample) / 5:
+        return set()
+    return {item for item in counts if type(item) is str}
+
+
+def _code_dtype(count: int) -> np.dtype:
+    """The smallest signed integer dtype holding codes ``-1 .. count - 1``."""
+    for dtype in (np.int8, np.int16, np.int32):
+        if count - 1 <= np.iinfo(dtype).max:
+            return np.dtype(dtype)
+    return np.dtype(np.int64)
+
+
+def _coded(values: np.ndarray, known: set | None) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, distinct)``: ``distinct[codes]`` is ``values``, code -1 where missing.
+
+    With ``known`` (the strings, or nearly all, e.g. a sample's), ``distinct``
+    starts with them, sorted, and goes on with any others in order of
+    appearance: looking the items up among a few known strings is about
+    twice as fast as ``pandas.factorize``, which is left for the others.
+    """
+    pd = _pandas()
+    if not known:
+        codes, distinct = pd.factorize(values)
+        return codes.astype(_code_dtype(len(distinct))), distinct
+    distinct = np.array(sorted(known), dtype=object)
+    target = pd.Index(values, dtype=object, copy=False)
+    codes = pd.Index(distinct, dtype=object).get_indexer(target)
+    unmatched = np.flatnonzero(codes < 0)
+    if len(unmatched):
+        new = unmatched[~pd.isna(values[unmatched])]
+        if len(new):
+            more_codes, more = pd.factorize(values[new])
+            codes[new] = more_codes + len(distinct)
+            distinct = np.concatenate([distinct, more])
+    return codes.astype(_code_dtype(len(distinct))), distinct
+
+
+def _texts(items: Any, mask: np.ndarray | None = None) -> dict:
+    """Children of ``str`` items, missing where ``mask``: ``values`` or ``utf8`` [+ ``mask``]."""
+    if mask is not None and not mask.any():
+        mask = None
+    if len(items) > STRING_LIST_MAX:
+        texts = (items if mask is None else np.where(mask, "", items)).tolist()
+        joined = "\x00".join(texts)
+        if joined.count("\x00") == len(texts) - 1:  # else a string holds NUL: keep them apart
+            children: dict = {"utf8": joined.encode("utf-8", "surrogatepass")}
+            if mask is not None:
+                children["mask"] = mask
+            return children
+    if mask is not None:
+        items = np.where(mask, None, items)
+    return {"values": list(items) if isinstance(items, list) else items.tolist()}
+
+
+def _string_layout(values: np.ndarray, mask: Any) -> dict:
+    """Children of a long string column: ``codes`` into its distinct strings, or all strings.
+
+    ``values`` is an object array of ``str`` and missing values, which
+    ``mask()`` finds (called only if needed; pandas' own test is dearer
+    than the codes' -1).
+    """
+    known = _known_strings(values)
+    if known is not None:
+        codes, distinct = _coded(values, known)
+        children = _texts(distinct)
+        children["codes"] = codes
+        return children
+    return _texts(values, np.asarray(mask()))
+
+
+def _object_strings_layout(values: np.ndarray) -> dict | None:
+    """The children of an :class:`ObjectStrings` node, or None if ``values`` does not qualify.
+
+    Every item must be exactly a ``str`` (a subclass would come back as
+    ``str``) or a missing value: ``None``, a NaN ``float`` or ``pandas.NA``.
+    Unless they are all ``None``, the ``missing`` child lists the missing
+    items, in order.
+    """
+    kinds = set(map(type, values.tolist()))
+    others = kinds - {str, type(None)}
+    if not others <= {float, type(_pandas().NA)}:
+        return None
+    known = _known_strings(values)
+    if known is None and not others:
+        return _texts(values, values == None if kinds != {str} else None)  # noqa: E711
+    # coding finds NaN and NA among the floats and others, and tells them apart
+    codes, distinct = _coded(values, known)
+    if not all(type(item) is str for item in distinct.tolist()):
+        return None  # a float that is not NaN
+    children = _texts(distinct)
+    children["codes"] = codes
+    if others:
+        children["missing"] = values[codes < 0].tolist()
+    return children
+
+
+def _decoded_texts(parts: dict) -> np.ndarray:
+    """The items of ``values`` or ``utf8`` [+ ``mask``] as an object array, None where missing."""
+    if "values" in parts:
+        texts = np.empty(len(parts["values"]), dtype=object)
+        texts[:] = parts["values"]
+        return texts
+    items = parts["utf8"].decode("utf-8", "surrogatepass").split("\x00")
+    texts = np.fromiter(items, dtype=object, count=len(items))
+    if "mask" in parts:
+        texts[parts["mask"]] = None
+    return texts
+
+
+def _checked_codes(codes: np.ndarray, count: int) -> np.ndarray:
+    if len(codes) and (codes.min() < -1 or codes.max() >= count):
+        raise ValueError(f"string codes out of range -1 .. {count - 1}")
+    return codes
 
 
 # -- frames and series -----------------------------------------------------------
@@ -420,33 +586,56 @@ class StringArrayAdapter(_PandasAdapter):
         attrs = {"storage": dtype.storage, "na": "NA" if dtype.na_value is _pandas().NA else "NaN"}
         if len(obj) <= STRING_LIST_MAX:
             return attrs, {"values": obj.to_numpy(dtype=object, na_value=None).tolist()}
-        texts = obj.to_numpy(dtype=object, na_value="")
-        joined = "\x00".join(texts)
-        if joined.count("\x00") != len(texts) - 1:  # a string holds NUL: keep them apart
-            return attrs, {"values": obj.to_numpy(dtype=object, na_value=None).tolist()}
-        children: dict = {"utf8": joined.encode("utf-8", "surrogatepass")}
-        mask = np.asarray(obj.isna())
-        if mask.any():
-            children["mask"] = mask
-        return attrs, children
+        # no copy for python storage: the strings and the dtype's missing value
+        return attrs, _string_layout(obj.to_numpy(dtype=object), obj.isna)
 
     def decode(self, attrs, children, remember):
         pd = _pandas()
         parts = yield children
-        if "values" in parts:
-            values = np.empty(len(parts["values"]), dtype=object)
-            values[:] = parts["values"]
-        else:
-            values = np.array(
-                parts["utf8"].decode("utf-8", "surrogatepass").split("\x00"), dtype=object
-            )
-            if "mask" in parts:
-                values[parts["mask"]] = None
+        texts = _decoded_texts(parts)
         if attrs["na"] == "NA":
             dtype = pd.StringDtype(attrs["storage"])
         else:
             dtype = pd.StringDtype(attrs["storage"], na_value=np.nan)
-        return pd.array(values, dtype=dtype, copy=False)
+        if "codes" in parts:  # -1 takes the dtype's missing value
+            codes = _checked_codes(parts["codes"], len(texts))
+            return pd.array(texts, dtype=dtype).take(codes, allow_fill=True)
+        return pd.array(texts, dtype=dtype, copy=False)
+
+
+class ObjectStrings:
+    """An object column of ``str`` and missing values, on its way to an ``ObjectStrings`` node.
+
+    Made by the frame, series and index adapters for a long object column
+    whose items qualify (see :func:`_object_strings_layout`); it holds the
+    node's children.  Loading gives the object ``ndarray`` back.
+    """
+
+    __slots__ = ("children",)
+
+    def __init__(self, children: dict):
+        self.children = children
+
+
+class ObjectStringsAdapter(Adapter):
+    kind, types, immutable = "pandas.ObjectStrings", (ObjectStrings,), True
+
+    def encode(self, obj):
+        return {}, obj.children
+
+    def decode(self, attrs, children, remember):
+        parts = yield children
+        texts = _decoded_texts(parts)  # None where missing
+        if "codes" not in parts:
+            return texts
+        codes = _checked_codes(parts["codes"], len(texts))
+        lookup = np.empty(len(texts) + 1, dtype=object)  # the last, None, for code -1
+        lookup[:-1] = texts
+        values = lookup.take(codes)
+        if "missing" in parts:
+            items = parts["missing"]
+            values[codes < 0] = np.fromiter(items, dtype=object, count=len(items))
+        return values
 
 
 class DatetimeArrayAdapter(_PandasAdapter):
@@ -464,11 +653,15 @@ class DatetimeArrayAdapter(_PandasAdapter):
     def decode(self, attrs, children, remember):
         pd = _pandas()
         parts = yield children
-        index = pd.DatetimeIndex(parts["values"], copy=False)
+        values = parts["values"]
         tz = _tz(attrs, parts)
-        if tz is not None:
-            index = index.tz_localize("UTC").tz_convert(tz)
-        return index.array
+        if tz is None:
+            return pd.DatetimeIndex(values, copy=False).array
+        # integers with a zone are UTC instants: no copy, unlike tz_localize("UTC")
+        unit = np.datetime_data(values.dtype)[0]
+        instants = values.astype(f"M8[{unit}]", copy=False).view(np.int64)  # native order
+        dtype = pd.DatetimeTZDtype(unit, tz)
+        return pd.DatetimeIndex(instants, dtype=dtype, copy=False).array
 
 
 class TimedeltaArrayAdapter(_PandasAdapter):
@@ -600,6 +793,7 @@ for _adapter in (
     CategoricalAdapter(),
     MaskedArrayAdapter(),
     StringArrayAdapter(),
+    ObjectStringsAdapter(),
     DatetimeArrayAdapter(),
     TimedeltaArrayAdapter(),
     NumpyExtensionArrayAdapter(),
