@@ -65,8 +65,23 @@ def is_key(k: Any) -> bool:
         return False
 
 
-def _state_keys_ok(d: Any) -> bool:
-    return type(d) is dict and all(map(is_key, d))
+def _state_keys_ok(d: Any, known: set | None = None) -> bool:
+    """True if ``d`` is a dict whose keys can all be child keys.
+
+    ``known``: key tuples already found fine (instances of one class have the same).
+    """
+    if type(d) is not dict:
+        return False
+    if known is None:
+        return all(map(is_key, d))
+    keys = tuple(d)
+    if keys in known:
+        return True
+    if all(map(is_key, keys)):
+        if len(known) < 1000:
+            known.add(keys)
+        return True
+    return False
 
 
 class _Frame:
@@ -109,6 +124,8 @@ class Encoder:
         self._stack: list[_Frame] = []
         #: class -> the attrs of its "obj" nodes (one dict, shared by those nodes)
         self._class_attrs: dict[type, dict] = {}
+        #: key tuples of state dicts already checked (see _state_keys_ok)
+        self._good_keys: set[tuple] = set()
         #: adapter kind -> the attrs of its nodes that need no more than their kind
         self._kind_attrs: dict[str, dict] = {}
         #: id(obj) -> memo size when each of its nodes that wait for their memo was started
@@ -462,7 +479,7 @@ class Encoder:
             if _is_dataclass(cls):
                 shared["dc"] = 1
             self._class_attrs[cls] = shared
-        if _state_keys_ok(state):
+        if _state_keys_ok(state, self._good_keys):
             if id(state) in self.memo:  # already stored elsewhere: keep one dict
                 return None
             return shared, state, state  # the attrs of every such node are one dict
