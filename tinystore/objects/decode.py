@@ -256,6 +256,19 @@ class Decoder:
                 if anchor is not None:
                     self.memo[anchor] = obj
                 return obj
+        if kind == "obj" and "alias" not in attrs and attrs.get("st") != "n":
+            # an instance whose attributes are all plain: rebuilt here, no generator
+            values = _plain_values(node.children)
+            if values is not None:
+                try:
+                    obj, state_dict = _new_object(self, attrs)
+                    return _fill_object(obj, attrs, state_dict, values)
+                except TinystoreError:
+                    raise
+                except Exception as exc:
+                    raise UnloadableError(
+                        f"cannot rebuild the object at {self.path()}: {type(exc).__name__}: {exc}"
+                    ) from exc
         if kind == "ref":
             if attrs.get("p") == "s":
                 return self.lookup_state(attrs.get("r"))
@@ -307,6 +320,15 @@ def _global(dec: Decoder, attrs: dict, children: Any):
 
 
 def _object(dec: Decoder, attrs: dict, children: Any):
+    obj, state_dict = _new_object(dec, attrs)
+    if attrs.get("st") == "n":
+        return obj
+    values = yield children
+    return _fill_object(obj, attrs, state_dict, values)
+
+
+def _new_object(dec: Decoder, attrs: dict) -> tuple[Any, dict | None]:
+    """An "obj" node's object, made and memoised before its state is rebuilt."""
     cls = dec.import_global(attrs["c"])
     if not isinstance(cls, type):
         raise UnloadableError(f"{attrs['c']} is not a class")
@@ -314,20 +336,44 @@ def _object(dec: Decoder, attrs: dict, children: Any):
     anchor = attrs.get("id")
     if anchor is not None:
         dec.memo[anchor] = obj
-    style = attrs.get("st")
-    if style == "n":
-        return obj
     # the state dict exists before its values, as in pickle, so that refs to
     # it (``{"t": "ref", "p": "s"}``) from inside its values find it
-    state_dict = None if style == "ns" else {}
+    style = attrs.get("st")
+    state_dict = None if style in ("n", "ns") else {}
     if anchor is not None and state_dict is not None:
         dec.states[anchor] = state_dict
-    values = yield children
+    return obj, state_dict
+
+
+def _fill_object(obj: Any, attrs: dict, state_dict: dict | None, values: dict) -> Any:
+    style = attrs.get("st")
     slots = {k: values.pop(k) for k in attrs.get("sl", ())} if style in ("t", "ns") else None
     if state_dict is not None:
         state_dict.update(values)
     set_state(obj, state_dict if slots is None else (state_dict, slots))
     return obj
+
+
+def _plain_values(children: Any) -> dict | None:
+    """The values of an "obj" node's children if none needs the engine (else None):
+    leaves, and plain containers of leaves (which cannot refer to anything)."""
+    if type(children) is not dict:
+        return None
+    out = {}
+    for k, c in children.items():
+        if type(c) is Tree:
+            a = c.attrs
+            kind = a.get("t") if len(a) == 1 else None
+            fast = _FAST.get(kind) if type(kind) is str else None
+            if fast is None:
+                return None
+            grand = c.children
+            for g in grand if type(grand) is list else grand.values():
+                if type(g) is Tree:
+                    return None
+            c = fast(grand)
+        out[k] = c
+    return out
 
 
 def _reduce(dec: Decoder, attrs: dict, children: dict):
