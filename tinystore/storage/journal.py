@@ -9,6 +9,10 @@ session that completes deletes the journal; :func:`roll_back` (run at the
 next session) restores the original bytes and length if a journal is left
 over -- SQLite's rollback journal, for any file format.
 
+A small file is cheaper to save whole, before anything writes to it
+(:func:`save_whole_file`): it can then be written without passing through
+a Python file object, and :func:`roll_back` restores it all the same.
+
 Journal layout: an 8-byte original length, then records of
 ``offset (8) | length (4) | original bytes``; a record cut short by a kill
 is ignored (the data write it protects had not started yet).
@@ -102,6 +106,23 @@ class JournaledFile(io.RawIOBase):
         """The file is complete: forget the journal."""
         self.close()
         os.unlink(self._journal_path)
+
+
+def save_whole_file(path: str, journal_path: str, limit: int) -> bool:
+    """Journal all of ``path`` if it has at most ``limit`` bytes; True if it did.
+
+    Once this returns True, ``path`` may be changed in any way until the
+    journal is removed: :func:`roll_back` restores it byte for byte.
+    """
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > limit:
+            return False
+        original = f.read(size)
+    with open(journal_path, "wb") as journal:
+        # in the OS (closed) before the caller writes a byte of the file
+        journal.write(_HEAD.pack(len(original)) + _REC.pack(0, len(original)) + original)
+    return True
 
 
 def roll_back(path: str, journal_path: str) -> bool:
