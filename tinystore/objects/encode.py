@@ -152,7 +152,7 @@ class Encoder:
                     # the commonest children inline (this loop is hot): atoms, and
                     # small tuples/lists of plain values (what _place would do)
                     t = type(child)
-                    if t in _ATOMIC:
+                    if t in _ATOMIC or ((t is str or t is bytes) and len(child) < MEMO_MIN_LEN):
                         children[k] = child
                         continue
                     if (t is tuple or t is list) and fast and id(child) not in memo:
@@ -434,8 +434,9 @@ class Encoder:
             if layout is not None:
                 attrs, children, state_dict = layout
                 container[key] = tree = Tree(attrs)
-                if _all_plain(children.values()):  # no frame needed (hot path)
-                    tree.children = dict(children)
+                plain = self._plain_state(children)
+                if plain is not None:  # no frame needed (hot path)
+                    tree.children = plain
                     self.memo[id(obj)] = [obj, tree, None, None]
                 else:
                     self._push(obj, tree, None, children, False, label)
@@ -463,6 +464,43 @@ class Encoder:
         frame = self._stack[-1]
         if not after:
             frame.after = ()
+
+    def _plain_state(self, state: dict) -> dict | None:
+        """The children of a state dict of leaves and plain containers, laid out
+        without a frame; None if any value needs the general way.
+
+        Plain containers cannot refer back to the object, so laying them out
+        (and memoising them) together with it is exact.  A container met twice
+        here takes the general way, which keeps the sharing.
+        """
+        if not self._fast:
+            return dict(state) if _all_plain(state.values()) else None
+        memo = self.memo
+        out = {}
+        made: dict | None = None
+        for k, v in state.items():
+            t = type(v)
+            if t in _ATOMIC or ((t is str or t is bytes) and len(v) < MEMO_MIN_LEN):
+                out[k] = v
+                continue
+            if (t is tuple or t is list) and id(v) not in memo:
+                for item in v:
+                    it = type(item)
+                    if it not in _ATOMIC and not (
+                        (it is str or it is bytes) and len(item) < MEMO_MIN_LEN
+                    ):
+                        return None
+                if made is None:
+                    made = {}
+                elif id(v) in made:
+                    return None
+                out[k] = tree = Tree(_TUPLE if t is tuple else _LIST, list(v))
+                made[id(v)] = [v, tree, None, None]
+                continue
+            return None
+        if made:
+            memo.update(made)
+        return out
 
     def _object_layout(self, cls: type, state: Any) -> tuple[dict, dict, dict | None] | None:
         """ "Class plus state" objects: one child per attribute, so each can be browsed.
