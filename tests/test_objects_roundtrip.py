@@ -383,6 +383,20 @@ def test_shared_object_of_each_kind(check, factory):
     assert loaded[0] is loaded[1][0] is loaded[1][1]["in"] is loaded[2]
 
 
+@pytest.mark.parametrize(
+    "make", [lambda: tuple([1, "a"]), lambda: [1.5, None]], ids=["tuple", "list"]
+)
+def test_plain_container_shared_between_attributes_stays_shared(check, make):
+    # attributes of plain values and small containers take a short way; sharing
+    # within one instance, across instances and with the outside must survive it
+    x = make()
+    p, q = Point(x, x), Point(1, x)
+    loaded = check([p, q, x, Point(make(), make())])
+    lp, lq, lx, lr = loaded
+    assert lp.x is lp.y is lq.y is lx
+    assert lr.x == lr.y and lr.x is not lr.y
+
+
 def test_shared_key_and_value(check):
     key = (1, "k")
     h = Hashable("h")
@@ -1216,7 +1230,7 @@ def _generator():
 
 
 UNSTORABLE = {
-    "lambda": lambda: (lambda: 0),
+    "lambda": lambda: lambda: 0,
     "local_function": _local_function,
     "local_class": _local_class,
     "local_class_instance": lambda: _local_class()(),
