@@ -14,7 +14,7 @@ import pytest
 
 import tinystore
 from tinystore.storage import hdf5
-from tinystore.storage.journal import JournaledFile, roll_back, save_whole_file
+from tinystore.storage.journal import JournaledFile, RolledBackFile, roll_back, save_whole_file
 
 ORIGINAL = bytes(range(256)) * 40  # 10,240 bytes: two full pages and a part
 
@@ -80,6 +80,26 @@ def test_whole_file_journal_undoes_any_change(original):
     assert Path(path).read_bytes() == ORIGINAL
 
 
+def test_rolled_back_file_reads_what_roll_back_writes(original):
+    path, journal = original
+    f = JournaledFile(path, journal)
+    _change(f)
+    f.truncate(9500)
+    f.close()
+    damaged = Path(path).read_bytes()
+    view = RolledBackFile(path, journal)
+    assert view.seek(0, os.SEEK_END) == len(ORIGINAL)
+    view.seek(0)
+    chunks = []
+    while chunk := view.read(3000):  # reads that straddle the journaled pages
+        chunks.append(chunk)
+    view.close()
+    assert b"".join(chunks) == ORIGINAL
+    assert Path(path).read_bytes() == damaged  # not written
+    roll_back(path, journal)
+    assert Path(path).read_bytes() == ORIGINAL
+
+
 @pytest.mark.parametrize("whole", [True, False])
 def test_journal_cut_short_by_a_kill_changes_nothing(original, whole):
     """A kill while the journal is written: the file was not touched yet."""
@@ -131,7 +151,15 @@ def test_hdf5_write_session_killed_half_way(tmp_path, size):
     proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, filename], env=env)
     assert proc.returncode == -signal.SIGKILL
     assert os.path.exists(filename + ".journal")
-    assert Path(filename).read_bytes() != before  # damaged, as far as HDF5 knows
+    damaged = Path(filename).read_bytes()
+    assert damaged != before  # as far as HDF5 knows
+    # a reader that may not write sees the file as it was, and leaves it as it is
+    assert tinystore.load(filename, path="keep") == {"a": 1}
+    with tinystore.open(filename, "r") as s:
+        assert sorted(s) == ["keep", "old"]
+        np.testing.assert_array_equal(s["old"], old)
+    assert Path(filename).read_bytes() == damaged
+    assert os.path.exists(filename + ".journal")
     with tinystore.open(filename) as s:  # a writer rolls the journal back first
         assert sorted(s) == ["keep", "old"]
         np.testing.assert_array_equal(s["old"], old)

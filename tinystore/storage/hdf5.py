@@ -26,7 +26,7 @@ import numpy as np
 from h5py import h5d, h5f, h5fd, h5o, h5p, h5s, h5t
 
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
-from tinystore.storage.journal import JournaledFile, roll_back, save_whole_file
+from tinystore.storage.journal import JournaledFile, RolledBackFile, roll_back, save_whole_file
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import (
@@ -164,6 +164,7 @@ class _HDF5Physical(Physical):
         self._name = _encode_filename(self.filename)
         self._fid: h5f.FileID | None = None
         self._raw: JournaledFile | None = None  # a write session in place
+        self._view: RolledBackFile | None = None  # a read-only session after a crash
         self._writing = False  # a write session, its journal holding the whole file
         self._journal_path = self.filename + ".journal"
         self._dataset_options: dict = {}
@@ -215,17 +216,37 @@ class _HDF5Physical(Physical):
             if RECORD.encode() not in fid:
                 raise NotAStoreError(message)
         finally:
-            fid.close()
+            self._close(fid)
 
     def _h5open(self) -> h5f.FileID:
+        """The file, read-only; as it was before a killed writer's session if the
+        journal of one is there (read-only stores leave playing it back to a writer)."""
         try:
-            return h5f.open(self._name, h5f.ACC_RDONLY, fapl=_ACCESS)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"no such file: {self.filename}") from None
-        except OSError as exc:
+            if self.readonly and os.path.exists(self._journal_path):
+                self._view = RolledBackFile(self.filename, self._journal_path)
+                name, fapl = repr(self._view).encode("ascii"), _access_list(self._view)
+            else:
+                name, fapl = self._name, _ACCESS
+            return h5f.open(name, h5f.ACC_RDONLY, fapl=fapl)
+        except BaseException as exc:
+            self._close(None)
+            if isinstance(exc, FileNotFoundError):
+                raise FileNotFoundError(f"no such file: {self.filename}") from None
+            if not isinstance(exc, OSError):
+                raise
             if os.path.exists(self.filename) and not h5py.is_hdf5(self.filename):
                 raise NotAStoreError(f"{self.filename} is not an HDF5 file") from None
             raise CorruptStoreError(f"{self.filename} cannot be opened: {exc}") from None
+
+    def _close(self, fid: h5f.FileID | None) -> None:
+        """Close a read-only ``fid`` (and the file object under it, if any)."""
+        try:
+            if fid is not None:
+                fid.close()
+        finally:
+            if self._view is not None:
+                self._view.close()
+                self._view = None
 
     # sessions: reads open the file directly; writes go through a rollback
     # journal, so a killed writer leaves the file as its last session did
@@ -281,6 +302,7 @@ class _HDF5Physical(Physical):
         finally:
             if raw is not None:
                 raw.close()  # after a failure, the journal stays for the next session
+            self._close(None)
             self._lock.release()
 
     def _object(self, gpath: GPath) -> Any:

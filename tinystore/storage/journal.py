@@ -108,6 +108,67 @@ class JournaledFile(io.RawIOBase):
         os.unlink(self._journal_path)
 
 
+class RolledBackFile(io.RawIOBase):
+    """The file as :func:`roll_back` would leave it, read without writing a byte.
+
+    For readers that find a journal left by a killed writer but may not write
+    (read-only stores): they see the last complete state, and the journal
+    stays for the next writer to play back.
+    """
+
+    def __init__(self, path: str, journal_path: str):
+        super().__init__()
+        with open(journal_path, "rb") as j:
+            data = j.read()
+        self._f = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._length = os.fstat(self._f.fileno()).st_size
+        self._patches: list[tuple[int, bytes]] = []
+        if len(data) >= _HEAD.size:  # else the journal was cut before the file changed
+            (self._length,) = _HEAD.unpack_from(data)
+            pos = _HEAD.size
+            while pos + _REC.size <= len(data):
+                offset, size = _REC.unpack_from(data, pos)
+                pos += _REC.size
+                if pos + size > len(data):
+                    break
+                self._patches.append((offset, data[pos : pos + size]))
+                pos += size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        start = self._pos
+        n = max(0, min(len(view), self._length - start))
+        self._f.seek(start)
+        got = self._f.readinto(view[:n]) or 0
+        view[got:n] = bytes(n - got)  # roll_back's truncate would extend with zeros
+        for offset, original in self._patches:
+            lo, hi = max(start, offset), min(start + n, offset + len(original))
+            if lo < hi:
+                view[lo - start : hi - start] = original[lo - offset : hi - offset]
+        self._pos = start + n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._f.close()
+
+
 def save_whole_file(path: str, journal_path: str, limit: int) -> bool:
     """Journal all of ``path`` if it has at most ``limit`` bytes; True if it did.
 

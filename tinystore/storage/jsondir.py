@@ -99,7 +99,7 @@ def _check_header(path: str, header: tuple, expected: np.dtype, shape: tuple) ->
 
 
 class _DirPhysical(Physical):
-    """A directory tree; every file is written to a temporary name and renamed."""
+    """A directory tree; records are written to a temporary name and renamed."""
 
     shared = True
     pretty = True
