@@ -253,3 +253,41 @@ def test_json_npy_shorter_than_its_header_says(tmp_path):
     npy.write_bytes(npy.read_bytes()[:-8])
     with pytest.raises(tinystore.errors.CorruptStoreError, match="shorter"):
         tinystore.load(store)
+
+
+class _CountingH5f:
+    """``hdf5.h5f`` with ``open`` counted."""
+
+    def __init__(self):
+        self.opens = 0
+
+    def __getattr__(self, name):
+        return getattr(h5py.h5f, name)
+
+    def open(self, *args, **kwargs):
+        self.opens += 1
+        return h5py.h5f.open(*args, **kwargs)
+
+
+def test_hdf5_load_and_save_open_the_file_once(tmp_path, monkeypatch):
+    fn = str(tmp_path / "once.h5")
+    tinystore.save({"a": [1, 2]}, fn)
+    counting = _CountingH5f()
+    monkeypatch.setattr(hdf5, "h5f", counting)
+    assert tinystore.load(fn) == {"a": [1, 2]}
+    assert counting.opens == 1
+    counting.opens = 0
+    tinystore.save({"b": 3}, fn)
+    assert counting.opens <= 2  # the ours-check (read-only), then the write session
+    # tinystore.open still checks at once
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["x"] = 1
+    with pytest.raises(tinystore.errors.NotAStoreError):
+        tinystore.open(foreign, "r")
+    monkeypatch.undo()
+    before = foreign.read_bytes()
+    for op in (lambda: tinystore.load(foreign), lambda: tinystore.save(1, foreign)):
+        with pytest.raises(tinystore.errors.NotAStoreError, match="not a tinystore file"):
+            op()
+    assert foreign.read_bytes() == before

@@ -41,7 +41,37 @@ def open(  # noqa: A001 - the natural name, like h5py.File / zarr.open
     ...     s["params/kpoints"]
     (3, 3, 3)
     """
+    return _open(
+        filename,
+        mode,
+        backend,
+        cloudpickle_fallback,
+        reducers,
+        safe,
+        allow,
+        version_check,
+        options,
+        check=True,
+    )
+
+
+def _open(
+    filename,
+    mode,
+    backend,
+    cloudpickle_fallback,
+    reducers,
+    safe,
+    allow,
+    version_check,
+    options,
+    check,
+):
+    """``open``; ``check=False``: a backend that can may check the store at its
+    first operation instead of now (save/load then open a file once)."""
     spec = choose_backend(filename, backend)
+    if not check and spec.deferred_check:
+        options = {"check": False, **options}
     try:
         storage = spec.opener(filename, mode, **options)
     except TypeError as exc:
@@ -80,13 +110,17 @@ def save(
     stored object can be updated in place.
     """
     with (
-        open(
+        _open(
             filename,
             "a",
-            backend=backend,
-            cloudpickle_fallback=cloudpickle_fallback,
-            reducers=reducers,
-            **options,
+            backend,
+            cloudpickle_fallback,
+            reducers,
+            False,
+            (),
+            "warn",
+            options,
+            check=False,
         ) as storage,
         storage._session(write=True),
         no_gc(),
@@ -110,14 +144,8 @@ def load(
 ) -> Any:
     """Load the object saved in ``filename`` (or only the part at ``path``)."""
     with (
-        open(
-            filename,
-            "r",
-            backend=backend,
-            safe=safe,
-            allow=allow,
-            version_check=version_check,
-            **options,
+        _open(
+            filename, "r", backend, False, None, safe, allow, version_check, options, check=False
         ) as storage,
         storage._session(),
         no_gc(),

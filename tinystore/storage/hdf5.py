@@ -139,6 +139,13 @@ def _empty_file_image() -> bytes:
     return buffer.getvalue()
 
 
+def _size(filename: str) -> int:
+    try:
+        return os.stat(filename).st_size
+    except FileNotFoundError:
+        return 0
+
+
 class _HDF5Physical(Physical):
     """An HDF5 file, opened for the length of each session only.
 
@@ -155,6 +162,7 @@ class _HDF5Physical(Physical):
         compression: Any,
         compression_opts: Any,
         lock_timeout: float,
+        check: bool = True,
     ):
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
@@ -180,6 +188,11 @@ class _HDF5Physical(Physical):
         if not self.readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = StoreLock(self.filename + ".lock", self.filename, lock_timeout, self.readonly)
+        #: the mode whose checks wait for the first session (``check=False``)
+        self._unchecked: str | None = None
+        if not check:
+            self._unchecked = mode
+            return
         self._lock.acquire()
         try:
             self._recover()
@@ -254,11 +267,23 @@ class _HDF5Physical(Physical):
         self._lock.acquire()
         try:
             self._recover()
+            mode = self._unchecked
+            if mode is not None and not (self.readonly and _size(self.filename)):
+                self._prepare(mode)  # under the lock this session holds anyway
+                mode = None
             self._fid = self._open_writer() if write else self._h5open()
             self._writing = write
         except BaseException:
             self._lock.release()
             raise
+        if mode is not None:  # read-only: the file just opened is checked, not opened twice
+            if RECORD.encode() not in self._fid:
+                self.end()
+                raise NotAStoreError(
+                    f"{self.filename} is an HDF5 file, but not a tinystore file (it has no "
+                    f"{RECORD!r} record)"
+                )
+        self._unchecked = None
 
     def _recover(self) -> None:
         if os.path.exists(self._journal_path) and not self.readonly:
@@ -455,7 +480,10 @@ class HDF5Storage(RecordStorage):
     (``<filename>.journal`` while a write is under way), so a killed process
     leaves the file as it was after its last complete write.  ``lock_timeout`` is how long to wait
     for another process (seconds); ``storage.hold()`` / ``storage.batch()``
-    keep the file open for a block of reads / writes.
+    keep the file open for a block of reads / writes.  ``check=False`` leaves
+    checking that the file is a tinystore file (and applying ``mode``) to the
+    first operation: :func:`tinystore.load` and :func:`tinystore.save` use it
+    to open the file once.
 
     >>> import tempfile, os
     >>> fn = os.path.join(tempfile.mkdtemp(), "example.h5")
@@ -472,5 +500,8 @@ class HDF5Storage(RecordStorage):
         compression: Any = None,
         compression_opts: Any = None,
         lock_timeout: float = DEFAULT_TIMEOUT,
+        check: bool = True,
     ):
-        self._init_root(_HDF5Physical(filename, mode, compression, compression_opts, lock_timeout))
+        self._init_root(
+            _HDF5Physical(filename, mode, compression, compression_opts, lock_timeout, check)
+        )

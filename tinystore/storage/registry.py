@@ -37,6 +37,9 @@ class BackendSpec:
     detect: Callable[[str], bool] | None = None
     description: str = ""
     options: dict = field(default_factory=dict)
+    #: True if ``opener`` takes ``check=False``: checks that wait for the first
+    #: operation, so that :func:`tinystore.load` / ``save`` open the store once.
+    deferred_check: bool = False
 
 
 def _open_hdf5(location, mode="a", **options):
@@ -115,6 +118,7 @@ BUILTIN = (
         _remove_hdf5,
         _is_hdf5_store,
         "one HDF5 file (h5py)",
+        deferred_check=True,
     ),
     BackendSpec(
         "json",
