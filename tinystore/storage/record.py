@@ -135,18 +135,26 @@ class Physical(abc.ABC):
         raise StorageClosedError(f"{self.location} cannot be reopened")
 
 
+#: The JSON layout writes the children of a large node this many to a line.
+LINE_CHILDREN = 8
+
+
 def dumps_record(nodes: list, pretty: bool = False, attrs: list | None = None) -> bytes:
-    """A record's bytes; ``pretty``: a line per node and per child of a large node.
+    """A record's bytes; ``pretty``: a line per node, and a line per eight children
+    of a large node.
 
     Lines, not indentation: a changed value changes one short line under git,
-    and the file stays about as small as the compact form.  ``attrs``: the
-    shared metadata table (omitted when empty).
+    and the file stays about as small as the compact form (a line per child
+    would cost one ``orjson.dumps`` call per child: six times the compact
+    form's time for a list of 10,000 tuples).  ``attrs``: the shared metadata
+    table (omitted when empty).
     """
     if not pretty:
         if attrs:
             return orjson.dumps({"tinystore": list(FORMAT_VERSION), "attrs": attrs, "nodes": nodes})
         return orjson.dumps({"tinystore": list(FORMAT_VERSION), "nodes": nodes})
     dumps = orjson.dumps
+    n = LINE_CHILDREN
     head = b'{"tinystore":' + dumps(list(FORMAT_VERSION))
     if attrs:
         head += b',"attrs":[\n' + b",\n".join(map(dumps, attrs)) + b"\n]"
@@ -154,15 +162,20 @@ def dumps_record(nodes: list, pretty: bool = False, attrs: list | None = None) -
     last = len(nodes) - 1
     for i, node in enumerate(nodes):
         children = node.get("c")
-        if children is None or len(children) <= 8:
+        if children is None or len(children) <= n:
             text = dumps(node)
         else:
             head = b"".join(dumps(k) + b":" + dumps(v) + b"," for k, v in node.items() if k != "c")
             if type(children) is list:
-                body = b",\n".join(map(dumps, children))
+                body = b",\n".join(
+                    [dumps(children[j : j + n])[1:-1] for j in range(0, len(children), n)]
+                )
                 text = b"{" + head + b'"c":[\n' + body + b"\n]}"
             else:
-                body = b",\n".join(dumps(k) + b":" + dumps(v) for k, v in children.items())
+                items = list(children.items())
+                body = b",\n".join(
+                    [dumps(dict(items[j : j + n]))[1:-1] for j in range(0, len(items), n)]
+                )
                 text = b"{" + head + b'"c":{\n' + body + b"\n}}"
         lines.append(text + (b"," if i < last else b""))
     lines.append(b"]}\n")
