@@ -1241,6 +1241,10 @@ class RecordStorage(GenericStorage):
             self._store.closed = False
 
     def flush(self) -> None:
-        """Write everything pending to the file now."""
+        """Write everything pending to the file now.
+
+        Every operation (or ``batch()`` block) already ends with its writes on
+        disk, so for the built-in backends this has nothing left to do.
+        """
         self._store.check_open()
         self._store.physical.commit()
