@@ -878,7 +878,12 @@ class _Store:
                 if type(e) is dict:
                     if len(e) == 1:
                         (tag,) = e
-                        if tag[:1] == "@" and tag != "@":
+                        attrs = known.get(tag)  # a short tag met before needs no checks
+                        if attrs is None and tag[:1] == "@" and tag != "@":
+                            where = self.describe(gp)
+                            attrs = copy_attrs(rec.node_attrs(_at(e, where), where))
+                            known[tag] = attrs
+                        if attrs is not None:
                             # a small node in place (short form): plain JSON values, hot path
                             c = e[tag]
                             tc = type(c)
@@ -887,12 +892,7 @@ class _Store:
                                     if type(x) is dict:
                                         break
                                 else:
-                                    attrs = known.get(tag)
-                                    if attrs is None:
-                                        where = self.describe(gp)
-                                        attrs = copy_attrs(rec.node_attrs(_at(e, where), where))
-                                        known[tag] = attrs
-                                    out[k] = Tree(attrs, list(c) if tc is list else dict(c))
+                                    out[k] = Tree(attrs, c[:] if tc is list else dict(c))
                                     continue
                             sub = Tree()
                             out[k] = sub
