@@ -463,3 +463,35 @@ def test_assert_same_catches_differences():
         [float("nan"), {(float("nan"), 1)}, {float("nan"): -0.0}],
     )
     assert_same(cyclic, pickle.loads(pickle.dumps(cyclic)))
+
+
+class _StrSubclass(str):
+    pass
+
+
+_KEYS = st.one_of(
+    st.from_regex(r"[a-z_][a-z0-9_]{0,70}", fullmatch=True),  # identifiers, some too long
+    st.text(max_size=5),  # anything, incl. "", ".", "/", surrogates
+    st.integers(-3, 3),
+    st.booleans(),
+    st.builds(_StrSubclass, st.from_regex(r"[a-z]{1,5}", fullmatch=True)),
+)
+
+
+@given(st.lists(_KEYS, max_size=40))
+def test_bulk_key_check_agrees_with_the_key_rule(keys):
+    from tinystore.objects.encode import all_keys, is_key
+
+    d = dict.fromkeys(keys)
+    assert all_keys(d) == all(map(is_key, d))
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [_StrSubclass("zz"), "a b", "a/b", "x" * 64, "", ".", "..", 1, True, "é", "\ud800", None],
+)
+def test_bulk_key_check_on_many_keys_and_one_odd_key(odd):
+    from tinystore.objects.encode import all_keys, is_key
+
+    d = {**{f"k{i}": i for i in range(20)}, odd: 1}
+    assert all_keys(d) == all(map(is_key, d)) == is_key(odd)

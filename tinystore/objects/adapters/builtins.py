@@ -7,7 +7,7 @@ import types
 from typing import Any
 
 from tinystore.errors import UnloadableError
-from tinystore.objects.encode import is_key
+from tinystore.objects.encode import all_keys
 from tinystore.objects.globals import global_name
 from tinystore.objects.registry import Adapter, register_adapter
 
@@ -45,7 +45,7 @@ class DictAdapter(Adapter):
     kind, types = "dict", (dict,)
 
     def encode(self, obj):
-        if all(map(is_key, obj)):
+        if all_keys(obj):
             return {}, obj
         return {"kv": 1}, [list(obj), list(obj.values())]
 
