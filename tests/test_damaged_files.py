@@ -204,6 +204,11 @@ def test_record_replaced_by_non_json(backend, filename, content):
             "attrs": [{"t": "list"}],
             "nodes": [{"a": 0, "c": {"x": {"@0": 5}}}],
         },
+        {
+            "tinystore": [1, 0],
+            "attrs": [{"t": "dict"}],
+            "nodes": [{"a": 0, "c": {"x": {"@0": [1, 2, 3]}}}],
+        },
     ],
     ids=[
         "a list",
@@ -228,6 +233,7 @@ def test_record_replaced_by_non_json(backend, filename, content):
         "small node with a metadata index out of range",
         "small node with an invalid tag",
         "small node whose children are not a container",
+        "small dict node holding a sequence",
     ],
 )
 def test_record_that_is_json_but_not_a_valid_record(backend, filename, doc):

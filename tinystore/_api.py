@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from tinystore.errors import BackendError, NodeNotFoundError
 from tinystore.objects.codec import ObjectCodec
-from tinystore.storage.base import GenericStorage, Tree, no_gc
+from tinystore.storage.base import GenericStorage, Tree, no_gc, read_for_codec
 from tinystore.storage.registry import choose_backend
 
 __all__ = ["open", "save", "load", "delete"]
@@ -163,7 +163,7 @@ def _root_object(storage: GenericStorage) -> Any:
             f"{storage._where()} holds a group of {len(keys)} nodes ({', '.join(keys[:10])}"
             f"{', ...' if len(keys) > 10 else ''}), not one saved object; pass path=..."
         )
-    return storage.codec.decode(storage._read_tree(), storage)
+    return storage.codec.decode(read_for_codec(storage), storage)
 
 
 def delete(

@@ -8,10 +8,10 @@ from typing import Any, Callable, Iterable, Iterator
 import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapters)
 import tinystore.objects.recipe  # noqa: F401
 import tinystore.objects.storable  # noqa: F401
-from tinystore.errors import NodeNotFoundError, SharedNodeError, UnsafeLoadError
+from tinystore.errors import NodeNotFoundError, SharedNodeError, UnloadableError, UnsafeLoadError
 from tinystore.objects.browse import NodeView, summarize
 from tinystore.objects.decode import Decoder
-from tinystore.objects.encode import Encoder
+from tinystore.objects.encode import PLAIN_NODES, Encoder
 from tinystore.objects.versions import PYTHON, check_versions, record_versions
 from tinystore.storage.base import GenericStorage, Tree
 from tinystore.storage.base import no_gc as _no_gc
@@ -153,6 +153,23 @@ def _anchor_in(tree: Any, anchor: int) -> Any:
     return None
 
 
+def _plain_dict(children: Any) -> dict:
+    if type(children) is not dict:
+        raise UnloadableError("a dict node holds a sequence; the stored data is damaged")
+    return dict(children)
+
+
+#: kind -> the builtin that rebuilds a node of that kind from plain children
+#: (a new object: the children may belong to a storage's cache)
+_PLAIN_MAKERS: dict[Any, Callable[[Any], Any]] = {
+    "list": list,
+    "tuple": tuple,
+    "dict": _plain_dict,
+    "set": set,
+    "frozenset": frozenset,
+}
+
+
 class ObjectCodec:
     """Encodes any picklable object into a :class:`Tree` and back.
 
@@ -184,6 +201,18 @@ class ObjectCodec:
                     f"allow= takes exact 'module:qualname' names, not {bad!r}; prefixes "
                     "and wildcards are not safe"
                 )
+
+    #: containers the encoder may leave in trees as they are (see storage.base.Codec)
+    plain_nodes = PLAIN_NODES
+
+    @staticmethod
+    def plain_maker(attrs: dict) -> Callable[[Any], Any] | None:
+        """How to rebuild a small node of plain values with these attrs straight
+        from its children (see storage.base.Codec): the builtin containers."""
+        kind = attrs.get("t")
+        if len(attrs) != 1 or type(kind) is not str:  # an anchor, an alias, kv form, damage
+            return None
+        return _PLAIN_MAKERS.get(kind)
 
     def _check(self) -> Callable[[str], None] | None:
         if not (self.safe or self.allow):

@@ -42,6 +42,18 @@ PROTOCOL = 4
 _LIST = {"t": "list"}
 _TUPLE = {"t": "tuple"}
 _DICT = {"t": "dict"}
+#: Plain containers (of leaves without identity: atoms, short str/bytes) are
+#: left in the tree as they are, standing for a node with these attrs (the
+#: codec declares them to the storage as ``plain_nodes``).
+PLAIN_NODES = {tuple: _TUPLE, list: _LIST, dict: _DICT}
+
+
+def plain_tree(obj: Any) -> Tree:
+    """The Tree a plain container left in a tree stands for."""
+    t = type(obj)
+    return Tree(PLAIN_NODES[t], dict(obj) if t is dict else list(obj))
+
+
 _ATOMIC = frozenset([type(None), bool, int, float, complex])
 _MEMO_LEAVES = frozenset([np.ndarray, bytearray, str, bytes])
 #: Strings and byte strings at least this long are memoised (shared once).
@@ -154,7 +166,10 @@ class Encoder:
     def encode(self, obj: Any) -> Any:
         holder = [None]
         self.run(obj, holder, 0, "")
-        return holder[0]
+        node = holder[0]
+        if type(node) in PLAIN_NODES:  # the root is a node, never a plain container
+            node = plain_tree(node)
+        return node
 
     def run(self, obj: Any, container: Any, key: Any, label: str) -> None:
         """Encode ``obj`` into ``container[key]`` (re-entrant, for Storables)."""
@@ -181,9 +196,9 @@ class Encoder:
                                 (it is str or it is bytes) and len(item) < MEMO_MIN_LEN
                             ):
                                 break
-                        else:
-                            children[k] = tree = Tree(_TUPLE if t is tuple else _LIST, list(child))
-                            memo[id(child)] = [child, tree, None, None]
+                        else:  # left as it is (see PLAIN_NODES)
+                            children[k] = child
+                            memo[id(child)] = [child, None, children, k]
                             continue
                     self._place(child, children, k, None)
                     if stack[-1] is not frame:
@@ -231,12 +246,10 @@ class Encoder:
         if isinstance(obj, np.generic) and is_leaf(obj):
             container[key] = obj
             return
-        if self._fast and (t is tuple or t is list or t is dict):
-            tree = self._plain_container(obj, t)
-            if tree is not None:
-                container[key] = tree
-                self.memo[id(obj)] = [obj, tree, None, None]
-                return
+        if self._fast and (t is tuple or t is list or t is dict) and self._is_plain(obj, t):
+            container[key] = obj  # left as it is (see PLAIN_NODES)
+            self.memo[id(obj)] = [obj, None, container, key]
+            return
         if label is None:
             label = f"[{key}]" if type(key) is int else str(key)
         try:
@@ -262,19 +275,15 @@ class Encoder:
             self._fallback(obj, container, key)
 
     @staticmethod
-    def _plain_container(obj: Any, t: type) -> Tree | None:
-        """A list/tuple/dict of plain values as one node, without a frame (hot path).
+    def _is_plain(obj: Any, t: type) -> bool:
+        """True for a list/tuple/dict of plain values: one node, without a frame.
 
         Plain values cannot refer back to the container, so memoising it after
         its items is exact; anything else takes the general way.
         """
         if not _all_plain(obj.values() if t is dict else obj):
-            return None
-        if t is dict:
-            if not all_keys(obj):
-                return None
-            return Tree(_DICT, dict(obj))
-        return Tree(_LIST if t is list else _TUPLE, list(obj))
+            return False
+        return t is not dict or all_keys(obj)
 
     def _dispatch(self, obj: Any, t: type, container: Any, key: Any, label: str) -> None:
         reducer = self.reducers.get(t) or self.process_reducers.get(t)
@@ -320,8 +329,11 @@ class Encoder:
 
     def _ref(self, m: list) -> Tree:
         tree = m[1]
-        if tree is None:  # a leaf: wrap it where it stands so it can carry the anchor
-            tree = m[1] = Tree({"t": "leaf"}, [m[0]])
+        if tree is None:  # a leaf or plain container: a node where it stands, for the anchor
+            obj = m[0]
+            tree = m[1] = (
+                plain_tree(obj) if type(obj) in PLAIN_NODES else Tree({"t": "leaf"}, [obj])
+            )
             m[2][m[3]] = tree
         # the anchor lives on the node: an object and its state dict share one node
         anchor = tree.attrs.get("id")
@@ -512,8 +524,8 @@ class Encoder:
                     made = {}
                 elif id(v) in made:
                     return None
-                out[k] = tree = Tree(_TUPLE if t is tuple else _LIST, list(v))
-                made[id(v)] = [v, tree, None, None]
+                out[k] = v  # left as it is (see PLAIN_NODES)
+                made[id(v)] = [v, None, out, k]
                 continue
             return None
         if made:

@@ -72,7 +72,10 @@ class Tree:
     ``children`` is a dict of key -> leaf or Tree, or a list (its keys are
     then the indices ``"0"``, ``"1"``, ...), which stores sequences compactly.
     ``attrs`` holds JSON-compatible values only (str keys; None, bool, int,
-    float, str, lists and dicts of them).
+    float, str, lists and dicts of them).  A child may also be a container
+    the codec declares in ``plain_nodes`` (see :class:`Codec`): it stands for
+    a Tree with the attrs declared for its type and its items as children.
+    Trees read from a store may share attrs dicts: treat them as read-only.
     """
 
     __slots__ = ("attrs", "children")
@@ -92,6 +95,48 @@ class Tree:
         if not isinstance(other, Tree):
             return NotImplemented
         return self.attrs == other.attrs and self.children == other.children
+
+
+def read_for_codec(storage: GenericStorage) -> Tree:
+    """``storage._read_tree()`` for decoding: with the codec's ``plain_maker``
+    (see :class:`Codec`) where the backend takes it."""
+    if storage._takes_plain_nodes:
+        return storage._read_tree(plain=getattr(storage.codec, "plain_maker", None))
+    return storage._read_tree()
+
+
+#: Metadata key that marks, for backends of the plain developer contract, a
+#: node whose children were a sequence (they hold them as keys "0", "1", ...).
+SEQUENCE_ATTR = "@seq"
+
+
+def for_contract(tree: Tree, plain: dict | None) -> Tree:
+    """``tree`` as the developer contract's ``_set`` takes it: only leaves and
+    Trees (the codec's plain containers become Trees), and children always a
+    dict, a sequence marked by :data:`SEQUENCE_ATTR` (undone by ``_read_tree``).
+    A new tree; ``tree`` is left as it is."""
+    plain = plain or {}
+    root = Tree()
+    stack = [(tree, root)]
+    while stack:
+        src, dst = stack.pop()
+        c = src.children
+        dst.attrs = dict(src.attrs)
+        if type(c) is list:
+            dst.attrs[SEQUENCE_ATTR] = 1
+        out = {}
+        for k, v in enumerate(c) if type(c) is list else c.items():
+            vt = type(v)
+            if vt in plain:
+                v = Tree(plain[vt], dict(v) if vt is dict else list(v))
+                vt = Tree
+            if vt is Tree:
+                sub = Tree()
+                stack.append((v, sub))
+                v = sub
+            out[str(k) if type(c) is list else k] = v
+        dst.children = out
+    return root
 
 
 class GroupTree(Tree):
@@ -118,7 +163,20 @@ class LeafInfo:
 
 
 class Codec(Protocol):
-    """What a storage needs from an object model."""
+    """What a storage needs from an object model.
+
+    Two optional attributes let small containers skip being Trees (a list of
+    10,000 tuples is then 10,000 tuples, not 10,000 Trees, on the way in and
+    out):
+
+    * ``plain_nodes``: ``{type: attrs}``; ``encode`` may leave a container of
+      such a type in a tree as it is, standing for a node with those attrs
+      and its items (leaves) as children.
+    * ``plain_maker(attrs)``: for the attrs of a small node of plain values,
+      a function that builds, from the node's children (a list or dict it
+      must not keep), the value to put in the tree instead of a Tree; or
+      None to get a Tree.  Storages that read trees faster so may use it.
+    """
 
     def encode(self, obj: Any, storage: GenericStorage, path: str) -> Any: ...
 
@@ -198,14 +256,20 @@ class GenericStorage(MutableMapping, abc.ABC):
         """The root group of the file this group belongs to, if the backend knows it."""
         return None
 
-    def _read_tree(self, lazy: bool = False) -> Tree:
+    #: True if ``_set`` accepts the codec's plain containers in trees (see
+    #: :class:`Codec`); otherwise they are turned into Trees before ``_set``.
+    _takes_plain_nodes = False
+
+    def _read_tree(self, lazy: bool = False, plain: Any = None) -> Tree:
         """This node as a Tree with every leaf read (backends may speed it up).
 
         ``lazy=True`` is for browsing: groups come back as :class:`GroupTree`
         and a backend may give :class:`LeafInfo` for leaves it did not read.
+        ``plain``: the codec's ``plain_maker``, which a backend may apply.
         """
         root = (GroupTree if lazy and self.is_group else Tree)(dict(self.attrs), {})
         stack = [(self, root)]
+        trees = [root]
         while stack:
             storage, tree = stack.pop()
             for key, _ in storage._list():
@@ -214,8 +278,12 @@ class GenericStorage(MutableMapping, abc.ABC):
                     cls = GroupTree if lazy and value.is_group else Tree
                     child = cls(dict(value.attrs), {})
                     stack.append((value, child))
+                    trees.append(child)
                     value = child
                 tree.children[key] = value
+        for tree in trees:  # sequences, as for_contract marked them
+            if tree.attrs.pop(SEQUENCE_ATTR, None):
+                tree.children = list(tree.children.values())
         return root
 
     # ------------------------------------------------------------------
@@ -269,14 +337,17 @@ class GenericStorage(MutableMapping, abc.ABC):
         except KeyError:
             raise NodeNotFoundError(f"no node {self._full(path)!r} in {self._where()}") from None
         if isinstance(value, GenericStorage) and not value.is_group and self.codec is not None:
-            return self.codec.decode(value._read_tree(), value)
+            return self.codec.decode(read_for_codec(value), value)
         return value
 
     def _encode(self, value: Any, path: str) -> Any:
         if type(value) is Tree:
             return value
         if self.codec is not None:
-            return self.codec.encode(value, self, path)
+            node = self.codec.encode(value, self, path)
+            if not self._takes_plain_nodes and type(node) is Tree:
+                node = for_contract(node, getattr(self.codec, "plain_nodes", None))
+            return node
         if is_leaf(value):
             return value
         raise UnsupportedValueError(

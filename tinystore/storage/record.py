@@ -667,8 +667,20 @@ class _Store:
         self.physical.write_external(gpath, name, value, entry)
         return entry
 
-    def add_tree(self, gpath: GPath, rec: Record, tree: Tree, group: bool = False) -> int:
-        """Append ``tree`` to the node table of ``rec``; return its index."""
+    def add_tree(
+        self,
+        gpath: GPath,
+        rec: Record,
+        tree: Tree,
+        group: bool = False,
+        plain: dict | None = None,
+    ) -> int:
+        """Append ``tree`` to the node table of ``rec``; return its index.
+
+        ``plain``: ``{type: attrs}`` of containers the codec left in the tree
+        as they are (see :class:`~tinystore.storage.base.Codec`); each stands
+        for a node with those attrs and its items as children.
+        """
         nodes = rec.nodes
         root = len(nodes)
         nodes.append(None)
@@ -678,6 +690,7 @@ class _Store:
         interned: dict[int, int] = {}
         tags: dict[int, str] = {}  # the same, as the tag of a small node's entry
         intern = rec.intern
+        plain = plain or {}
         while stack:
             t, idx = stack.pop()
             a = t.attrs
@@ -705,68 +718,53 @@ class _Store:
                     e = v if v - v == 0.0 else encode_inline(v)
                 elif v is None or vt is bool:
                     e = v
-                elif vt is Tree:
-                    va = v.attrs
-                    vc = v.children
-                    if type(vc) is list and len(vc) <= 64 and va and type(va) is dict:
-                        # a small sequence of JSON values: the short form (hot path)
-                        for x in vc:
-                            xt = type(x)
-                            if xt is str:
-                                if not x.isascii():
-                                    break
-                            elif xt is int:
-                                if not INT64_MIN <= x <= INT64_MAX:
-                                    break
-                            elif xt is float:
-                                if x - x != 0.0:
-                                    break
-                            elif x is not None and xt is not bool:
-                                break
-                        else:
-                            tag = tags.get(id(va))
-                            if tag is None:
-                                ai = interned.get(id(va))
-                                if ai is None:
-                                    ai = interned[id(va)] = intern(va)
-                                tag = tags[id(va)] = f"@{ai}"
-                            if is_list:
-                                out.append({tag: list(vc)})
-                                continue
-                            e = {tag: list(vc)}
-                            if type(k) is not str or not (k.isidentifier() and len(k) <= 63):
-                                check_key(k) if type(k) is str else _bad_key(k)
-                            out[k] = e
-                            continue
-                    plain = (
-                        _plain_children(vc)
-                        if type(va) is dict and type(vc) in (list, dict)
-                        else None
-                    )
-                    if plain is not None:  # a small node of plain values: in place
-                        if va:
-                            tag = tags.get(id(va))
-                            if tag is None:
-                                ai = interned.get(id(va))
-                                if ai is None:
-                                    ai = interned[id(va)] = intern(va)
-                                tag = tags[id(va)] = f"@{ai}"
-                            e = {tag: plain}
-                        else:
-                            e = {"@": {"c": plain}}
-                    else:
-                        e = {"@": len(nodes)}
-                        pending.append((v, len(nodes)))
-                        nodes.append(None)
                 else:
-                    if not is_list and type(k) is not str:
-                        raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
-                    try:
-                        e = self.leaf_entry(gpath, rec, str(k), v)
-                    except TypeError:
-                        raise UnsupportedValueError(
-                            f"cannot store {vt.__name__} at {k!r}: not a leaf or Tree"
-                        ) from None
+                    if vt is Tree:
+                        va = v.attrs
+                        vc = v.children
+                    else:
+                        va = plain.get(vt)
+                        vc = v
+                    if va is None:
+                        if not is_list and type(k) is not str:
+                            raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
+                        try:
+                            e = self.leaf_entry(gpath, rec, str(k), v)
+                        except TypeError:
+                            raise UnsupportedValueError(
+                                f"cannot store {vt.__name__} at {k!r}: not a leaf or Tree"
+                            ) from None
+                    else:
+                        tc = type(vc)
+                        e = None
+                        if tc is not dict and len(vc) <= 64 and va and type(va) is dict:
+                            # a small sequence of JSON values: the short form (hot path)
+                            for x in vc:
+                                xt = type(x)
+                                if xt is str:
+                                    if not x.isascii():
+                                        break
+                                elif xt is int:
+                                    if not INT64_MIN <= x <= INT64_MAX:
+                                        break
+                                elif xt is float:
+                                    if x - x != 0.0:
+                                        break
+                                elif x is not None and xt is not bool:
+                                    break
+                            else:
+                                tag = tags.get(id(va))
+                                if tag is None:
+                                    ai = interned.get(id(va))
+                                    if ai is None:
+                                        ai = interned[id(va)] = intern(va)
+                                    tag = tags[id(va)] = f"@{ai}"
+                                e = {tag: list(vc)}
+                        if e is None:
+                            if vt is not Tree:  # a plain container: a node like any other
+                                v = Tree(va, dict(vc) if tc is dict else list(vc))
+                                vc = v.children
+                            e = self._node_entry(v, va, vc, nodes, pending, tags, interned, intern)
                 if is_list:
                     out.append(e)
                 else:
@@ -780,7 +778,33 @@ class _Store:
             nodes[root]["g"] = 1
         return root
 
-    def new_physical(self, gpath: GPath, rec: Record, key: str, tree: Tree, group: bool) -> dict:
+    @staticmethod
+    def _node_entry(v, va, vc, nodes, pending, tags, interned, intern) -> dict:
+        """The entry of Tree ``v``: written in place if small and plain, else a table node."""
+        plain = _plain_children(vc) if type(va) is dict and type(vc) in (list, dict) else None
+        if plain is not None:  # a small node of plain values: in place
+            if not va:
+                return {"@": {"c": plain}}
+            tag = tags.get(id(va))
+            if tag is None:
+                ai = interned.get(id(va))
+                if ai is None:
+                    ai = interned[id(va)] = intern(va)
+                tag = tags[id(va)] = f"@{ai}"
+            return {tag: plain}
+        pending.append((v, len(nodes)))
+        nodes.append(None)
+        return {"@": len(nodes) - 1}
+
+    def new_physical(
+        self,
+        gpath: GPath,
+        rec: Record,
+        key: str,
+        tree: Tree,
+        group: bool,
+        plain: dict | None = None,
+    ) -> dict:
         name = rec.new_name(key)
         sub = gpath + (name,)
         entry = {"G": name, "g": 1} if group else {"G": name}
@@ -789,7 +813,7 @@ class _Store:
         self.physical.create_group(sub)
         subrec = Record([])
         subrec._names = set()
-        self.add_tree(sub, subrec, tree, group=group)
+        self.add_tree(sub, subrec, tree, group=group, plain=plain)
         subrec.dirty = True
         self.records[sub] = subrec
         return entry
@@ -829,16 +853,19 @@ class _Store:
                 f"external leaf {entry.get('X')!r} of {self.describe(gpath)} cannot be read: {exc}"
             ) from None
 
-    def read_tree(self, gpath: GPath, index: Any, lazy: bool = False) -> Tree:
+    def read_tree(self, gpath: GPath, index: Any, lazy: bool = False, plain: Any = None) -> Tree:
         """The subtree at node ``index`` of a record, every leaf read.
 
         ``lazy``: for browsing; external leaves become :class:`LeafInfo`
         (nothing but the records is read) and groups :class:`GroupTree`.
+        ``plain``: the codec's ``plain_maker`` (see
+        :class:`~tinystore.storage.base.Codec`), applied to small nodes of
+        plain values.
         """
         with self.session():
-            return self._read_tree(gpath, index, lazy)
+            return self._read_tree(gpath, index, lazy, plain)
 
-    def _read_tree(self, gpath: GPath, index: Any, lazy: bool) -> Tree:
+    def _read_tree(self, gpath: GPath, index: Any, lazy: bool, plain: Any = None) -> Tree:
         rec = self.record(gpath)
         root = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
         stack = [(gpath, rec, index, root)]
@@ -878,13 +905,15 @@ class _Store:
                 if type(e) is dict:
                     if len(e) == 1:
                         (tag,) = e
-                        attrs = known.get(tag)  # a short tag met before needs no checks
-                        if attrs is None and tag[:1] == "@" and tag != "@":
+                        short = known.get(tag)  # a short tag met before needs no checks
+                        if short is None and tag[:1] == "@" and tag != "@":
                             where = self.describe(gp)
                             attrs = copy_attrs(rec.node_attrs(_at(e, where), where))
-                            known[tag] = attrs
-                        if attrs is not None:
+                            make = plain(attrs) if plain is not None else None
+                            short = known[tag] = (attrs, make)
+                        if short is not None:
                             # a small node in place (short form): plain JSON values, hot path
+                            attrs, make = short
                             c = e[tag]
                             tc = type(c)
                             if tc is list or tc is dict:
@@ -892,7 +921,16 @@ class _Store:
                                     if type(x) is dict:
                                         break
                                 else:
-                                    out[k] = Tree(attrs, c[:] if tc is list else dict(c))
+                                    if make is not None:
+                                        try:
+                                            out[k] = make(c)
+                                        except Exception as exc:
+                                            raise CorruptStoreError(
+                                                f"a node of {self.describe(gp)} cannot be "
+                                                f"rebuilt: {exc}"
+                                            ) from None
+                                    else:
+                                        out[k] = Tree(attrs, c[:] if tc is list else dict(c))
                                     continue
                             sub = Tree()
                             out[k] = sub
@@ -1070,6 +1108,12 @@ class RecordStorage(GenericStorage):
         closed = " (closed)" if self._store.closed else ""
         return f"<{type(self).__name__} '/{self._path}' in {self._where()!r}{closed}>"
 
+    # -- plain containers (see base.Codec) ------------------------------------
+    _takes_plain_nodes = True
+
+    def _plain_nodes(self) -> dict | None:
+        return getattr(self.codec, "plain_nodes", None)
+
     # -- developer contract ----------------------------------------------
     def _get(self, key: str) -> Any:
         entry = _child_entry(self._node(), key)
@@ -1154,8 +1198,10 @@ class RecordStorage(GenericStorage):
         def make_entry(store: _Store, rec: Record) -> Any:
             if type(value) is Tree:
                 if physical_level:
-                    return store.new_physical(self._gpath, rec, key, value, group=False)
-                return {"@": store.add_tree(self._gpath, rec, value)}
+                    return store.new_physical(
+                        self._gpath, rec, key, value, group=False, plain=self._plain_nodes()
+                    )
+                return {"@": store.add_tree(self._gpath, rec, value, plain=self._plain_nodes())}
             try:
                 return store.leaf_entry(self._gpath, rec, key, value)
             except TypeError:
@@ -1187,7 +1233,7 @@ class RecordStorage(GenericStorage):
             rec.compact = False
             rec.dirty = True
 
-    def _read_tree(self, lazy: bool = False) -> Tree:
+    def _read_tree(self, lazy: bool = False, plain: Any = None) -> Tree:
         index: Any = 0
         if self._inner:
             rec = self._store.record(self._gpath)
@@ -1195,7 +1241,7 @@ class RecordStorage(GenericStorage):
             for key in self._inner:
                 index = _at(_child_entry(node, key), self._store.describe(self._gpath))
                 node = _target(rec.nodes, index)
-        return self._store.read_tree(self._gpath, index, lazy)
+        return self._store.read_tree(self._gpath, index, lazy, plain)
 
     def _replace_root(self, tree: Tree) -> None:
         """Make ``tree`` the whole content of the store (``tinystore.save``)."""
@@ -1210,7 +1256,7 @@ class RecordStorage(GenericStorage):
                 store.physical.journal((), kind, name, entry)
             new = Record([])
             new._names = {name for _, name, _ in old}  # taken until they are deleted
-            store.add_tree((), new, tree)
+            store.add_tree((), new, tree, plain=self._plain_nodes())
             new.dirty = True
             store.records[()] = new
 
