@@ -691,6 +691,7 @@ class _Store:
         tags: dict[int, str] = {}  # the same, as the tag of a small node's entry
         intern = rec.intern
         plain = plain or {}
+        ptags: dict[type, str] = {}  # plain container type -> its short tag
         while stack:
             t, idx = stack.pop()
             a = t.attrs
@@ -719,6 +720,33 @@ class _Store:
                 elif v is None or vt is bool:
                     e = v
                 else:
+                    ptag = ptags.get(vt)
+                    if ptag is None and vt in plain:
+                        ptag = ptags[vt] = self._plain_tag(plain[vt], tags, interned, intern)
+                    if ptag is not None and vt is not dict and len(v) <= 64:
+                        # a plain container of JSON values: the short form (the hot path)
+                        for x in v:
+                            xt = type(x)
+                            if xt is str:
+                                if not x.isascii():
+                                    break
+                            elif xt is int:
+                                if not INT64_MIN <= x <= INT64_MAX:
+                                    break
+                            elif xt is float:
+                                if x - x != 0.0:
+                                    break
+                            elif x is not None and xt is not bool:
+                                break
+                        else:
+                            if is_list:
+                                out.append({ptag: list(v)})
+                                continue
+                            e = {ptag: list(v)}
+                            if type(k) is not str or not (k.isidentifier() and len(k) <= 63):
+                                check_key(k) if type(k) is str else _bad_key(k)
+                            out[k] = e
+                            continue
                     if vt is Tree:
                         va = v.attrs
                         vc = v.children
@@ -777,6 +805,19 @@ class _Store:
         if group:
             nodes[root]["g"] = 1
         return root
+
+    @staticmethod
+    def _plain_tag(va: Any, tags: dict, interned: dict, intern: Any) -> str:
+        """The short tag of the nodes a plain container type stands for."""
+        if type(va) is not dict or not va:
+            raise UnsupportedValueError(f"the codec's plain_nodes attrs must be a dict: {va!r}")
+        tag = tags.get(id(va))
+        if tag is None:
+            ai = interned.get(id(va))
+            if ai is None:
+                ai = interned[id(va)] = intern(va)
+            tag = tags[id(va)] = f"@{ai}"
+        return tag
 
     @staticmethod
     def _node_entry(v, va, vc, nodes, pending, tags, interned, intern) -> dict:
