@@ -153,6 +153,9 @@ class Encoder:
         self.globals: set[str] = set()
         self.base = path
         self._stack: list[_Frame] = []
+        #: type -> how its objects are stored: (0, reducer), (1, adapter), (2, copyreg
+        #: reducer or None for __reduce_ex__); reducers cannot change during a save
+        self._routes: dict[type, tuple] = {}
         #: class -> the attrs of its "obj" nodes (one dict, shared by those nodes)
         self._class_attrs: dict[type, dict] = {}
         #: key tuples of state dicts already checked (see _state_keys_ok)
@@ -216,8 +219,9 @@ class Encoder:
         parts = [self.base] if self.base else []
         frames = self._stack
         for frame in frames:
-            if frame.label:
-                parts.append(frame.label)
+            label = frame.label  # a key (an int: an index), or a label given to run()
+            if label is not None and label != "":
+                parts.append(f"[{label}]" if type(label) is int else str(label))
         text = "/".join(parts).replace("/[", "[")  # "a/b[0]", as the decoder writes paths
         if key is not None:
             if type(key) is int:
@@ -250,10 +254,8 @@ class Encoder:
             container[key] = obj  # left as it is (see PLAIN_NODES)
             self.memo[id(obj)] = [obj, None, container, key]
             return
-        if label is None:
-            label = f"[{key}]" if type(key) is int else str(key)
         try:
-            self._dispatch(obj, t, container, key, label)
+            self._dispatch(obj, t, container, key, key if label is None else label)
         except UnstorableError as exc:
             if not self.cloudpickle_fallback:
                 where = self.path_of(key)
@@ -285,16 +287,25 @@ class Encoder:
             return False
         return t is not dict or all_keys(obj)
 
-    def _dispatch(self, obj: Any, t: type, container: Any, key: Any, label: str) -> None:
-        reducer = self.reducers.get(t) or self.process_reducers.get(t)
-        if reducer is not None:
+    def _dispatch(self, obj: Any, t: type, container: Any, key: Any, label: Any) -> None:
+        route = self._routes.get(t)
+        if route is None:  # once per type and save: what pickle would consult, in its order
+            reducer = self.reducers.get(t) or self.process_reducers.get(t)
+            if reducer is not None:
+                route = self._routes[t] = (0, reducer)
+            else:
+                adapter = adapter_for_type(t)
+                if adapter is not None:
+                    route = self._routes[t] = (1, adapter)
+                else:
+                    route = self._routes[t] = (2, copyreg.dispatch_table.get(t))
+        how, reducer = route
+        if how == 0:
             self._place_reduce(obj, reducer(obj), container, key, label)
             return
-        adapter = adapter_for_type(t)
-        if adapter is not None:
-            self._place_adapter(obj, adapter, container, key, label)
+        if how == 1:
+            self._place_adapter(obj, reducer, container, key, label)
             return
-        reducer = copyreg.dispatch_table.get(t)
         if reducer is not None:
             rv = reducer(obj)
         else:
@@ -430,7 +441,7 @@ class Encoder:
             self._push(obj, tree, None, children, False, label)
 
     # -- the reduce protocol ---------------------------------------------------
-    def _place_reduce(self, obj: Any, rv: Any, container: Any, key: Any, label: str) -> None:
+    def _place_reduce(self, obj: Any, rv: Any, container: Any, key: Any, label: Any) -> None:
         if isinstance(rv, str):
             name = global_name(obj, rv)
             self.globals.add(name)
