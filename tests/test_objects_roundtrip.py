@@ -397,6 +397,22 @@ def test_plain_container_shared_between_attributes_stays_shared(check, make):
     assert lr.x == lr.y and lr.x is not lr.y
 
 
+class _KeyStr(str):
+    pass
+
+
+def test_str_subclass_keys_equal_to_earlier_keys_keep_their_type(check):
+    # key tuples checked once per save must not let an equal str subclass pass
+    a, b = _KeyStr("a"), _KeyStr("b")
+    p = Point(1, 2)
+    q = Point(3, 4)
+    q.__dict__ = {a: 3, "y": 4}
+    loaded = check([{"a": 1, "b": 2}, {a: 1, "b": 2}, {"a": 1, b: 2}, p, q])
+    assert [type(k) for k in loaded[1]] == [_KeyStr, str]
+    assert [type(k) for k in loaded[2]] == [str, _KeyStr]
+    assert [type(k) for k in vars(loaded[4])] == [_KeyStr, str]
+
+
 def test_shared_key_and_value(check):
     key = (1, "k")
     h = Hashable("h")

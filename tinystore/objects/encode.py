@@ -103,10 +103,10 @@ def _state_keys_ok(d: Any, known: set | None = None) -> bool:
     """
     if type(d) is not dict:
         return False
-    if known is None:
+    if known is None or len(d) > 64:
         return all_keys(d)
     keys = tuple(d)
-    if keys in known:
+    if keys in known and set(map(type, keys)) == _STR_ONLY:  # equal is not enough: str subclasses
         return True
     if all(map(is_key, keys)):
         if len(known) < 1000:
@@ -276,8 +276,7 @@ class Encoder:
                 raise error from exc
             self._fallback(obj, container, key)
 
-    @staticmethod
-    def _is_plain(obj: Any, t: type) -> bool:
+    def _is_plain(self, obj: Any, t: type) -> bool:
         """True for a list/tuple/dict of plain values: one node, without a frame.
 
         Plain values cannot refer back to the container, so memoising it after
@@ -285,7 +284,8 @@ class Encoder:
         """
         if not _all_plain(obj.values() if t is dict else obj):
             return False
-        return t is not dict or all_keys(obj)
+        # dicts of one save tend to share their keys: each key tuple is checked once
+        return t is not dict or _state_keys_ok(obj, self._good_keys)
 
     def _dispatch(self, obj: Any, t: type, container: Any, key: Any, label: Any) -> None:
         route = self._routes.get(t)

@@ -723,9 +723,16 @@ class _Store:
                     ptag = ptags.get(vt)
                     if ptag is None and vt in plain:
                         ptag = ptags[vt] = self._plain_tag(plain[vt], tags, interned, intern)
-                    if ptag is not None and vt is not dict and len(v) <= 64:
+                    if ptag is not None and len(v) <= 64:
                         # a plain container of JSON values: the short form (the hot path)
-                        for x in v:
+                        items: Any = v
+                        if vt is dict:
+                            items = v.values()
+                            for x in v:
+                                if type(x) is not str or not (x.isidentifier() and len(x) <= 63):
+                                    items = ()  # other keys: checked the general way below
+                                    break
+                        for x in items:
                             xt = type(x)
                             if xt is str:
                                 if not x.isascii():
@@ -739,14 +746,15 @@ class _Store:
                             elif x is not None and xt is not bool:
                                 break
                         else:
-                            if is_list:
-                                out.append({ptag: list(v)})
+                            if items or not v:
+                                e = {ptag: dict(v) if vt is dict else list(v)}
+                                if is_list:
+                                    out.append(e)
+                                    continue
+                                if type(k) is not str or not (k.isidentifier() and len(k) <= 63):
+                                    check_key(k) if type(k) is str else _bad_key(k)
+                                out[k] = e
                                 continue
-                            e = {ptag: list(v)}
-                            if type(k) is not str or not (k.isidentifier() and len(k) <= 63):
-                                check_key(k) if type(k) is str else _bad_key(k)
-                            out[k] = e
-                            continue
                     if vt is Tree:
                         va = v.attrs
                         vc = v.children
