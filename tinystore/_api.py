@@ -41,34 +41,20 @@ def open(  # noqa: A001 - the natural name, like h5py.File / zarr.open
     ...     s["params/kpoints"]
     (3, 3, 3)
     """
-    return _open(
-        filename,
-        mode,
-        backend,
-        cloudpickle_fallback,
-        reducers,
-        safe,
-        allow,
-        version_check,
-        options,
-        check=True,
-    )
+    codec = {
+        "cloudpickle_fallback": cloudpickle_fallback,
+        "reducers": reducers,
+        "safe": safe,
+        "allow": allow,
+        "version_check": version_check,
+    }
+    return _open(filename, mode, backend, options, codec, check=True)
 
 
-def _open(
-    filename,
-    mode,
-    backend,
-    cloudpickle_fallback,
-    reducers,
-    safe,
-    allow,
-    version_check,
-    options,
-    check,
-):
-    """``open``; ``check=False``: a backend that can may check the store at its
-    first operation instead of now (save/load then open a file once)."""
+def _open(filename, mode, backend, options: dict, codec: dict, check: bool) -> GenericStorage:
+    """``open``, with the codec's options in ``codec``; ``check=False``: a backend
+    that can may check the store at its first operation instead of now (save
+    and load then open a file once)."""
     spec = choose_backend(filename, backend)
     if not check and spec.deferred_check:
         options = {"check": False, **options}
@@ -78,13 +64,7 @@ def _open(
         if "unexpected keyword" in str(exc):
             raise BackendError(f"backend {spec.name!r}: {exc}") from None
         raise
-    storage.codec = ObjectCodec(
-        cloudpickle_fallback=cloudpickle_fallback,
-        reducers=reducers,
-        safe=safe,
-        allow=allow,
-        version_check=version_check,
-    )
+    storage.codec = ObjectCodec(**codec)
     return storage
 
 
@@ -114,12 +94,8 @@ def save(
             filename,
             "a",
             backend,
-            cloudpickle_fallback,
-            reducers,
-            False,
-            (),
-            "warn",
             options,
+            {"cloudpickle_fallback": cloudpickle_fallback, "reducers": reducers},
             check=False,
         ) as storage,
         storage._session(write=True),
@@ -145,7 +121,12 @@ def load(
     """Load the object saved in ``filename`` (or only the part at ``path``)."""
     with (
         _open(
-            filename, "r", backend, False, None, safe, allow, version_check, options, check=False
+            filename,
+            "r",
+            backend,
+            options,
+            {"safe": safe, "allow": allow, "version_check": version_check},
+            check=False,
         ) as storage,
         storage._session(),
         no_gc(),

@@ -209,13 +209,16 @@ class Decoder:
                 except TinystoreError:
                     raise
                 except Exception as exc:
-                    raise UnloadableError(
-                        f"cannot rebuild the object at {self.path()}: {type(exc).__name__}: {exc}"
-                    ) from exc
+                    raise self._rebuild_error(exc) from exc
                 val = self._request(req)
             return val
         finally:
             self._stack = outer
+
+    def _rebuild_error(self, exc: Exception) -> UnloadableError:
+        return UnloadableError(
+            f"cannot rebuild the object at {self.path()}: {type(exc).__name__}: {exc}"
+        )
 
     def _request(self, req: Any) -> Any:
         t = type(req)
@@ -266,9 +269,7 @@ class Decoder:
                 except TinystoreError:
                     raise
                 except Exception as exc:
-                    raise UnloadableError(
-                        f"cannot rebuild the object at {self.path()}: {type(exc).__name__}: {exc}"
-                    ) from exc
+                    raise self._rebuild_error(exc) from exc
         if kind == "ref":
             if attrs.get("p") == "s":
                 return self.lookup_state(attrs.get("r"))

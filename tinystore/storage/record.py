@@ -691,7 +691,7 @@ class _Store:
         tags: dict[int, str] = {}  # the same, as the tag of a small node's entry
         intern = rec.intern
         plain = plain or {}
-        ptags: dict[type, str] = {}  # plain container type -> its short tag
+        ptags: dict[type, tuple] = {}  # type of a non-Tree child -> (short tag, attrs) or Nones
         while stack:
             t, idx = stack.pop()
             a = t.attrs
@@ -719,12 +719,18 @@ class _Store:
                     e = v if v - v == 0.0 else encode_inline(v)
                 elif v is None or vt is bool:
                     e = v
-                else:
-                    ptag = ptags.get(vt)
-                    if ptag is None and vt in plain:
-                        ptag = ptags[vt] = self._plain_tag(plain[vt], tags, interned, intern)
-                    if ptag is not None and len(v) <= 64:
-                        # a plain container of JSON values: the short form (the hot path)
+                elif vt is Tree:
+                    e = self._node_entry(
+                        v, v.attrs, v.children, nodes, pending, tags, interned, intern
+                    )
+                else:  # a plain container the codec left as it is, or a leaf
+                    known = ptags.get(vt)
+                    if known is None:
+                        known = self._plain_type(plain.get(vt), tags, interned, intern)
+                        ptags[vt] = known
+                    tag, va = known
+                    if tag is not None and len(v) <= 64:
+                        # a small container of JSON values: the short form (the hot path)
                         items: Any = v
                         if vt is dict:
                             items = v.values()
@@ -747,7 +753,7 @@ class _Store:
                                 break
                         else:
                             if items or not v:
-                                e = {ptag: dict(v) if vt is dict else list(v)}
+                                e = {tag: dict(v) if vt is dict else list(v)}
                                 if is_list:
                                     out.append(e)
                                     continue
@@ -755,13 +761,12 @@ class _Store:
                                     check_key(k) if type(k) is str else _bad_key(k)
                                 out[k] = e
                                 continue
-                    if vt is Tree:
-                        va = v.attrs
-                        vc = v.children
+                    if va is not None:  # a plain container: a node like any other
+                        v = Tree(va, dict(v) if vt is dict else list(v))
+                        e = self._node_entry(
+                            v, va, v.children, nodes, pending, tags, interned, intern
+                        )
                     else:
-                        va = plain.get(vt)
-                        vc = v
-                    if va is None:
                         if not is_list and type(k) is not str:
                             raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
                         try:
@@ -770,37 +775,6 @@ class _Store:
                             raise UnsupportedValueError(
                                 f"cannot store {vt.__name__} at {k!r}: not a leaf or Tree"
                             ) from None
-                    else:
-                        tc = type(vc)
-                        e = None
-                        if tc is not dict and len(vc) <= 64 and va and type(va) is dict:
-                            # a small sequence of JSON values: the short form (hot path)
-                            for x in vc:
-                                xt = type(x)
-                                if xt is str:
-                                    if not x.isascii():
-                                        break
-                                elif xt is int:
-                                    if not INT64_MIN <= x <= INT64_MAX:
-                                        break
-                                elif xt is float:
-                                    if x - x != 0.0:
-                                        break
-                                elif x is not None and xt is not bool:
-                                    break
-                            else:
-                                tag = tags.get(id(va))
-                                if tag is None:
-                                    ai = interned.get(id(va))
-                                    if ai is None:
-                                        ai = interned[id(va)] = intern(va)
-                                    tag = tags[id(va)] = f"@{ai}"
-                                e = {tag: list(vc)}
-                        if e is None:
-                            if vt is not Tree:  # a plain container: a node like any other
-                                v = Tree(va, dict(vc) if tc is dict else list(vc))
-                                vc = v.children
-                            e = self._node_entry(v, va, vc, nodes, pending, tags, interned, intern)
                 if is_list:
                     out.append(e)
                 else:
@@ -814,11 +788,19 @@ class _Store:
             nodes[root]["g"] = 1
         return root
 
-    @staticmethod
-    def _plain_tag(va: Any, tags: dict, interned: dict, intern: Any) -> str:
-        """The short tag of the nodes a plain container type stands for."""
+    @classmethod
+    def _plain_type(cls, va: Any, tags: dict, interned: dict, intern: Any) -> tuple:
+        """``(short tag, attrs)`` of the nodes a plain container type stands for
+        (``(None, None)``: not such a type, a leaf)."""
+        if va is None:
+            return None, None
         if type(va) is not dict or not va:
             raise UnsupportedValueError(f"the codec's plain_nodes attrs must be a dict: {va!r}")
+        return cls._tag(va, tags, interned, intern), va
+
+    @staticmethod
+    def _tag(va: dict, tags: dict, interned: dict, intern: Any) -> str:
+        """The short tag of nodes with attrs ``va``: its index in the metadata table."""
         tag = tags.get(id(va))
         if tag is None:
             ai = interned.get(id(va))
@@ -827,20 +809,14 @@ class _Store:
             tag = tags[id(va)] = f"@{ai}"
         return tag
 
-    @staticmethod
-    def _node_entry(v, va, vc, nodes, pending, tags, interned, intern) -> dict:
+    @classmethod
+    def _node_entry(cls, v, va, vc, nodes, pending, tags, interned, intern) -> dict:
         """The entry of Tree ``v``: written in place if small and plain, else a table node."""
         plain = _plain_children(vc) if type(va) is dict and type(vc) in (list, dict) else None
         if plain is not None:  # a small node of plain values: in place
             if not va:
                 return {"@": {"c": plain}}
-            tag = tags.get(id(va))
-            if tag is None:
-                ai = interned.get(id(va))
-                if ai is None:
-                    ai = interned[id(va)] = intern(va)
-                tag = tags[id(va)] = f"@{ai}"
-            return {tag: plain}
+            return {cls._tag(va, tags, interned, intern): plain}
         pending.append((v, len(nodes)))
         nodes.append(None)
         return {"@": len(nodes) - 1}
