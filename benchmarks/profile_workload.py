@@ -22,8 +22,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from benchmarks import run
-from benchmarks import workloads as W
+from benchmarks import run  # noqa: E402 - after the sys.path setup
+from benchmarks import workloads as W  # noqa: E402 - after the sys.path setup
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,9 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="the --quick sizes")
     args = parser.parse_args(argv)
 
-    workload = next(
-        (w for w in run.WORKLOADS if args.workload in (w.letter, w.name)), None
-    )
+    workload = next((w for w in run.WORKLOADS if args.workload in (w.letter, w.name)), None)
     if workload is None:
         raise SystemExit(f"unknown workload {args.workload!r}")
     names = {run.engine_name_of(c): c for c in run.ENGINE_CLASSES}

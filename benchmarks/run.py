@@ -49,11 +49,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `python benchmarks/run.py` without PYTHONPATH
     sys.path.insert(0, ROOT)
 
-import numpy as np
-import pandas as pd
+import numpy as np  # noqa: E402 - after the sys.path setup
+import pandas as pd  # noqa: E402 - after the sys.path setup
 
-import tinystore
-from benchmarks import workloads as W
+import tinystore  # noqa: E402 - after the sys.path setup
+from benchmarks import workloads as W  # noqa: E402 - after the sys.path setup
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 MiB = 1024 * 1024
@@ -80,7 +80,12 @@ MODES = {
     "quick": Mode(
         "quick",
         dataclasses.replace(W.FULL, big_arrays=20),  # 40 MiB instead of 200 MiB
-        0.12, 3, 30, 1.0, 0.4, False,
+        0.12,
+        3,
+        30,
+        1.0,
+        0.4,
+        False,
     ),
     "smoke": Mode("smoke", W.SMOKE, 0.0, 0, 0, 10.0, 0.0, False),  # the warm-up is the sample
 }
@@ -216,7 +221,7 @@ class TinystoreMemory(TinystoreEngine):
         try:
             from tinystore.storage import memory
 
-            groups = memory._REGISTRY[location[len("memory://"):]]
+            groups = memory._REGISTRY[location[len("memory://") :]]
         except (ImportError, AttributeError, KeyError):
             return None
         total = 0
@@ -401,9 +406,7 @@ def same(a: Any, b: Any) -> bool:
             if not (x.dtypes.equals(y.dtypes) and x.equals(y)):
                 return False
         elif dataclasses.is_dataclass(x):
-            stack.extend(
-                (getattr(x, f.name), getattr(y, f.name)) for f in dataclasses.fields(x)
-            )
+            stack.extend((getattr(x, f.name), getattr(y, f.name)) for f in dataclasses.fields(x))
         elif isinstance(x, dict):
             if list(x) != list(y):
                 return False
@@ -506,7 +509,8 @@ def run_rounds(jobs: list[Job], mode: Mode) -> None:
     warm-up as its only sample.
     """
     active = [
-        j for j in jobs
+        j
+        for j in jobs
         if j.sample is not None and mode.max_repeats and sum(j.first) <= mode.slow_seconds
     ]
     rounds = itertools.count()
@@ -796,22 +800,42 @@ def evaluate_targets(cells: list[Cell], memory: list[dict]) -> list[dict]:
         )
 
     for e in engines:
-        ratios = [by[(w, e)].ratios.get("save_load_s") for w in ("small-dict", "objects", "tuples")
-                  if (w, e) in by]
+        ratios = [
+            by[(w, e)].ratios.get("save_load_s")
+            for w in ("small-dict", "objects", "tuples")
+            if (w, e) in by
+        ]
         if ratios:
             value = geometric_mean(ratios) if all(ratios) else None
-            add("save+load (a),(c),(e): geomean <= 5x pickle", e, value, 5.0, "x",
-                " ".join(f"{r:.1f}x" if r else "n/a" for r in ratios))
+            add(
+                "save+load (a),(c),(e): geomean <= 5x pickle",
+                e,
+                value,
+                5.0,
+                "x",
+                " ".join(f"{r:.1f}x" if r else "n/a" for r in ratios),
+            )
         for w in ("dataclass-arrays", "dataframe"):
             if (w, e) in by:
-                add(f"save+load {w} <= 1.3x pickle", e,
-                    by[(w, e)].ratios.get("save_load_s"), 1.3, "x")
+                add(
+                    f"save+load {w} <= 1.3x pickle",
+                    e,
+                    by[(w, e)].ratios.get("save_load_s"),
+                    1.3,
+                    "x",
+                )
         sizes = {c.letter: c.ratios.get("size_bytes") for c in cells if c.engine == e}
         known = {k: v for k, v in sizes.items() if v is not None}
         if known:
             over = ", ".join(f"({k}) {v:.2g}x" for k, v in known.items() if v > 1.5)
-            add("file size <= 1.5x pickle on every workload", e, max(known.values()), 1.5, "x",
-                f"over: {over}" if over else "")
+            add(
+                "file size <= 1.5x pickle on every workload",
+                e,
+                max(known.values()),
+                1.5,
+                "x",
+                f"over: {over}" if over else "",
+            )
         for w in ("partial-load", "partial-update"):
             if (w, e) in by:
                 add(f"{w} < 5 ms", e, by[(w, e)].op_s, 0.005, "s")
@@ -823,8 +847,14 @@ def evaluate_targets(cells: list[Cell], memory: list[dict]) -> list[dict]:
                 (row[k] for k in ("tracemalloc_peak_ratio", "rss_peak_ratio") if k in row),
                 default=None,
             )
-            add("peak memory saving (b) <= 1.5x object", row["engine"], value, 1.5, "x",
-                "max of tracemalloc and RSS")
+            add(
+                "peak memory saving (b) <= 1.5x object",
+                row["engine"],
+                value,
+                1.5,
+                "x",
+                "max of tracemalloc and RSS",
+            )
     return out
 
 
@@ -858,8 +888,9 @@ def fmt_ratio(r: float | None) -> str:
 
 
 def table(headers: list[str], rows: list[list[str]], right: set[int]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
 
     def line(cells):
         return "  ".join(
@@ -902,54 +933,94 @@ def render(cells: list[Cell], memory: list[dict], targets: list[dict], mode: Mod
                 row += [cell_time(c, key, bad), cell_ratio(c, key)]
             round_rows.append([*row, size, cell_ratio(c, "size_bytes"), repeats])
         else:
-            op_rows.append([
-                f"({c.letter}) {c.workload}", c.engine + marks, c.op or "-",
-                cell_time(c, "op_s", bad), cell_ratio(c, "op_s"),
-                size, cell_ratio(c, "size_bytes"), repeats,
-            ])
+            op_rows.append(
+                [
+                    f"({c.letter}) {c.workload}",
+                    c.engine + marks,
+                    c.op or "-",
+                    cell_time(c, "op_s", bad),
+                    cell_ratio(c, "op_s"),
+                    size,
+                    cell_ratio(c, "size_bytes"),
+                    repeats,
+                ]
+            )
     if round_rows:
         out.append("Round trips (median per repeat: save writes a fresh file, load reads it back)")
-        out.append(table(
-            ["workload", "engine", "save", "xpk", "load", "xpk", "save+load", "xpk",
-             "size", "xpk", "n"],
-            round_rows, {2, 3, 4, 5, 6, 7, 8, 9, 10},
-        ))
+        out.append(
+            table(
+                [
+                    "workload",
+                    "engine",
+                    "save",
+                    "xpk",
+                    "load",
+                    "xpk",
+                    "save+load",
+                    "xpk",
+                    "size",
+                    "xpk",
+                    "n",
+                ],
+                round_rows,
+                {2, 3, 4, 5, 6, 7, 8, 9, 10},
+            )
+        )
     if op_rows:
         out.append("")
         out.append("Single operations on a saved file (median; xpk = ratio to pickle's equivalent)")
-        out.append(table(
-            ["workload", "engine", "what is timed", "time", "xpk", "file size", "xpk", "n"],
-            op_rows, {3, 4, 5, 6, 7},
-        ))
+        out.append(
+            table(
+                ["workload", "engine", "what is timed", "time", "xpk", "file size", "xpk", "n"],
+                op_rows,
+                {3, 4, 5, 6, 7},
+            )
+        )
     if notes:
         out.append("")
         out.append("Notes:")
         out.extend(notes)
     if memory:
         out.append("")
-        out.append("Peak memory while saving (b), beyond what the process held before "
-                   "(ratio to the arrays' bytes)")
+        out.append(
+            "Peak memory while saving (b), beyond what the process held before "
+            "(ratio to the arrays' bytes)"
+        )
         rows = []
         for m in memory:
             if "error" in m:
                 rows.append([m["engine"], "error", " ".join(m["error"]), ""])
                 continue
-            rows.append([
-                m["engine"], fmt_size(m["object_bytes"]),
-                f"{fmt_size(m.get('tracemalloc_peak_bytes'))} ({fmt_ratio(m.get('tracemalloc_peak_ratio'))})",
-                f"{fmt_size(m.get('rss_peak_bytes'))} ({fmt_ratio(m.get('rss_peak_ratio'))})",
-            ])
-        out.append(table(["engine", "object", "tracemalloc peak", "peak RSS rise"], rows,
-                         {1, 2, 3}))
+            rows.append(
+                [
+                    m["engine"],
+                    fmt_size(m["object_bytes"]),
+                    f"{fmt_size(m.get('tracemalloc_peak_bytes'))} "
+                    f"({fmt_ratio(m.get('tracemalloc_peak_ratio'))})",
+                    f"{fmt_size(m.get('rss_peak_bytes'))} ({fmt_ratio(m.get('rss_peak_ratio'))})",
+                ]
+            )
+        out.append(
+            table(["engine", "object", "tracemalloc peak", "peak RSS rise"], rows, {1, 2, 3})
+        )
     if targets:
         out.append("")
-        out.append("Targets of issue 6" + (
-            "" if mode.name == "full" else f" (they refer to full sizes; this is a {mode.name} run)"))
+        out.append(
+            "Targets of issue 6"
+            + (
+                ""
+                if mode.name == "full"
+                else f" (they refer to full sizes; this is a {mode.name} run)"
+            )
+        )
         rows = []
         for t in targets:
             value = t["value"]
-            shown = "n/a" if value is None else (
-                fmt_ratio(value) if t["unit"] == "x" else fmt_time(value))
+            shown = (
+                "n/a"
+                if value is None
+                else (fmt_ratio(value) if t["unit"] == "x" else fmt_time(value))
+            )
             limit = fmt_ratio(t["limit"]) if t["unit"] == "x" else fmt_time(t["limit"])
             verdict = {True: "holds", False: "MISSED", None: "n/a"}[t["holds"]]
             rows.append([t["target"], t["engine"], shown, limit, verdict, t["detail"]])
@@ -970,16 +1041,25 @@ def environment(mode: Mode, engines: list[str], missing: list[str]) -> dict:
             versions[module] = getattr(importlib.import_module(module), "__version__", "?")
     commit = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        commit = subprocess.run(
-            ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=False,
-        ).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+            or None
+        )
     dirty = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        dirty = bool(subprocess.run(
-            ["git", "-C", ROOT, "status", "--porcelain", "--", "tinystore"],
-            capture_output=True, text=True, check=False,
-        ).stdout.strip())
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", ROOT, "status", "--porcelain", "--", "tinystore"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.strip()
+        )
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -1014,8 +1094,9 @@ def keep_freed_memory() -> bool:
     except OSError:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(libc.mallopt(m_mmap_threshold, 32 * MiB) and libc.mallopt(m_trim_threshold, 1 << 30))
-
+    return bool(
+        libc.mallopt(m_mmap_threshold, 32 * MiB) and libc.mallopt(m_trim_threshold, 1 << 30)
+    )
 
 
 def select(only: list[str]) -> tuple[list[Workload], list[type], bool]:
@@ -1035,10 +1116,17 @@ def select(only: list[str]) -> tuple[list[Workload], list[type], bool]:
     workloads = [w for w in WORKLOADS if not w_tokens or w.letter in w_tokens or w.name in w_tokens]
     if w_tokens and not any(w.letter in w_tokens or w.name in w_tokens for w in WORKLOADS):
         workloads = []
-    memory = not w_tokens or PEAK_MEMORY in w_tokens or "b" in w_tokens or (
-        "dataclass-arrays" in w_tokens)
-    classes = [c for c in ENGINE_CLASSES
-               if not e_tokens or engine_name_of(c) in e_tokens or c is PickleEngine]
+    memory = (
+        not w_tokens
+        or PEAK_MEMORY in w_tokens
+        or "b" in w_tokens
+        or ("dataclass-arrays" in w_tokens)
+    )
+    classes = [
+        c
+        for c in ENGINE_CLASSES
+        if not e_tokens or engine_name_of(c) in e_tokens or c is PickleEngine
+    ]
     return workloads, classes, memory
 
 
@@ -1048,11 +1136,19 @@ def main(argv: list[str] | None = None) -> dict:
     size.add_argument("--quick", action="store_true", help="fewer repeats, 40 MiB big file (~30 s)")
     size.add_argument("--smoke", action="store_true", help="tiny sizes, one repeat (for tests)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="workloads (letter or name) and/or engines; repeatable, comma-separated")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="workloads (letter or name) and/or engines; repeatable, comma-separated",
+    )
     parser.add_argument("--cap", type=float, help="interrupt one operation after this many seconds")
-    parser.add_argument("--no-malloc-tuning", action="store_true",
-                        help="leave glibc's defaults (freed memory goes back to the OS)")
+    parser.add_argument(
+        "--no-malloc-tuning",
+        action="store_true",
+        help="leave glibc's defaults (freed memory goes back to the OS)",
+    )
     args = parser.parse_args(argv)
     mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
     if args.cap is not None:
@@ -1069,15 +1165,18 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"tinystore benchmarks ({mode.name}): {env['date']}, {env['nproc']} cpus, {env['cpu']}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
     dirty = " (tinystore/ has uncommitted changes)" if env["tinystore_dirty"] else ""
-    print(f"git commit: {env['git_commit']}{dirty}; load average before the run: "
-          + (" ".join(f"{x:.2f}" for x in env["load_average"]) if env["load_average"] else "?"))
+    print(
+        f"git commit: {env['git_commit']}{dirty}; load average before the run: "
+        + (" ".join(f"{x:.2f}" for x in env["load_average"]) if env["load_average"] else "?")
+    )
     if not env["malloc_tuning"] and not args.smoke:
         print("glibc keeps its defaults: big buffers may cost page faults at random (noisier)")
     if mode.sizes != W.FULL:
-        changed = {k: v for k, v in describe_sizes(mode.sizes).items()
-                   if v != getattr(W.FULL, k)}
-        print("sizes differing from the full run: "
-              + ", ".join(f"{k}={v}" for k, v in changed.items()))
+        changed = {k: v for k, v in describe_sizes(mode.sizes).items() if v != getattr(W.FULL, k)}
+        print(
+            "sizes differing from the full run: "
+            + ", ".join(f"{k}={v}" for k, v in changed.items())
+        )
     if missing:
         print(f"skipped (not installed): {', '.join(missing)}")
     print(flush=True)
@@ -1091,8 +1190,12 @@ def main(argv: list[str] | None = None) -> dict:
             t0 = time.perf_counter()
             row = measure_workload(engines, workload, mode)
             cells.extend(row)
-            print(f"  ({workload.letter}) {workload.name:<17} {time.perf_counter() - t0:6.1f} s  "
-                  + " ".join(f"{c.engine}:{c.status}" for c in row), file=sys.stderr, flush=True)
+            print(
+                f"  ({workload.letter}) {workload.name:<17} {time.perf_counter() - t0:6.1f} s  "
+                + " ".join(f"{c.engine}:{c.status}" for c in row),
+                file=sys.stderr,
+                flush=True,
+            )
             gc.collect()
         if do_memory:
             memory = peak_memory(engine_names, mode, tmpdir)
@@ -1105,8 +1208,11 @@ def main(argv: list[str] | None = None) -> dict:
     env["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     print(render(cells, memory, targets, mode))
     after = env["load_average_after"]
-    print(f"\n(total {env['elapsed_seconds']} s; load average after the run: "
-          + (" ".join(f"{x:.2f}" for x in after) if after else "?") + ")")
+    print(
+        f"\n(total {env['elapsed_seconds']} s; load average after the run: "
+        + (" ".join(f"{x:.2f}" for x in after) if after else "?")
+        + ")"
+    )
     result = {
         "environment": env,
         "workloads": [dataclasses.asdict(w) for w in workloads],

@@ -177,10 +177,7 @@ def tuples(sizes: Sizes) -> list:
     ints = r.integers(0, 10**6, size=sizes.n_tuples)
     floats = r.normal(size=sizes.n_tuples)
     words = [_word(r, 2, 6) for _ in range(32)]
-    return [
-        (int(ints[i]), float(floats[i]), words[i % len(words)])
-        for i in range(sizes.n_tuples)
-    ]
+    return [(int(ints[i]), float(floats[i]), words[i % len(words)]) for i in range(sizes.n_tuples)]
 
 
 def nested(sizes: Sizes) -> list:

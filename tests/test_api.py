@@ -33,9 +33,11 @@ class Counting:
     def __getattr__(self, name):
         attr = getattr(self._physical, name)
         if callable(attr) and (name.startswith("read_") or name.startswith("write_")):
+
             def wrapped(*args, **kw):
                 self.calls.append((name, args[:2]))
                 return attr(*args, **kw)
+
             return wrapped
         return attr
 
@@ -369,7 +371,9 @@ def test_third_party_backend_by_entry_point(monkeypatch):
         def load():
             return spec
 
-    monkeypatch.setattr(registry, "entry_points", lambda group: [EP()] if group == "tinystore.backends" else [])
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [EP()] if group == "tinystore.backends" else []
+    )
     monkeypatch.setattr(registry, "_SPECS", None)
     assert "thirdparty" in dir(tinystore.backends)
     tinystore.backends.thirdparty.dump([1, 2], "x.tp")
@@ -389,9 +393,24 @@ def test_loading_a_missing_file_leaves_nothing_behind(tmp_path):
 def test_public_surface_is_small_and_importable():
     assert sorted(tinystore.__all__) == sorted(
         [
-            "save", "load", "delete", "open", "backends", "errors", "Storable", "Recipe",
-            "Adapter", "register_adapter", "register_reducer", "ObjectCodec", "GenericStorage",
-            "HDF5Storage", "JSONDirStorage", "MemoryStorage", "Tree", "__version__",
+            "save",
+            "load",
+            "delete",
+            "open",
+            "backends",
+            "errors",
+            "Storable",
+            "Recipe",
+            "Adapter",
+            "register_adapter",
+            "register_reducer",
+            "ObjectCodec",
+            "GenericStorage",
+            "HDF5Storage",
+            "JSONDirStorage",
+            "MemoryStorage",
+            "Tree",
+            "__version__",
         ]
     )
     for name in tinystore.__all__:

@@ -47,7 +47,9 @@ def test_every_workload_has_a_row_per_engine(smoke_run):
     assert set(ALWAYS) <= set(engines)
     for letter, name in WORKLOADS:
         for engine in engines:
-            row = re.compile(rf"^\({letter}\) {re.escape(name)}\s+{re.escape(engine)}\b", re.MULTILINE)
+            row = re.compile(
+                rf"^\({letter}\) {re.escape(name)}\s+{re.escape(engine)}\b", re.MULTILINE
+            )
             assert row.search(stdout), f"no row for ({letter}) {name} / {engine}"
     cells = {(r["workload"], r["engine"]): r for r in data["results"]}
     assert len(cells) == len(WORKLOADS) * len(engines)

@@ -93,7 +93,10 @@ def test_verify_reports_damage(tmp_path, capsys):
 def test_module_entry_point_runs_demo(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "tinystore", "demo", "--dir", str(tmp_path)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "full load equals the original: yes" in result.stdout

@@ -28,7 +28,11 @@ def test_there_are_notebooks():
 def test_notebook_runs(notebook, tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "helpers" / "run_notebook.py"), str(notebook)],
-        capture_output=True, text=True, cwd=tmp_path, env=_env(), timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(),
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -39,9 +43,22 @@ def test_notebook_runs(notebook, tmp_path):
 )
 def test_docs_build_without_warnings(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-         str(ROOT / "docs"), str(tmp_path / "html")],
-        capture_output=True, text=True, env=_env(), timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-b",
+            "html",
+            str(ROOT / "docs"),
+            str(tmp_path / "html"),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "html" / "index.html").exists()

@@ -56,7 +56,9 @@ def test_sigkill_never_damages_completed_saves(backend, tmp_path):
     for trial in range(8):
         proc = subprocess.Popen(
             [sys.executable, WRITER, store, f"t{trial}_", "100000"],
-            stdout=subprocess.PIPE, env=_env(), text=True,
+            stdout=subprocess.PIPE,
+            env=_env(),
+            text=True,
         )
         # let it start, then kill it at a random moment of its writing
         first = proc.stdout.readline()
@@ -94,8 +96,12 @@ def test_concurrent_writers_and_reader(backend, tmp_path):
     tinystore.open(store, "w").close()
     count = 80  # long enough that the reader overlaps the writers
     writers = [
-        subprocess.Popen([sys.executable, WRITER, store, f"w{n}_", str(count)],
-                         stdout=subprocess.PIPE, env=_env(), text=True)
+        subprocess.Popen(
+            [sys.executable, WRITER, store, f"w{n}_", str(count)],
+            stdout=subprocess.PIPE,
+            env=_env(),
+            text=True,
+        )
         for n in range(3)
     ]
     reads = 0
@@ -127,13 +133,18 @@ def test_lock_timeout_names_the_file(backend, tmp_path):
     store = _store(backend, tmp_path)
     tinystore.open(store, "w").close()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time, tinystore\n"
-         f"s = tinystore.open({store!r})\n"
-         "with s.batch():\n"
-         "    print('locked', flush=True)\n"
-         "    time.sleep(30)\n"],
-        stdout=subprocess.PIPE, env=_env(), text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, tinystore\n"
+            f"s = tinystore.open({store!r})\n"
+            "with s.batch():\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(30)\n",
+        ],
+        stdout=subprocess.PIPE,
+        env=_env(),
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "locked"

@@ -706,8 +706,6 @@ def test_record_claiming_gigabytes_is_refused(backend, filename):
     assert outcome.result["keep"].value == 1
 
 
-
-
 @pytest.mark.parametrize(
     "case",
     [
@@ -873,8 +871,6 @@ def test_safe_loading_loads_plain_data_items(backend, filename):
             _assert_same(s[key], value, key)
     for key in ("big array", "decimal", "datetime", "nested", "defaultdict"):
         _assert_same(tinystore.load(filename, path=key, safe=True), sample[key], key)
-
-
 
 
 @pytest.mark.parametrize(

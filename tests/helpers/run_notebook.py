@@ -25,7 +25,9 @@ def main(path: str) -> None:
             tree.body = tree.body[:-1]
         exec(compile(tree, f"{path} cell {number}", "exec"), namespace)
         if last is not None:
-            value = eval(compile(ast.Expression(last.value), f"{path} cell {number}", "eval"), namespace)
+            value = eval(
+                compile(ast.Expression(last.value), f"{path} cell {number}", "eval"), namespace
+            )
             shown = value._repr_html_() if hasattr(value, "_repr_html_") else repr(value)
             assert isinstance(shown, str)
     print(f"{path}: ok")
