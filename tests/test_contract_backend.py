@@ -60,3 +60,13 @@ def test_plain_containers_and_sequences_on_a_contract_backend():
         values = t.children if type(t.children) is list else t.children.values()
         stack.extend(v for v in values if type(v) is Tree)
     assert type(read.children["pairs"].children) is list
+
+
+def test_trees_given_directly_keep_their_sequences_on_a_contract_backend():
+    s = DictStorage()
+    s.codec = None  # the storage layer alone: leaves and Trees
+    tree = Tree({"t": "x"}, [1, Tree({}, {"a": 2.5}), Tree({}, [3, "s"])])
+    s["t"] = tree
+    back = s._get("t")._read_tree()
+    assert back == tree and type(back.children) is list
+    assert tree.attrs == {"t": "x"}  # what was given is left as it was

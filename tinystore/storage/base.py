@@ -342,7 +342,7 @@ class GenericStorage(MutableMapping, abc.ABC):
 
     def _encode(self, value: Any, path: str) -> Any:
         if type(value) is Tree:
-            return value
+            return value if self._takes_plain_nodes else for_contract(value, None)
         if self.codec is not None:
             node = self.codec.encode(value, self, path)
             if not self._takes_plain_nodes and type(node) is Tree:
