@@ -291,3 +291,46 @@ def test_hdf5_load_and_save_open_the_file_once(tmp_path, monkeypatch):
         with pytest.raises(tinystore.errors.NotAStoreError, match="not a tinystore file"):
             op()
     assert foreign.read_bytes() == before
+
+
+# -- JSON records are replaced without renaming over an existing file ----------------
+def _json_store(tmp_path):
+    root = tmp_path / "store.json"
+    tinystore.save({"v": 1, "sub": {"k": [1, 2]}}, str(root), path="a")
+    tinystore.save({"w": 2}, str(root), path="b")
+    return root
+
+
+def test_json_record_replacement_leaves_no_previous_record(tmp_path):
+    root = _json_store(tmp_path)
+    tinystore.save({"v": 3}, str(root), path="a")
+    assert not list(root.rglob("@record.prev.json"))
+    assert tinystore.load(str(root), path="a") == {"v": 3}
+
+
+@pytest.mark.parametrize("where", ["root", "group"])
+def test_json_writer_killed_between_the_renames(tmp_path, where):
+    # the state a writer leaves when killed after the old record stepped aside
+    # and before the new one took its place: readers read the previous record
+    root = _json_store(tmp_path)
+    folder = root if where == "root" else next(p for p in root.iterdir() if p.is_dir())
+    before = {p: tinystore.load(str(root), path=p) for p in ("a", "b")}
+    (folder / "@record.json").rename(folder / "@record.prev.json")
+    assert {p: tinystore.load(str(root), path=p) for p in ("a", "b")} == before
+    with tinystore.open(str(root), "r") as s:
+        assert sorted(s) == ["a", "b"]
+    # the next writer puts a record in place and the previous one goes
+    tinystore.save({"v": 4}, str(root), path="a")
+    assert tinystore.load(str(root), path="a") == {"v": 4}
+    assert tinystore.load(str(root), path="b") == before["b"]
+    assert not list(root.rglob("@record.prev.json")) or where == "group"
+
+
+def test_json_writer_killed_after_the_new_record_took_its_place(tmp_path):
+    root = _json_store(tmp_path)
+    stale = root / "@record.prev.json"
+    stale.write_bytes(b'{"tinystore":[1,0],"nodes":[{"g":1,"c":{}}]}')  # an older root
+    assert sorted(tinystore.open(str(root), "r")) == ["a", "b"]  # the record wins
+    tinystore.save(5, str(root), path="c")
+    assert not stale.exists()
+    assert tinystore.load(str(root), path="c") == 5
