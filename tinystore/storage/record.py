@@ -17,6 +17,7 @@ no deep JSON nesting)::
     entry = plain JSON leaf | tagged leaf (see leaves.py)
           | {"@": index}               an inline node of this record
           | {"@": node}                a small node of plain values, in place
+          | {"@<n>": children}         the same, short: {"a": n, "c": children}
           | {"G": name, "g": 1}        a physical subgroup (``g``: made by create_group)
           | {"X": name, "k": kind,...} a leaf stored outside the record
 
