@@ -24,6 +24,8 @@ import os
 import pickle
 import shutil
 import struct
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +35,9 @@ from hypothesis.extra import numpy as hnp
 
 import tinystore
 from tinystore.storage import MemoryStorage
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from strategies import dtypes, in_layout, small_arrays  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # the comparison
@@ -152,42 +157,10 @@ def assert_same(original, loaded, *, numpy_exact: bool = True) -> None:
 
 # ---------------------------------------------------------------------------
 # strategies
-def _dtypes() -> st.SearchStrategy[np.dtype]:
-    scalar = st.one_of(
-        hnp.boolean_dtypes(),
-        hnp.integer_dtypes(endianness="?"),
-        hnp.unsigned_integer_dtypes(endianness="?"),
-        hnp.floating_dtypes(endianness="?"),
-        hnp.complex_number_dtypes(endianness="?"),
-        hnp.datetime64_dtypes(endianness="?"),
-        hnp.timedelta64_dtypes(endianness="?"),
-        hnp.byte_string_dtypes(endianness="?", min_len=1, max_len=5),
-        hnp.unicode_string_dtypes(endianness="?", min_len=1, max_len=3),
-    )
-    # structured dtypes without field titles (HDF5 drops titles: test_storage_stateful.py)
-    structured = hnp.array_dtypes(scalar, max_size=3, allow_subarrays=True).filter(
-        lambda dt: all(len(dt.fields[n]) == 2 for n in dt.names)
-    )
-    return st.one_of(scalar, scalar, scalar, structured)
-
-
-def _layout(arr: np.ndarray, how: int) -> np.ndarray:
-    if how == 1 and arr.ndim > 1:
-        return np.asfortranarray(arr)
-    if how == 2 and arr.ndim >= 1 and arr.shape[0] > 1:
-        return arr[::2]
-    return arr
-
-
-arrays = st.builds(
-    _layout,
-    _dtypes().flatmap(
-        lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
-    ),
-    st.integers(0, 2),
-)
+# structured dtypes without field titles (HDF5 drops titles: test_storage_stateful.py)
+arrays = small_arrays(dtypes(titles=False, max_bytes=5, max_chars=3))
 big_arrays = st.builds(
-    _layout,
+    in_layout,
     st.sampled_from(["<f8", ">i4", "<c16", "u1"]).flatmap(
         lambda dt: hnp.arrays(
             np.dtype(dt),
@@ -198,7 +171,11 @@ big_arrays = st.builds(
     st.integers(0, 2),
 )
 # includes np.bytes_(b"") and np.str_(""), whose dtypes have size 0
-numpy_scalars = _dtypes().flatmap(lambda dt: hnp.arrays(dt, ())).map(lambda a: a[()])
+numpy_scalars = (
+    dtypes(titles=False, max_bytes=5, max_chars=3)
+    .flatmap(lambda dt: hnp.arrays(dt, ()))
+    .map(lambda a: a[()])
+)
 
 texts = st.text(st.characters(exclude_categories=()), max_size=12)  # lone surrogates too
 floats = st.floats() | st.sampled_from([float("nan"), -0.0, 0.0, float("inf"), 5e-324])

@@ -36,7 +36,9 @@ import os
 import random
 import shutil
 import struct
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +52,9 @@ from tinystore.errors import InvalidKeyError, NodeNotFoundError, ReadOnlyError
 from tinystore.storage import GenericStorage, HDF5Storage, JSONDirStorage, MemoryStorage
 from tinystore.storage.record import INLINE_LIMIT
 from tinystore.testing import assert_leaf_identical
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+import strategies  # noqa: E402
 
 # numpy warns when it writes a .npy file in format 3.0 (unicode field names)
 pytestmark = pytest.mark.filterwarnings("ignore:Stored array in format 3.0:UserWarning")
@@ -96,40 +101,8 @@ paths = st.lists(keys, min_size=1, max_size=3).map("/".join)
 
 # ---------------------------------------------------------------------------
 # leaves
-def _dtypes() -> st.SearchStrategy[np.dtype]:
-    scalar = st.one_of(
-        hnp.boolean_dtypes(),
-        hnp.integer_dtypes(endianness="?"),
-        hnp.unsigned_integer_dtypes(endianness="?"),
-        hnp.floating_dtypes(endianness="?"),
-        hnp.complex_number_dtypes(endianness="?"),
-        hnp.datetime64_dtypes(endianness="?"),
-        hnp.timedelta64_dtypes(endianness="?"),
-        hnp.byte_string_dtypes(endianness="?", min_len=1, max_len=6),
-        hnp.unicode_string_dtypes(endianness="?", min_len=1, max_len=4),
-    )
-    structured = hnp.array_dtypes(scalar, max_size=3, allow_subarrays=True)  # titles too
-    return st.one_of(scalar, scalar, scalar, structured)
-
-
-dtypes = _dtypes()
-
-
-def _maybe_fortran(arr: np.ndarray, how: int) -> np.ndarray:
-    if how == 1 and arr.ndim > 1:
-        return np.asfortranarray(arr)
-    if how == 2 and arr.ndim >= 1 and arr.shape[0] > 1:
-        return arr[::2]  # not contiguous: stored as a C-ordered copy
-    return arr
-
-
-small_arrays = st.builds(
-    _maybe_fortran,
-    dtypes.flatmap(
-        lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4))
-    ),
-    st.integers(0, 2),
-)
+dtypes = strategies.dtypes()
+small_arrays = strategies.small_arrays(dtypes)
 
 
 def _big_shape(dt: np.dtype, extra: int, ndim: int) -> tuple:
@@ -140,7 +113,7 @@ def _big_shape(dt: np.dtype, extra: int, ndim: int) -> tuple:
 
 
 big_arrays = st.builds(
-    _maybe_fortran,
+    strategies.in_layout,
     st.tuples(dtypes, st.integers(0, 50), st.integers(1, 2)).flatmap(
         lambda t: hnp.arrays(t[0], _big_shape(*t), fill=hnp.from_dtype(t[0]))
     ),
