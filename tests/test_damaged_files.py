@@ -239,8 +239,34 @@ def test_record_replaced_by_non_json(backend, filename, content):
 def test_record_that_is_json_but_not_a_valid_record(backend, filename, doc):
     _populate(filename)
     write_record(filename, ("a",), doc)
-    assert_reported(filename, "a", _group_names(backend) + ["'x'", "dtype", "leaf entry"])
+    # (a node whose children cannot be its kind's is named by its path, a/x)
+    assert_reported(filename, "a", _group_names(backend) + ["'x'", "a/x", "dtype", "leaf entry"])
     assert_others_load(filename, {"a"})
+
+
+@pytest.mark.parametrize("backend", ["memory", "hdf5", "json"])
+@pytest.mark.parametrize(
+    "kind, children",
+    [("dict", [1, 2, 3]), ("set", [[1]]), ("frozenset", [{"@": 9}]), ("tuple", {"k": [1]})],
+    ids=["dict of a sequence", "set of a list", "set of a bad node", "tuple of a mapping"],
+)
+def test_container_node_with_impossible_children(backend, filename, kind, children):
+    """Nodes the inline paths of the decoder meet: a tinystore error naming the part."""
+    _populate(filename)
+    doc = {
+        "tinystore": [1, 0],
+        "attrs": [{"t": "dict"}, {"t": kind}],
+        "nodes": [{"a": 0, "c": {"inner": {"@": 1}, "ok": 1}}, {"a": 1, "c": children}],
+    }
+    write_record(filename, ("e",), doc)
+    for load in (
+        lambda: tinystore.load(filename, path="e"),
+        lambda: tinystore.load(filename, path="e", safe=True),
+    ):
+        with pytest.raises(TinystoreError) as info:
+            load()
+        assert "e" in str(info.value)
+    assert_others_load(filename, {"e"})
 
 
 @on_files

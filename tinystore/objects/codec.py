@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterable, Iterator
 import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapters)
 import tinystore.objects.recipe  # noqa: F401
 import tinystore.objects.storable  # noqa: F401
-from tinystore.errors import NodeNotFoundError, SharedNodeError, UnloadableError, UnsafeLoadError
+from tinystore.errors import NodeNotFoundError, SharedNodeError, UnsafeLoadError
 from tinystore.objects.browse import NodeView, summarize
 from tinystore.objects.decode import Decoder
 from tinystore.objects.encode import PLAIN_NODES, Encoder
@@ -153,20 +153,14 @@ def _anchor_in(tree: Any, anchor: int) -> Any:
     return None
 
 
-def _plain_dict(children: Any) -> dict:
-    if type(children) is not dict:
-        raise UnloadableError("a dict node holds a sequence; the stored data is damaged")
-    return dict(children)
-
-
-#: kind -> the builtin that rebuilds a node of that kind from plain children
-#: (a new object: the children may belong to a storage's cache)
-_PLAIN_MAKERS: dict[Any, Callable[[Any], Any]] = {
-    "list": list,
-    "tuple": tuple,
-    "dict": _plain_dict,
-    "set": set,
-    "frozenset": frozenset,
+#: kind -> the builtin that rebuilds a node of that kind from plain children (a
+#: new object: the children may belong to a storage's cache), and their type
+_PLAIN_MAKERS: dict[Any, tuple[Callable[[Any], Any], type]] = {
+    "list": (list, list),
+    "tuple": (tuple, list),
+    "dict": (dict, dict),
+    "set": (set, list),
+    "frozenset": (frozenset, list),
 }
 
 
@@ -206,7 +200,7 @@ class ObjectCodec:
     plain_nodes = PLAIN_NODES
 
     @staticmethod
-    def plain_maker(attrs: dict) -> Callable[[Any], Any] | None:
+    def plain_maker(attrs: dict) -> tuple[Callable[[Any], Any], type] | None:
         """How to rebuild a small node of plain values with these attrs straight
         from its children (see storage.base.Codec): the builtin containers."""
         kind = attrs.get("t")

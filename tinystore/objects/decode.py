@@ -181,6 +181,7 @@ class Decoder:
                                     if type(g) is Tree:
                                         break
                                 else:
+                                    top.key = k  # for the message, if the data is damaged
                                     top.out[k] = fast(grand)
                                     continue
                             top.key = k
@@ -212,6 +213,10 @@ class Decoder:
                     raise self._rebuild_error(exc) from exc
                 val = self._request(req)
             return val
+        except (TinystoreError, RecursionError, MemoryError):
+            raise
+        except Exception as exc:  # damaged data met by the inline paths (a set of lists, ...)
+            raise self._rebuild_error(exc) from exc
         finally:
             self._stack = outer
 
@@ -446,14 +451,27 @@ _ENGINE_KINDS: dict[str, Callable] = {
 def _dict_fast(children: Any) -> dict:
     if type(children) is dict:
         return dict(children)
-    keys, values = children  # keys/values form: both are (empty) lists
-    return dict(zip(keys, values))
+    if type(children) is list and len(children) == 2:  # keys/values form
+        keys, values = children
+        if type(keys) is list and type(values) is list and len(keys) == len(values):
+            return dict(zip(keys, values))
+    raise ValueError("a dict node holds neither a mapping nor keys and values")
 
 
+def _sequence(build: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def fast(children: Any) -> Any:
+        if type(children) is not list:
+            raise ValueError(f"a {build.__name__} node holds a mapping, not a sequence")
+        return build(children)
+
+    return fast
+
+
+#: node kind -> how to rebuild it when all its children are leaves
 _FAST: dict[str, Callable[[Any], Any]] = {
     "dict": _dict_fast,
-    "list": list,
-    "tuple": tuple,
-    "set": set,
-    "frozenset": frozenset,
+    "list": _sequence(list),
+    "tuple": _sequence(tuple),
+    "set": _sequence(set),
+    "frozenset": _sequence(frozenset),
 }

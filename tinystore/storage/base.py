@@ -173,9 +173,11 @@ class Codec(Protocol):
       such a type in a tree as it is, standing for a node with those attrs
       and its items (leaves) as children.
     * ``plain_maker(attrs)``: for the attrs of a small node of plain values,
-      a function that builds, from the node's children (a list or dict it
-      must not keep), the value to put in the tree instead of a Tree; or
-      None to get a Tree.  Storages that read trees faster so may use it.
+      ``(build, children_type)``: ``build`` makes, from the node's children
+      (a ``children_type``, list or dict, which it must not keep), the value
+      to put in the tree instead of a Tree; or None to get a Tree (as for
+      children of the other type).  Storages that read trees faster so may
+      use it.
     """
 
     def encode(self, obj: Any, storage: GenericStorage, path: str) -> Any: ...

@@ -935,11 +935,12 @@ class _Store:
                         if short is None and tag[:1] == "@" and tag != "@":
                             where = self.describe(gp)
                             attrs = copy_attrs(rec.node_attrs(_at(e, where), where))
-                            make = plain(attrs) if plain is not None else None
-                            short = known[tag] = (attrs, make)
+                            made = plain(attrs) if plain is not None else None
+                            make, takes = made if made is not None else (None, None)
+                            short = known[tag] = (attrs, make, takes)
                         if short is not None:
                             # a small node in place (short form): plain JSON values, hot path
-                            attrs, make = short
+                            attrs, make, takes = short
                             c = e[tag]
                             tc = type(c)
                             if tc is list or tc is dict:
@@ -947,7 +948,7 @@ class _Store:
                                     if type(x) is dict:
                                         break
                                 else:
-                                    if make is not None:
+                                    if tc is takes:
                                         try:
                                             out[k] = make(c)
                                         except Exception as exc:
