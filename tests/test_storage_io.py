@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import h5py
@@ -334,3 +335,28 @@ def test_json_writer_killed_after_the_new_record_took_its_place(tmp_path):
     tinystore.save(5, str(root), path="c")
     assert not stale.exists()
     assert tinystore.load(str(root), path="c") == 5
+
+
+def test_json_store_is_recognised_while_its_root_record_is_being_replaced(tmp_path):
+    # opening a store checks for its record without the lock; a writer replaces
+    # it by two renames meanwhile: the store must never look like a non-store
+    from tinystore.storage.jsondir import is_store_dir
+
+    root = str(tmp_path / "busy.json")
+    tinystore.save(1, root)
+    physical = tinystore.open(root)._store.physical
+    record = b'{"tinystore":[1,0],"nodes":[{"g":1,"c":{}}]}'
+    stop = threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            physical.write_record((), record)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        misses = sum(not is_store_dir(root) for _ in range(30_000))
+    finally:
+        stop.set()
+        writer.join()
+    assert misses == 0

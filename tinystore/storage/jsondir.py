@@ -46,10 +46,22 @@ MODES = ("r", "r+", "a", "w", "w-", "x")
 
 
 def is_store_dir(path: str | os.PathLike) -> bool:
-    """True if ``path`` is a directory written by this backend."""
-    return os.path.isfile(os.path.join(path, RECORD)) or os.path.isfile(
-        os.path.join(path, PREVIOUS)  # a writer was killed while replacing the root record
-    )
+    """True if ``path`` is a directory written by this backend.
+
+    Called without the store's lock: a writer may be replacing the root
+    record meanwhile, which it does by two renames (see ``write_record``), so
+    the record is looked for, then the previous record, then the record again
+    (a record is always in one place or the other, or, killed writer, the
+    previous one stays).
+    """
+    record = os.path.join(path, RECORD)
+    previous = os.path.join(path, PREVIOUS)
+    for _ in range(3):  # another write may begin between two looks
+        if os.path.isfile(record) or os.path.isfile(previous) or os.path.isfile(record):
+            return True
+        if not os.path.isdir(path):
+            return False
+    return False
 
 
 def _unlink(path: str) -> None:
