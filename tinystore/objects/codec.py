@@ -10,7 +10,7 @@ import tinystore.objects.recipe  # noqa: F401
 import tinystore.objects.storable  # noqa: F401
 from tinystore.errors import NodeNotFoundError, SharedNodeError, UnsafeLoadError
 from tinystore.objects.browse import NodeView, summarize
-from tinystore.objects.decode import Decoder
+from tinystore.objects.decode import PLAIN_KINDS, Decoder
 from tinystore.objects.encode import PLAIN_NODES, Encoder
 from tinystore.objects.versions import PYTHON, check_versions, record_versions
 from tinystore.storage.base import GenericStorage, Tree
@@ -153,17 +153,6 @@ def _anchor_in(tree: Any, anchor: int) -> Any:
     return None
 
 
-#: kind -> the builtin that rebuilds a node of that kind from plain children (a
-#: new object: the children may belong to a storage's cache), and their type
-_PLAIN_MAKERS: dict[Any, tuple[Callable[[Any], Any], type]] = {
-    "list": (list, list),
-    "tuple": (tuple, list),
-    "dict": (dict, dict),
-    "set": (set, list),
-    "frozenset": (frozenset, list),
-}
-
-
 class ObjectCodec:
     """Encodes any picklable object into a :class:`Tree` and back.
 
@@ -206,7 +195,7 @@ class ObjectCodec:
         kind = attrs.get("t")
         if len(attrs) != 1 or type(kind) is not str:  # an anchor, an alias, kv form, damage
             return None
-        return _PLAIN_MAKERS.get(kind)
+        return PLAIN_KINDS.get(kind)  # new objects: the children may be a storage's
 
     def _check(self) -> Callable[[str], None] | None:
         if not (self.safe or self.allow):

@@ -172,19 +172,11 @@ class Decoder:
                         top.out[top.key] = val
                     for k, child in top.items:
                         if type(child) is Tree:
-                            attrs = child.attrs
-                            kind = attrs.get("t") if len(attrs) == 1 else None
-                            fast = _FAST.get(kind) if type(kind) is str else None
-                            if fast is not None:  # plain containers inline (hot path)
-                                grand = child.children
-                                for g in grand if type(grand) is list else grand.values():
-                                    if type(g) is Tree:
-                                        break
-                                else:
-                                    top.key = k  # for the message, if the data is damaged
-                                    top.out[k] = fast(grand)
-                                    continue
                             top.key = k
+                            val = _plain_node(child)  # plain containers inline (hot path)
+                            if val is not _PENDING:
+                                top.out[k] = val
+                                continue
                             val = self._enter(child)
                             if val is _PENDING:
                                 break
@@ -368,18 +360,26 @@ def _plain_values(children: Any) -> dict | None:
     out = {}
     for k, c in children.items():
         if type(c) is Tree:
-            a = c.attrs
-            kind = a.get("t") if len(a) == 1 else None
-            fast = _FAST.get(kind) if type(kind) is str else None
-            if fast is None:
+            c = _plain_node(c)
+            if c is _PENDING:
                 return None
-            grand = c.children
-            for g in grand if type(grand) is list else grand.values():
-                if type(g) is Tree:
-                    return None
-            c = fast(grand)
         out[k] = c
     return out
+
+
+def _plain_node(node: Tree) -> Any:
+    """The container a node of a plain kind (only ``t`` in its attrs) whose
+    children are all leaves stands for; ``_PENDING`` for any other node."""
+    attrs = node.attrs
+    kind = attrs.get("t") if len(attrs) == 1 else None
+    fast = _FAST.get(kind) if type(kind) is str else None
+    if fast is None:
+        return _PENDING
+    children = node.children
+    for child in children if type(children) is list else children.values():
+        if type(child) is Tree:
+            return _PENDING
+    return fast(children)
 
 
 def _reduce(dec: Decoder, attrs: dict, children: dict):
@@ -467,11 +467,19 @@ def _sequence(build: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return fast
 
 
-#: node kind -> how to rebuild it when all its children are leaves
+#: The builtin containers: kind -> the builtin that rebuilds a node of that kind
+#: from children that are all leaves (a new object), and the type of those
+#: children (a dict node may also hold keys and values as two lists: see _FAST)
+PLAIN_KINDS: dict[str, tuple[Callable[[Any], Any], type]] = {
+    "list": (list, list),
+    "tuple": (tuple, list),
+    "set": (set, list),
+    "frozenset": (frozenset, list),
+    "dict": (dict, dict),
+}
+
+#: node kind -> how to rebuild it when all its children are leaves (checked)
 _FAST: dict[str, Callable[[Any], Any]] = {
-    "dict": _dict_fast,
-    "list": _sequence(list),
-    "tuple": _sequence(tuple),
-    "set": _sequence(set),
-    "frozenset": _sequence(frozenset),
+    kind: _dict_fast if kind == "dict" else _sequence(build)
+    for kind, (build, _) in PLAIN_KINDS.items()
 }
