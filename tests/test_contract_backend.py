@@ -51,7 +51,6 @@ def test_plain_containers_and_sequences_on_a_contract_backend():
     assert s["obj/pairs/7"] == (7, 3.5, "w")
     assert s["obj/nested/2"] == [[3]]
     # the marker is the storage's business: it never shows in what the codec reads
-    tree = s["obj"]  # noqa: F841 - loading is what is checked
     read = s._get("obj")._read_tree()
     stack = [read]
     while stack:

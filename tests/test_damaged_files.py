@@ -341,27 +341,20 @@ def test_hdf5_record_of_the_wrong_kind(backend, filename, replacement):
 
 # -- missing parts -----------------------------------------------------------------------
 @on_files
-def test_missing_subgroup(backend, filename):
+@pytest.mark.parametrize(
+    "group, key, names",
+    [("a", "a", ["'/a'", "/a/", "/a ", "a/@record"]), ("g", "g/d", ["'/g'", "/g "])],
+    ids=["subgroup of a stored object", "group made by create_group"],
+)
+def test_missing_group(backend, filename, group, key, names):
     _populate(filename)
     if backend == "json":
-        shutil.rmtree(Path(filename, "a"))
+        shutil.rmtree(Path(filename, group))
     else:
         with h5py.File(filename, "a") as f:
-            del f["a"]
-    assert_reported(filename, "a", _group_names(backend), CorruptStoreError)
-    assert_others_load(filename, {"a"})
-
-
-@on_files
-def test_missing_group_made_by_create_group(backend, filename):
-    _populate(filename)
-    if backend == "json":
-        shutil.rmtree(Path(filename, "g"))
-    else:
-        with h5py.File(filename, "a") as f:
-            del f["g"]
-    assert_reported(filename, "g/d", ["'/g'", "/g "], CorruptStoreError)
-    assert_others_load(filename, {"g/d"})
+            del f[group]
+    assert_reported(filename, key, names, CorruptStoreError)
+    assert_others_load(filename, {key})
 
 
 @on_files

@@ -509,17 +509,17 @@ def test_same_content_gives_identical_records(backend, tmp_path):
     assert written[0][0] == written[1][0]  # the writes, in order
     assert written[0][1] == written[1][1]  # what is stored
     if backend == "json":
-        files = []
-        for run in range(2):
-            root = tmp_path / f"run{run}.json"
-            files.append(
-                {
-                    p.relative_to(root): p.read_bytes()
-                    for p in sorted(root.rglob("*"))
-                    if p.is_file() and p.name != "@lock"
-                }
-            )
+        files = [_json_files(tmp_path / f"run{run}.json") for run in range(2)]
         assert files[0] == files[1]
+
+
+def _json_files(root) -> dict:
+    """Every file of a JSON directory store (but its lock file) and its bytes."""
+    return {
+        p.relative_to(root): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != "@lock"
+    }
 
 
 def test_same_object_saved_twice_gives_identical_files(tmp_path):
@@ -533,13 +533,7 @@ def test_same_object_saved_twice_gives_identical_files(tmp_path):
     for run in range(2):
         root = tmp_path / f"obj{run}.json"
         tinystore.save(obj, str(root))
-        trees.append(
-            {
-                p.relative_to(root): p.read_bytes()
-                for p in sorted(root.rglob("*"))
-                if p.is_file() and p.name != "@lock"
-            }
-        )
+        trees.append(_json_files(root))
     assert trees[0] == trees[1]
 
 
