@@ -47,7 +47,10 @@ from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # `python benchmarks/run.py` without PYTHONPATH
-    sys.path.insert(0, ROOT)
+    # appended, not prepended: an installed tinystore is the one measured; the
+    # checkout serves only to find the `benchmarks` package (and tinystore in a
+    # checkout where it is not installed)
+    sys.path.append(ROOT)
 
 import numpy as np  # noqa: E402 - after the sys.path setup
 import pandas as pd  # noqa: E402 - after the sys.path setup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -58,3 +59,21 @@ def roundtrip(filename):
         return tinystore.load(filename)
 
     return run
+
+
+# -- the suite tests the installed package -----------------------------------------------------
+CHECKOUT = Path(__file__).resolve().parent.parent
+IMPORTED_FROM = Path(tinystore.__file__).resolve().parent
+
+
+def pytest_report_header(config):
+    return f"tinystore {tinystore.__version__} imported from {IMPORTED_FROM}"
+
+
+if os.environ.get("CI") and IMPORTED_FROM.is_relative_to(CHECKOUT):
+    # CI must test what users install: a checkout on sys.path would hide a
+    # module missing from the wheel (it happened: tinystore.objects)
+    raise pytest.UsageError(
+        f"tinystore was imported from the checkout ({IMPORTED_FROM}), not from the installed "
+        "package; run the tests as README.rst says (from outside the checkout)"
+    )

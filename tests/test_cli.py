@@ -12,7 +12,8 @@ import pytest
 import tinystore
 from tinystore.cli import main
 
-ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from procs import child_env  # noqa: E402
 
 
 @pytest.fixture
@@ -95,7 +96,8 @@ def test_module_entry_point_runs_demo(tmp_path):
         [sys.executable, "-m", "tinystore", "demo", "--dir", str(tmp_path)],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=tmp_path,
+        env=child_env(),
         timeout=300,
     )
     assert result.returncode == 0, result.stderr

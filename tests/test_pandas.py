@@ -25,6 +25,9 @@ from tinystore.objects.adapters.pandas import STRING_LIST_MAX, _code_dtype, colu
 from tinystore.objects.registry import adapter_for_kind
 from tinystore.storage.base import Tree
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "helpers"))
+from procs import child_env  # noqa: E402
+
 N = 100_000
 #: Node kinds that would mean pandas internals or pickle bytes were stored.
 FOREIGN_KINDS = {"reduce", "obj", "global", "cloudpickle"}
@@ -854,4 +857,4 @@ assert "pandas" not in sys.modules, "storing plain objects imported pandas"
 df = tinystore.load({filename!r})["df"]
 assert "pandas" in sys.modules and df["a"].iloc[0] == 1.5
 """
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env())

@@ -16,6 +16,7 @@ import pytest
 import tinystore
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from procs import child_env  # noqa: E402
 from writer import item  # noqa: E402
 
 WRITER = str(Path(__file__).parent / "helpers" / "writer.py")
@@ -27,10 +28,7 @@ def _store(backend: str, tmp_path: Path) -> str:
 
 
 def _env() -> dict:
-    env = dict(os.environ)
-    root = str(Path(__file__).parent.parent)
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    return child_env()
 
 
 def _expected_keys(done: int, prefix: str) -> set[str]:

@@ -17,6 +17,9 @@ import tinystore
 from tinystore.storage import hdf5
 from tinystore.storage.journal import JournaledFile, RolledBackFile, roll_back, save_whole_file
 
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from procs import child_env  # noqa: E402
+
 ORIGINAL = bytes(range(256)) * 40  # 10,240 bytes: two full pages and a part
 
 
@@ -148,7 +151,7 @@ def test_hdf5_write_session_killed_half_way(tmp_path, size):
         s["keep"] = {"a": 1}
     assert (os.path.getsize(filename) <= hdf5.JOURNAL_WHOLE_LIMIT) == (size == "small")
     before = Path(filename).read_bytes()
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
+    env = child_env()
     proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, filename], env=env)
     assert proc.returncode == -signal.SIGKILL
     assert os.path.exists(filename + ".journal")

@@ -165,9 +165,12 @@ def _cmd_verify(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tinystore import __version__
+
     parser = argparse.ArgumentParser(
         prog="tinystore", description="Browse, convert and check tinystore files."
     )
+    parser.add_argument("--version", action="version", version=f"tinystore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ls", help="list the children of a node")
     p.add_argument("file")
