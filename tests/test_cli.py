@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -83,7 +85,7 @@ def test_verify_reports_damage(tmp_path, capsys):
         s["good"] = {"x": np.arange(1000)}
         s["bad"] = {"y": np.arange(1000)}
     assert main(["verify", str(fn)]) == 0
-    assert "2 nodes read, 0 damaged" in capsys.readouterr().out
+    assert "2 nodes read (16,000 bytes), 0 damaged" in capsys.readouterr().out
     (npy,) = (fn / "bad").glob("*.npy")
     npy.write_bytes(b"garbage")
     assert main(["verify", str(fn)]) == 1
@@ -103,3 +105,109 @@ def test_module_entry_point_runs_demo(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "full load equals the original: yes" in result.stdout
     assert (tmp_path / "md_job.h5").exists() and (tmp_path / "md_job.json").is_dir()
+
+
+# -- scripts, pipes and progress ----------------------------------------------------------------
+def test_json_output_of_ls_tree_show(stored, capsys):
+    assert main(["ls", str(stored), "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    by_name = {entry["name"]: entry for entry in listing}
+    assert set(by_name) == {"positions", "params", "f"}
+    assert by_name["positions"]["shape"] == [50, 3] and by_name["positions"]["dtype"] == "float64"
+    assert by_name["positions"]["type"] == "numpy.ndarray"
+    assert by_name["params"]["kind"] == "dict" and by_name["params"]["children"] == 1
+
+    assert main(["tree", str(stored), "--json", "--depth", "1"]) == 0
+    tree = json.loads(capsys.readouterr().out)
+    assert tree["path"] == "" and {n["name"] for n in tree["nodes"]} == set(by_name)
+    params = next(n for n in tree["nodes"] if n["name"] == "params")
+    assert "nodes" not in params  # depth 1: the children of params are not listed
+    assert main(["tree", str(stored), "--json"]) == 0
+    tree = json.loads(capsys.readouterr().out)
+    params = next(n for n in tree["nodes"] if n["name"] == "params")
+    assert [n["name"] for n in params["nodes"]] == ["T"]
+
+    assert main(["show", str(stored), "params/T", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["path"] == "params/T" and shown["value"] == "300.0"
+    assert main(["show", str(stored), "", "--json"]) == 0
+    assert "numpy" in json.loads(capsys.readouterr().out)["versions"]
+
+
+def test_json_tree_says_how_many_children_it_left_out(tmp_path, capsys):
+    fn = tmp_path / "many.h5"
+    tinystore.save({f"k{i}": i for i in range(30)}, fn)
+    assert main(["tree", str(fn), "--json", "--max-children", "5"]) == 0
+    tree = json.loads(capsys.readouterr().out)
+    assert len(tree["nodes"]) == 5 and tree["more"] == 25
+
+
+def test_a_closed_pipe_is_quiet_and_exits_0(tmp_path):
+    fn = tmp_path / "big.h5"
+    tinystore.save({f"key{i}": {"x": i, "y": [i, i]} for i in range(3000)}, fn)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tinystore", "tree", str(fn)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=child_env(),
+    )
+    first = proc.stdout.readline()  # like `| head -1`: read one line, then go away
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0
+    assert first and stderr == b""
+
+
+def _convert_with_stderr(src, dst, stderr, tmp_path):
+    return subprocess.run(
+        [sys.executable, "-m", "tinystore", "convert", str(src), str(dst)],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        cwd=tmp_path,
+        env=child_env(),
+        timeout=120,
+    )
+
+
+def test_progress_is_not_written_to_a_pipe_or_file(stored, tmp_path):
+    log = tmp_path / "err.log"
+    with open(log, "wb") as err:
+        proc = _convert_with_stderr(stored, tmp_path / "c1.json", err, tmp_path)
+    assert proc.returncode == 0 and log.read_bytes() == b""
+    proc = _convert_with_stderr(stored, tmp_path / "c2.json", subprocess.PIPE, tmp_path)
+    assert proc.returncode == 0 and proc.stderr == b""
+    # the summary counts leaves and bytes, not just top-level nodes
+    assert b"1,200 bytes" in proc.stdout or b"bytes" in proc.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_progress_on_a_terminal_counts_bytes(tmp_path):
+    src = tmp_path / "src.h5"
+    tinystore.save({f"a{i}": np.zeros(100_000) for i in range(5)}, src)
+    master, slave = os.openpty()
+    try:
+        proc = _convert_with_stderr(src, tmp_path / "dst.json", slave, tmp_path)
+    finally:
+        os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"\rconvert: 0.00B" in seen  # a bar in bytes, cleared at the end
+    assert b"5 leaves, 4,000,000 bytes" in proc.stdout
+
+
+def test_convert_summary_counts_leaves_inside_objects(tmp_path, capsys):
+    src = tmp_path / "one.h5"
+    tinystore.save({"a": np.zeros(10), "b": {"c": np.ones(5), "d": "xy"}}, src)
+    assert main(["convert", str(src), str(tmp_path / "one.json"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "3 leaves, 122 bytes" in out

@@ -38,7 +38,9 @@ def _installed_from_checkout() -> bool:
 
 def test_every_package_folder_is_a_package():
     folders = {p.parent for p in SOURCE.rglob("*.py")} - {SOURCE}
-    missing = sorted(str(f.relative_to(CHECKOUT)) for f in folders if not (f / "__init__.py").exists())
+    missing = sorted(
+        str(f.relative_to(CHECKOUT)) for f in folders if not (f / "__init__.py").exists()
+    )
     assert not missing, f"folders without __init__.py are left out of the wheel: {missing}"
 
 
@@ -52,6 +54,7 @@ def test_the_installed_copy_has_every_module():
 
 def test_every_module_imports_in_a_fresh_process(tmp_path):
     names = [m.name for m in pkgutil.walk_packages(tinystore.__path__, "tinystore.")]
+    names.remove("tinystore.__main__")  # runs the command line; tested on its own
     assert "tinystore.objects.encode" in names and "tinystore.storage.hdf5" in names
     code = "import importlib, sys\nfor n in sys.argv[1:]: importlib.import_module(n)\n"
     result = subprocess.run(
@@ -69,7 +72,17 @@ def test_every_module_imports_in_a_fresh_process(tmp_path):
 def test_the_wheel_has_every_module(tmp_path):
     """Build a wheel from the checkout, as ``pip install .`` does, and list it."""
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(CHECKOUT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(CHECKOUT),
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,

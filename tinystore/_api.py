@@ -8,7 +8,7 @@ from typing import Any, Iterable
 from tinystore.errors import BackendError, NodeNotFoundError
 from tinystore.objects.codec import ObjectCodec
 from tinystore.storage.base import GenericStorage, Tree, no_gc, read_for_codec
-from tinystore.storage.registry import choose_backend
+from tinystore.storage.registry import choose_backend, resolve_location
 
 __all__ = ["open", "save", "load", "delete"]
 
@@ -55,7 +55,8 @@ def _open(filename, mode, backend, options: dict, codec: dict, check: bool) -> G
     """``open``, with the codec's options in ``codec``; ``check=False``: a backend
     that can may check the store at its first operation instead of now (save
     and load then open a file once)."""
-    spec = choose_backend(filename, backend)
+    filename = resolve_location(filename)
+    spec = _choose(filename, backend, must_exist=mode in ("r", "r+"))
     if not check and spec.deferred_check:
         options = {"check": False, **options}
     try:
@@ -66,6 +67,25 @@ def _open(filename, mode, backend, options: dict, codec: dict, check: bool) -> G
         raise
     storage.codec = ObjectCodec(**codec)
     return storage
+
+
+def _choose(location: Any, backend: Any, must_exist: bool):
+    """The backend for ``location``; with ``must_exist``, a local name that
+    exists nowhere and names no backend is a "no such file" error (a typo), not
+    a question about backends.  Backends report their own missing stores."""
+    missing = (
+        must_exist
+        and isinstance(location, str)
+        and "://" not in location
+        and not os.path.lexists(location)
+    )
+    try:
+        spec = choose_backend(location, backend)
+    except BackendError:
+        if missing:
+            raise FileNotFoundError(f"no such file or directory: {location!r}") from None
+        raise
+    return spec
 
 
 def _wrap(node: Any) -> Tree:
@@ -158,7 +178,8 @@ def delete(
 
     Refuses to delete files and directories that tinystore did not write.
     """
-    spec = choose_backend(filename, backend)
+    filename = resolve_location(filename)
+    spec = _choose(filename, backend, must_exist=True)
     if path:
         with open(filename, "r+", backend=spec, **options) as storage:
             del storage[path]

@@ -2,22 +2,27 @@
 
 ::
 
-    tinystore ls FILE [PATH]        the children of a node, one per line
-    tree FILE [PATH] [--depth N]    a text tree of kinds, types, shapes, versions
-    show FILE PATH                  metadata, versions, shape/dtype and a preview
-    convert SRC DST                 copy a store to another backend, exactly
-    verify FILE                     read every node; report damage
-    demo [--dir DIR]                save, browse and load a realistic job
+    tinystore ls FILE [PATH] [--json]           the children of a node, one per line
+    tree FILE [PATH] [--depth N] [--json]       a text tree of kinds, types, shapes, versions
+    show FILE PATH [--json]                     metadata, versions, shape/dtype and a preview
+    convert SRC DST                             copy a store to another backend, exactly
+    verify FILE                                 read every node; report damage
+    demo [--dir DIR]                            save, browse and load a realistic job
+    --version
 
 Nothing here imports the modules a stored object uses: browsing, converting
-and verifying work on the stored nodes, never on rebuilt objects.  Exit codes:
-0 success, 1 damage found or an operation failed, 2 bad usage / missing file
-or path.
+and verifying work on the stored nodes, never on rebuilt objects.  ``--json``
+prints one JSON document for scripts.  ``convert`` and ``verify`` show a
+progress bar (leaves and bytes) on a terminal only.  Exit codes: 0 success
+(also when the reader of the output goes away: ``tinystore tree f.h5 | head``),
+1 damage found or an operation failed, 2 bad usage / missing file or path.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from typing import Any
 
@@ -30,9 +35,49 @@ def _open(filename: str, mode: str = "r"):
     return tinystore.open(filename, mode)
 
 
+def _json_value(value: Any) -> Any:
+    """A JSON-able form of a stored leaf's preview (never an import)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _describe(view, depth: int | None = 0, max_children: int = 50) -> dict:
+    """One node as a JSON object: what ``ls``/``tree``/``show`` print, for scripts."""
+    out: dict[str, Any] = {
+        "name": view.name,
+        "path": view.path,
+        "kind": view.kind,
+        "type": view.type,
+        "summary": view.summary(),
+        "children": len(view),
+    }
+    if view.shape is not None:
+        out.update(shape=list(view.shape), dtype=str(view.dtype), nbytes=view.nbytes)
+    attrs = {k: v for k, v in view.attrs.items() if not k.startswith("@") and k != "versions"}
+    if attrs:
+        out["attrs"] = attrs
+    if view.versions:
+        out["versions"] = view.versions
+    if depth is None or depth > 0:
+        below = None if depth is None else depth - 1
+        children = view.children
+        out["nodes"] = [_describe(c, below, max_children) for c in children[:max_children]]
+        if len(children) > max_children:
+            out["more"] = len(children) - max_children
+    return out
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
 def _cmd_ls(args) -> int:
     with _open(args.file) as s:
         view = s.node(args.path or "")
+        if args.json:
+            _print_json([_describe(child) for child in view.children])
+            return 0
         for child in view.children:
             print(f"{child.name}\t{child.summary()}")
     return 0
@@ -40,6 +85,10 @@ def _cmd_ls(args) -> int:
 
 def _cmd_tree(args) -> int:
     with _open(args.file) as s:
+        if args.json:
+            view = s.node(args.path or "")
+            _print_json(_describe(view, args.depth, args.max_children))
+            return 0
         print(s.tree(args.path or "", max_depth=args.depth, max_children=args.max_children))
     return 0
 
@@ -57,6 +106,14 @@ def _preview(view) -> str:
 def _cmd_show(args) -> int:
     with _open(args.file) as s:
         view = s.node(args.path)
+        if args.json:
+            data = _describe(view)
+            preview = _preview(view)
+            if preview:
+                data["value"] = preview
+            data["child_names"] = view.keys()
+            _print_json(data)
+            return 0
         print(f"path:     /{view.path}")
         print(f"kind:     {view.kind}")
         print(f"type:     {view.type}")
@@ -78,11 +135,86 @@ def _cmd_show(args) -> int:
     return 0
 
 
+def leaf_bytes(value: Any) -> tuple[int, int]:
+    """``(leaves, bytes)`` in an encoded value: what a progress bar counts."""
+    from tinystore.storage.base import Tree
+
+    leaves = size = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Tree):
+            c = node.children
+            stack.extend(c if type(c) is list else c.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        else:
+            leaves += 1
+            nbytes = getattr(node, "nbytes", None)
+            if isinstance(nbytes, int):
+                size += nbytes
+            elif isinstance(node, (bytes, bytearray, str)):
+                size += len(node)
+            else:
+                size += 8
+    return leaves, size
+
+
+class Progress:
+    """Leaves and bytes done, as a ``tqdm`` bar on stderr when it is a terminal.
+
+    Nothing at all is written when stderr is a file or a pipe (no ``\\r``
+    lines in logs), or with ``quiet``.
+    """
+
+    def __init__(self, what: str, quiet: bool = False):
+        self.leaves = 0
+        self.bytes = 0
+        self._bar = None
+        if not quiet and sys.stderr.isatty():
+            import shutil
+
+            from tqdm import tqdm
+
+            # a terminal that reports no size (0 x 0, as new pseudo-terminals
+            # do) would get no bar at all from tqdm: fall back to 80 x 24
+            size = shutil.get_terminal_size()
+            self._bar = tqdm(
+                desc=what,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+                leave=False,
+                ncols=size.columns or 80,
+                nrows=size.lines or 24,
+                mininterval=0.2,
+            )
+
+    def __call__(self, value: Any, path: str) -> None:
+        leaves, size = leaf_bytes(value)
+        self.leaves += leaves
+        self.bytes += size
+        if self._bar is not None:
+            self._bar.update(size)
+            self._bar.set_postfix_str(f"{self.leaves} leaves, {path[-40:]}", refresh=False)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def copy_store(src, dst, progress=None) -> int:
-    """Copy every node of ``src`` into ``dst`` as stored (nothing is rebuilt)."""
+    """Copy every node of ``src`` into ``dst`` as stored (nothing is rebuilt);
+    ``progress(value, path)`` is called with each value copied."""
     count = 0
     if not src.is_group:
-        dst._replace_root(src._read_tree())
+        tree = src._read_tree()
+        dst._replace_root(tree)
+        if progress is not None:
+            progress(tree, "")
         return 1
     for key, value in src.attrs.items():
         dst.attrs[key] = value
@@ -101,28 +233,29 @@ def copy_store(src, dst, progress=None) -> int:
 
                 value = child._read_tree() if isinstance(child, GenericStorage) else child
                 target._set(key, value)
+                if progress is not None:
+                    progress(value, source.path + "/" + key if source.path else key)
             count += 1
-            if progress is not None:
-                progress(count, source.path + "/" + key if source.path else key)
     return count
 
 
 def _cmd_convert(args) -> int:
     import tinystore
 
-    def progress(n: int, path: str) -> None:
-        if not args.quiet:
-            print(f"\r{n} nodes copied ({path[:60]})".ljust(80), end="", file=sys.stderr)
-
-    with (
-        tinystore.open(args.src, "r") as src,
-        tinystore.open(args.dst, "w-", backend=args.backend) as dst,
-    ):
-        with dst.batch():
-            n = copy_store(src, dst, progress)
-    if not args.quiet:
-        print(file=sys.stderr)
-    print(f"copied {n} nodes from {args.src} to {args.dst}")
+    progress = Progress("convert", quiet=args.quiet)
+    try:
+        with (
+            tinystore.open(args.src, "r") as src,
+            tinystore.open(args.dst, "w-", backend=args.backend) as dst,
+        ):
+            with dst.batch():
+                n = copy_store(src, dst, progress)
+    finally:
+        progress.close()
+    print(
+        f"copied {n} nodes ({progress.leaves} leaves, {progress.bytes:,} bytes) "
+        f"from {args.src} to {args.dst}"
+    )
     return 0
 
 
@@ -152,16 +285,29 @@ def _cmd_verify(args) -> int:
             items = [("", s)]
         from tinystore.storage.base import GenericStorage
 
-        for full, child in items:
-            try:
-                if isinstance(child, GenericStorage):
-                    child._read_tree()
-                checked += 1
-            except TinystoreError as exc:
-                print(f"DAMAGED /{full}: {exc}")
-                damaged += 1
-    print(f"{checked} nodes read, {damaged} damaged")
+        progress = Progress("verify", quiet=args.quiet)
+        try:
+            for full, child in items:
+                try:
+                    value = child._read_tree() if isinstance(child, GenericStorage) else child
+                    progress(value, full)
+                    checked += 1
+                except TinystoreError as exc:
+                    print(f"DAMAGED /{full}: {exc}")
+                    damaged += 1
+        finally:
+            progress.close()
+    print(f"{checked} nodes read ({progress.bytes:,} bytes), {damaged} damaged")
     return 1 if damaged else 0
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real descriptor (captured output)
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -175,16 +321,19 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("ls", help="list the children of a node")
     p.add_argument("file")
     p.add_argument("path", nargs="?")
+    p.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     p.set_defaults(run=_cmd_ls)
     p = sub.add_parser("tree", help="print a text tree")
     p.add_argument("file")
     p.add_argument("path", nargs="?")
     p.add_argument("--depth", type=int, default=None, help="levels to show")
     p.add_argument("--max-children", type=int, default=50, help="children shown per node")
+    p.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     p.set_defaults(run=_cmd_tree)
     p = sub.add_parser("show", help="metadata, versions and a preview of one node")
     p.add_argument("file")
     p.add_argument("path")
+    p.add_argument("--json", action="store_true", help="one JSON document, for scripts")
     p.set_defaults(run=_cmd_show)
     p = sub.add_parser("convert", help="copy a store to another backend, exactly")
     p.add_argument("src")
@@ -194,13 +343,21 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_cmd_convert)
     p = sub.add_parser("verify", help="read every node and report damage")
     p.add_argument("file")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_cmd_verify)
     p = sub.add_parser("demo", help="save, browse and load a realistic simulation job")
     p.add_argument("--dir", help="where to write the demo files (default: a temporary folder)")
     p.set_defaults(run=lambda a: __import__("tinystore.demo").demo.run(a.dir))
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (`tinystore tree f.h5 | head`): not an error;
+        # stdout goes to /dev/null so Python's own flush at exit stays quiet
+        _silence_stdout()
+        return 0
     except (FileNotFoundError, NodeNotFoundError) as exc:
         print(f"tinystore {args.command}: {exc}", file=sys.stderr)
         return 2

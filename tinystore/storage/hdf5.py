@@ -201,6 +201,11 @@ class _HDF5Physical(Physical):
             raise FileNotFoundError(f"no such file: {self.filename}")  # and leave no lock file
         if not self.readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
+        elif not os.path.exists(self.filename + ".lock") and not os.path.exists(self._journal_path):
+            # tinystore writers make the lock file before the HDF5 file: without
+            # one, no writer of ours can be half-way through this file, so it is
+            # safe to look before leaving a lock file beside a file of somebody else
+            self._prepare(mode)
         self._lock = StoreLock(self.filename + ".lock", self.filename, lock_timeout, self.readonly)
         #: the mode whose checks wait for the first session (``check=False``)
         self._unchecked: str | None = None

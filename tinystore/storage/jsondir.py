@@ -142,6 +142,8 @@ class _DirPhysical(Physical):
                 "refusing to use it"
             )
         if mode in ("r", "r+") and not ours:
+            if not os.path.lexists(root):
+                raise FileNotFoundError(f"no such file or directory: {self.location!r}")
             raise FileNotFoundError(f"no tinystore directory at {root}")
         if mode in ("w-", "x") and ours:
             raise FileExistsError(f"{root} already exists (mode {mode!r})")

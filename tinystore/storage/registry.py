@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -19,7 +22,7 @@ from typing import Any, Callable
 
 from tinystore.errors import BackendError, NodeNotFoundError, NotAStoreError
 
-__all__ = ["BackendSpec", "backend_specs", "choose_backend"]
+__all__ = ["BackendSpec", "backend_specs", "choose_backend", "resolve_location"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class BackendSpec:
     detect: Callable[[str], bool] | None = None
     description: str = ""
     options: dict = field(default_factory=dict)
+    #: URL schemes (``"memory"`` for ``memory://name``) whose locations this
+    #: backend takes as they are; locations without a scheme are local paths.
+    schemes: tuple[str, ...] = ()
     #: True if ``opener`` takes ``check=False``: checks that wait for the first
     #: operation, so that :func:`tinystore.load` / ``save`` open the store once.
     deferred_check: bool = False
@@ -86,7 +92,7 @@ def _is_json_store(location) -> bool:
 
 def _remove_json(location) -> None:
     if not os.path.exists(location):
-        raise FileNotFoundError(f"no such directory: {location}")
+        raise FileNotFoundError(f"no such file or directory: {location!r}")
     if not _is_json_store(location):
         raise NotAStoreError(f"refusing to delete {location}: it is not a tinystore directory")
     shutil.rmtree(location)
@@ -135,6 +141,7 @@ BUILTIN = (
         _remove_memory,
         _is_memory,
         "in-process memory, named stores (memory://name)",
+        schemes=("memory",),
     ),
 )
 
@@ -164,6 +171,53 @@ def register_backend(spec: BackendSpec) -> None:
     backend_specs()[spec.name] = spec
 
 
+#: ``scheme://`` at the start of a location (RFC 3986 scheme characters); a
+#: Windows drive (``C:\\x``) has no ``//`` and stays a path
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def _available() -> str:
+    return ", ".join(
+        f"{s.name} ({' '.join(s.suffixes or tuple(f'{x}://' for x in s.schemes))})"
+        for s in backend_specs().values()
+    )
+
+
+def resolve_location(location: Any) -> Any:
+    """The location a backend opens, from what a user typed.
+
+    ``~`` is expanded; ``file://`` URLs become local paths; a URL whose scheme
+    a backend declares (``memory://name``) is kept as it is.  Any other
+    scheme (``s3://``, ``http://`` ...) raises :class:`BackendError` naming
+    the available backends, before anything is created: ``s3://b/x.h5`` must
+    never become a local folder called ``s3:``.
+    """
+    if not isinstance(location, (str, os.PathLike)):
+        return location
+    text = os.fspath(location)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    match = _URL_SCHEME.match(text)
+    if match is None:
+        return os.path.expanduser(text)
+    scheme = match.group(1).lower()
+    if any(scheme in spec.schemes for spec in backend_specs().values()):
+        return text
+    if scheme == "file":
+        url = urllib.parse.urlsplit(text)
+        if url.netloc not in ("", "localhost"):
+            raise BackendError(
+                f"{text!r} names a file on another host ({url.netloc!r}); "
+                "only local file:// URLs are supported"
+            )
+        if url.query or url.fragment:
+            raise BackendError(f"{text!r}: file:// URLs take no query or fragment")
+        return urllib.request.url2pathname(url.path)
+    raise BackendError(
+        f"no tinystore backend reads {scheme}:// locations ({text!r}); available: {_available()}"
+    )
+
+
 def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
     """The backend for ``location``: named, or chosen from the name/contents."""
     specs = backend_specs()
@@ -175,8 +229,12 @@ def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
             raise BackendError(f"unknown backend {backend!r}; available: {', '.join(specs)}")
         return specs[name]
     text = os.fspath(location) if isinstance(location, (str, os.PathLike)) else str(location)
-    if text.startswith("memory://"):
-        return specs["memory"]
+    match = _URL_SCHEME.match(text)
+    if match is not None:
+        scheme = match.group(1).lower()
+        for spec in specs.values():
+            if scheme in spec.schemes:
+                return spec
     # the suffix first: looking inside a file must wait for the backend's lock
     # (a writer may be half-way, or have been killed half-way, through it)
     suffix = Path(text).suffix.lower()
@@ -190,10 +248,12 @@ def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
                     return spec
             except Exception:  # a damaged file is the backend's to report
                 pass
-    known = ", ".join(
-        f"{s.name} ({' '.join(s.suffixes) or 'memory://name'})" for s in specs.values()
-    )
+    if not os.path.exists(text):
+        raise BackendError(
+            f"cannot tell the backend of {text!r}: it does not exist and its name has no "
+            f"known suffix; use one or pass backend=...; available: {_available()}"
+        )
     raise BackendError(
         f"cannot tell the backend of {text!r} from its name; use a known suffix or pass "
-        f"backend=...; available: {known}"
+        f"backend=...; available: {_available()}"
     )
