@@ -103,8 +103,65 @@ def test_module_entry_point_runs_demo(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "full load equals the original: yes" in result.stdout
+    assert result.stdout.count("identical to the original (with the update)") == 2
     assert (tmp_path / "md_job.h5").exists() and (tmp_path / "md_job.json").is_dir()
+    assert f"The demo files are in {tmp_path}" in result.stdout
+
+
+def test_demo_under_python_O_prints_the_tree_once_and_cleans_up(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-O", "-m", "tinystore", "demo"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=child_env(TMPDIR=str(tmp_path)),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("identical to the original (with the update)") == 2  # checked, not asserted
+    assert out.count("storable  tinystore.demo.Simulation") == 1  # the tree, once
+    assert "warm" in out and "first save" in out  # warm timings, first use apart
+    for engine in ("pickle", "hdf5", "json"):
+        assert any(line.split()[:1] == [engine] and "ms" in line for line in out.splitlines())
+    assert list(tmp_path.iterdir()) == []  # the temporary folder is gone
+
+
+def test_demo_reports_a_wrong_load(tmp_path, monkeypatch, capsys):
+    from tinystore import demo
+
+    real_load = tinystore.load
+
+    def damaged_load(filename, **kw):
+        job = real_load(filename, **kw)
+        if filename.suffix == ".json" and not kw:
+            job.final_forces = job.final_forces.astype("float32")
+        return job
+
+    monkeypatch.setattr(demo.tinystore, "load", damaged_load)
+    assert demo.run(str(tmp_path), repeat=1) == 1
+    out = capsys.readouterr().out
+    assert "hdf5  temperature_K = 350.0; identical" in out
+    assert "json  temperature_K = 350.0; DIFFERENT" in out and "final_forces" in out
+
+
+def test_demo_differences_are_real():
+    from tinystore.demo import differences, make_job
+
+    a, b = make_job(atoms=16), make_job(atoms=16)
+    assert differences(a, b) == []
+    assert differences(a, a) == ["the loaded job is the original object, not a copy"]
+    b.structure.positions = np.asfortranarray(b.structure.positions)
+    assert differences(a, b) == ["structure.positions: memory order differs"]
+    b = make_job(atoms=16)
+    b.parameters = dict(reversed(list(b.parameters.items())))
+    assert differences(a, b)[0].startswith("parameters")
+    b = make_job(atoms=16)
+    b.results = b.results.astype({"converged": "int64"})
+    assert differences(a, b) == ["results: the DataFrame differs"]
+    b = make_job(atoms=16)
+    b.structure.pbc = [True, True, True]
+    assert differences(a, b)[0].startswith("structure.pbc")
 
 
 # -- scripts, pipes and progress ----------------------------------------------------------------
