@@ -221,7 +221,8 @@ def _run_in(workdir: Path, repeat: int, keep: bool) -> int:
         print(f"   {filename.name:12} {_size(filename):>9,} bytes")
 
     print(
-        f"\n2. What is inside, read without building the job (`tinystore tree {files['hdf5'].name}`):"
+        "\n2. What is inside, read without building the job "
+        f"(`tinystore tree {files['hdf5'].name}`):"
     )
     print("   kinds, types and shapes come from the file; none of the job's classes is used\n")
     _show_one_file(files["hdf5"])
