@@ -130,6 +130,12 @@ def _cached_h5types(dtype: np.dtype) -> tuple[h5t.TypeID, h5t.TypeID]:
     return h5t.py_create(dtype, logical=True), h5t.py_create(dtype)
 
 
+#: Free-space tracking that outlives the file's handle: space freed by a
+#: replaced or deleted dataset is reused by later writes, in later sessions too
+#: (HDF5's default forgets it at close, so a file that is updated only grows).
+FREE_SPACE = {"fs_strategy": "fsm", "fs_persist": True, "fs_threshold": 1}
+
+
 @functools.cache
 def _empty_file_image() -> bytes:
     """The bytes of a new tinystore HDF5 file (an empty root record), made once:
@@ -142,13 +148,13 @@ def _empty_file_image() -> bytes:
     try:
         with tempfile.TemporaryDirectory(prefix="tinystore-") as folder:
             path = os.path.join(folder, "empty.h5")
-            with h5py.File(path, "w") as f:
+            with h5py.File(path, "w", **FREE_SPACE) as f:
                 f.create_dataset(RECORD, data=record)
             with open(path, "rb") as f:
                 return f.read()
     except OSError:  # no writable temporary directory: made in memory
         buffer = io.BytesIO()
-        with h5py.File(buffer, "w") as f:
+        with h5py.File(buffer, "w", **FREE_SPACE) as f:
             f.create_dataset(RECORD, data=record)
         return buffer.getvalue()
 
