@@ -167,7 +167,7 @@ def _check_value(loaded, key: str) -> None:
 def _snapshot(location: str):
     kind = kind_of(location)
     if kind == "memory":
-        return copy.deepcopy(_memory._REGISTRY[location[len("memory://") :]])
+        return copy.deepcopy(_memory._REGISTRY[location[len("memory://") :]].groups)
     if kind == "json":
         out = {}
         for dirpath, dirnames, filenames in os.walk(location):

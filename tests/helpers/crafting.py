@@ -45,7 +45,7 @@ def kind_of(location: str) -> str:
 
 
 def _memory_groups(location: str) -> dict:
-    return _memory._REGISTRY[location[len("memory://") :]]
+    return _memory._REGISTRY[location[len("memory://") :]].groups
 
 
 def _h5name(gpath: tuple) -> str:

@@ -4,6 +4,16 @@ Everything is copied in and out, so nothing a caller holds aliases what is
 stored.  Named stores (``MemoryStorage("results")``, or ``memory://results``
 with :func:`tinystore.open`) can be reopened anywhere in the process until
 :func:`MemoryStorage.drop` removes them.
+
+Every handle opened on one name shares that name's one :class:`_Shared`
+state, so each sees every write made through the others.  Handles keep the
+records they parsed (the cache of :class:`RecordStorage`); the state counts
+its changes, and a handle whose count is behind drops its cache when its
+next session starts.  Sessions of different handles take turns, as the
+cross-process lock makes them do on files: another thread waits, and the
+thread that already holds a session through one handle gets
+:class:`~tinystore.errors.StoreLockedError` from another (waiting for itself
+would never end).
 """
 
 from __future__ import annotations
@@ -14,11 +24,51 @@ from typing import Any
 
 import numpy as np
 
-from tinystore.errors import BackendError, NodeNotFoundError
+from tinystore.errors import BackendError, NodeNotFoundError, StoreLockedError
 from tinystore.storage.leaves import array_from_bytes
+from tinystore.storage.locking import DEFAULT_TIMEOUT
 from tinystore.storage.record import GPath, Physical, RecordStorage, dumps_record
 
-_REGISTRY: dict[str, dict] = {}
+
+class _Shared:
+    """The one state of a named memory store, shared by all its handles."""
+
+    def __init__(self) -> None:
+        self.groups: dict[GPath, dict] = {}
+        self.generation = 0  # counts changes; a handle behind it has a stale cache
+        self.turn = threading.Condition()
+        self.holder: _MemoryPhysical | None = None  # whose session runs now
+        self.thread: int | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty the store (mode ``"w"``): every handle sees it empty."""
+        self.groups.clear()
+        self.groups[()] = {"record": dumps_record([{"g": 1, "c": {}}]), "ext": {}}
+        self.generation += 1
+
+    def acquire(self, physical: _MemoryPhysical, name: str) -> None:
+        me = threading.get_ident()
+        with self.turn:
+            if self.holder is not None and self.thread == me:
+                raise StoreLockedError(
+                    f"memory store {name!r} is held by another handle in this thread "
+                    "(inside its hold() or batch() block); use that handle, or close the block"
+                )
+            if not self.turn.wait_for(lambda: self.holder is None, timeout=DEFAULT_TIMEOUT):
+                raise StoreLockedError(
+                    f"memory store {name!r} is held by another thread; "
+                    f"gave up after {DEFAULT_TIMEOUT} s"
+                )
+            self.holder, self.thread = physical, me
+
+    def release(self) -> None:
+        with self.turn:
+            self.holder = self.thread = None
+            self.turn.notify_all()
+
+
+_REGISTRY: dict[str, _Shared] = {}
 _LOCK = threading.Lock()
 _ANONYMOUS = itertools.count()
 MODES = ("r", "r+", "a", "w", "w-", "x")
@@ -29,17 +79,43 @@ class _MemoryPhysical(Physical):
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
         with _LOCK:
-            exists = name in _REGISTRY
-            if mode in ("r", "r+") and not exists:
+            state = _REGISTRY.get(name)
+            if mode in ("r", "r+") and state is None:
                 raise NodeNotFoundError(f"no memory store named {name!r}")
-            if mode in ("w-", "x") and exists:
+            if mode in ("w-", "x") and state is not None:
                 raise BackendError(f"memory store {name!r} already exists (mode {mode!r})")
-            if mode == "w" or not exists:
-                _REGISTRY[name] = {(): {"record": dumps_record([{"g": 1, "c": {}}]), "ext": {}}}
-            self._groups = _REGISTRY[name]
+            fresh = state is None
+            if fresh:
+                state = _REGISTRY[name] = _Shared()
+        self._state = state
+        self._groups = state.groups
+        self._seen = -1  # the generation this handle's cache reflects
         self.name = name
         self.readonly = mode == "r"
         self.location = f"memory://{name}"
+        if mode == "w" and not fresh:
+            state.acquire(self, name)  # not while another handle is half-way through
+            try:
+                state.reset()
+            finally:
+                state.release()
+
+    def begin(self, write: bool) -> None:
+        state = self._state
+        state.acquire(self, self.name)
+        # RecordStorage drops its cached records when a session starts on a
+        # ``shared`` physical: so this handle does exactly when another wrote.
+        self.shared = self._seen != state.generation
+        self._seen = state.generation
+
+    def end(self) -> None:
+        self._state.release()
+
+    def _changed(self) -> None:
+        """Count a change; this handle's cache already holds it."""
+        state = self._state
+        state.generation += 1
+        self._seen = state.generation
 
     def _group(self, gpath: GPath) -> dict:
         return self._groups[gpath]
@@ -50,6 +126,7 @@ class _MemoryPhysical(Physical):
 
     def write_record(self, gpath: GPath, data: bytes) -> None:
         self._group(gpath)["record"] = data
+        self._changed()
 
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
         raw = self._group(gpath)["ext"][name]
@@ -63,12 +140,15 @@ class _MemoryPhysical(Physical):
         else:
             raw = bytes(value)
         self._group(gpath)["ext"][name] = raw
+        self._changed()
 
     def delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
         self._group(gpath)["ext"].pop(name, None)
+        self._changed()
 
     def create_group(self, gpath: GPath) -> None:
         self._groups[gpath] = {"record": None, "ext": {}}
+        self._changed()
 
     def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
         n = len(gpath)
@@ -80,13 +160,14 @@ class _MemoryPhysical(Physical):
         n = len(gpath)
         for key in [k for k in self._groups if k[:n] == gpath]:
             del self._groups[key]
+        self._changed()
 
     def close(self) -> None:
         pass
 
     def reopen(self) -> None:
         with _LOCK:
-            if _REGISTRY.get(self.name) is not self._groups:
+            if _REGISTRY.get(self.name) is not self._state:
                 raise NodeNotFoundError(f"memory store {self.name!r} was dropped")
 
 
