@@ -31,6 +31,7 @@ import numpy as np
 from tinystore._paths import MAX_KEY_BYTES
 from tinystore.errors import TinystoreError, UnstorableError
 from tinystore.objects.globals import global_name
+from tinystore.objects.order import canonical_order
 from tinystore.objects.registry import Adapter, adapter_for_type, process_reducers
 from tinystore.storage.base import Tree
 from tinystore.storage.leaves import is_leaf
@@ -454,6 +455,8 @@ class Encoder:
                 f"a string or a tuple of 2 to 6 items, not {rv!r:.80}"
             )
         func, args, state, listitems, dictitems, state_setter = rv + (None,) * (6 - len(rv))
+        if _default_set_reduce(obj, func, args):
+            args = (canonical_order(args[0]),)  # a set subclass: its elements, in hash order
         if not callable(func):
             raise UnstorableError(
                 f"first item of the reduce tuple at {self.path_of(key)} is not callable"
@@ -590,3 +593,18 @@ def _all_plain(values: Any) -> bool:
 
 def _is_dataclass(cls: type) -> bool:
     return hasattr(cls, "__dataclass_fields__")
+
+
+def _default_set_reduce(obj: Any, func: Any, args: Any) -> bool:
+    """True for the reduce of a set or frozenset subclass that kept the builtin
+    one: ``(cls, (list_of_elements,), state)``, whose list may be reordered."""
+    cls = type(obj)
+    return (
+        isinstance(obj, (set, frozenset))
+        and func is cls
+        and cls.__reduce__ in (set.__reduce__, frozenset.__reduce__)
+        and cls.__reduce_ex__ in (set.__reduce_ex__, frozenset.__reduce_ex__)
+        and len(args) == 1
+        and type(args[0]) is list
+        and len(args[0]) == len(obj)
+    )

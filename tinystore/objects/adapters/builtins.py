@@ -9,6 +9,7 @@ from typing import Any
 from tinystore.errors import UnloadableError
 from tinystore.objects.encode import all_keys
 from tinystore.objects.globals import global_name
+from tinystore.objects.order import canonical_order
 from tinystore.objects.registry import Adapter, register_adapter
 
 
@@ -65,7 +66,7 @@ class SetAdapter(Adapter):
     kind, types = "set", (set,)
 
     def encode(self, obj):
-        return {}, list(obj)
+        return {}, canonical_order(obj)
 
     def decode(self, attrs, children, remember):
         obj: set = set()
@@ -78,7 +79,7 @@ class FrozensetAdapter(Adapter):
     kind, types, immutable = "frozenset", (frozenset,), True
 
     def encode(self, obj):
-        return {}, list(obj)
+        return {}, canonical_order(obj)
 
     def decode(self, attrs, children, remember):
         return frozenset((yield children))
