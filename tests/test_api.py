@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -235,9 +236,9 @@ def versioned_module(tmp_path, monkeypatch):
 
 
 def _clear_version_caches():
-    versions.module_info.cache_clear()
+    versions._spec_origin.cache_clear()
     versions._file_hash.cache_clear()
-    versions._source_file.cache_clear()
+    versions._git_state.cache_clear()
 
 
 def test_versions_recorded_and_checked(filename, versioned_module):
@@ -249,8 +250,7 @@ def test_versions_recorded_and_checked(filename, versioned_module):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert tinystore.load(filename, version_check="strict")["thing"].x == 1
-    source.write_text(source.read_text() + "\n# edited\n")
-    _clear_version_caches()
+    source.write_text(source.read_text() + "\n# edited\n")  # seen without clearing caches
     module.CALLS.clear()
     with pytest.raises(VersionMismatchError, match="vmod_tinystore_test: sha256"):
         tinystore.load(filename, version_check="strict")
@@ -268,22 +268,20 @@ def test_versions_recorded_and_checked(filename, versioned_module):
 
 
 def test_version_lookup_is_cached(filename, monkeypatch):
-    calls = []
-    real = versions._source_file.__wrapped__
-    versions.module_info.cache_clear()
-    versions._source_file.cache_clear()
+    """A module's source is hashed once per process while its file stays as it is."""
+    hashed = []
+    real = versions._file_hash.__wrapped__
 
-    def spy(module):
-        calls.append(module)
-        return real(module)
+    def spy(path, stamp):
+        hashed.append(path)
+        return real(path, stamp)
 
-    monkeypatch.setattr(versions, "_source_file", spy)
+    monkeypatch.setattr(versions, "_file_hash", functools.lru_cache(maxsize=None)(spy))
     from collections import OrderedDict
 
     tinystore.save([OrderedDict(a=i) for i in range(50)] + [np.add] * 3, filename)
     tinystore.save([np.multiply] * 10, filename)
-    assert calls.count("numpy") <= 1
-    versions.module_info.cache_clear()
+    assert hashed.count(np.__file__) == 1
 
 
 def test_unsafe_files_refused_by_safe_loading(filename, tmp_path):

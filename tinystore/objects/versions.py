@@ -8,7 +8,10 @@ recorded in the object's root node as::
                                   "sha256": "<hash of the module source>"}}
 
 (standard-library modules are covered by the Python version, stored once as
-``"python"``).  Each module is looked up once per process.
+``"python"``).  Lookups are cached per process, and done again when a
+module's source file changes (its mtime or size: an edit, then
+``importlib.reload`` or IPython's ``%autoreload``), and git runs again when
+the work tree's HEAD, branch or index changes too.
 
 At load time :func:`check_versions` compares what was recorded with what is
 installed, under a policy: ``"ignore"``, ``"warn"`` (default), ``"strict"``
@@ -76,9 +79,22 @@ def _dist_version(top: str) -> tuple[str | None, str | None]:
     return None, version if isinstance(version, str) else None
 
 
-@functools.lru_cache(maxsize=None)
-def _git_state(directory: str) -> tuple[str | None, bool | None]:
-    """Commit and dirty flag of the git work tree holding ``directory``."""
+def _stamp(path: str) -> tuple[int, int] | None:
+    """``(mtime_ns, size)`` of a file, which changes when it is written; None if absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=256)
+def _git_state(directory: str, stamp: tuple) -> tuple[str | None, bool | None]:
+    """Commit and dirty flag of the git work tree holding ``directory``.
+
+    ``stamp`` (see :func:`_git_stamp`) only keys the cache: git runs again
+    when it changes.
+    """
     try:
         head = subprocess.run(
             ["git", "-C", directory, "rev-parse", "HEAD"],
@@ -101,8 +117,64 @@ def _git_state(directory: str) -> tuple[str | None, bool | None]:
         return None, None
 
 
+@functools.lru_cache(maxsize=None)
+def _git_dirs(root: str) -> tuple[str, str] | None:
+    """The git directory of a work tree (``.git``, or where a ``.git`` file
+    points) and its common directory (where branches live; the same but in a
+    linked work tree)."""
+    dotgit = os.path.join(root, ".git")
+    gitdir: str | None = dotgit
+    if not os.path.isdir(dotgit):
+        line = _read_small(dotgit)
+        gitdir = None
+        if line.startswith("gitdir:"):
+            gitdir = os.path.join(root, line[len("gitdir:") :].strip())
+    if gitdir is None:
+        return None
+    common = _read_small(os.path.join(gitdir, "commondir")).strip()
+    return gitdir, os.path.join(gitdir, common) if common else gitdir
+
+
+def _read_small(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+@functools.lru_cache(maxsize=256)
+def _branch_file(gitdir: str, common: str, head_stamp: Any) -> str | None:
+    """The file of the branch HEAD names (None: a detached HEAD)."""
+    head = _read_small(os.path.join(gitdir, "HEAD"))
+    if not head.startswith("ref:"):
+        return None
+    return os.path.join(common, head[len("ref:") :].strip())
+
+
+def _git_stamp(root: str, sources: Iterable[tuple[str, Any]]) -> tuple:
+    """What the commit and dirty flag of ``root`` follow, cheaply (a few
+    ``stat`` calls): the recorded source files, and HEAD, its branch, the
+    packed refs and the index (commits, checkouts and ``git add`` change them)."""
+    parts: list = [tuple(sorted(sources, key=lambda item: item[0]))]
+    dirs = _git_dirs(root)
+    if dirs is None:
+        return tuple(parts)
+    gitdir, common = dirs
+    head = _stamp(os.path.join(gitdir, "HEAD"))
+    branch = _branch_file(gitdir, common, head)
+    parts += [head, _stamp(os.path.join(gitdir, "index"))]
+    parts += [_stamp(os.path.join(common, "packed-refs")), branch and _stamp(branch)]
+    return tuple(parts)
+
+
+@functools.lru_cache(maxsize=None)
 def _git_root(path: str) -> str | None:
-    """The git work tree of a source file, unless it is an installed package."""
+    """The git work tree of a source file, unless it is an installed package.
+
+    Looked up once per file and process: a work tree made later is seen by
+    the next process.
+    """
     parts = os.path.abspath(path).split(os.sep)
     if "site-packages" in parts or "dist-packages" in parts:
         return None  # installed code: its version says it all (and a work tree above lies)
@@ -117,6 +189,15 @@ def _git_root(path: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=None)
+def _spec_origin(module: str) -> str | None:
+    """Where ``module`` would be imported from (for modules not imported)."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None else None
+
+
 def _source_file(module: str) -> str | None:
     mod = sys.modules.get(module)
     path = getattr(mod, "__file__", None) if mod is not None else None
@@ -124,29 +205,21 @@ def _source_file(module: str) -> str | None:
         parent = module.rpartition(".")[0]
         if parent and parent not in sys.modules:
             return None  # finding it would import (run) its parent package
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            return None
-        path = spec.origin if spec is not None else None
-    if path and path.endswith(".py") and os.path.isfile(path):
+        path = _spec_origin(module)
+    if isinstance(path, str) and path.endswith(".py"):
         return path
     return None
 
 
-@functools.lru_cache(maxsize=None)
-def _file_hash(path: str) -> str:
+@functools.lru_cache(maxsize=1024)
+def _file_hash(path: str, stamp: tuple) -> str:
+    """The sha256 of a file; ``stamp`` (its mtime and size) keys the cache."""
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
-def module_info(module: str, git: bool = True) -> dict:
-    """What is installed for ``module`` now: dist, version, git, dirty, sha256.
-
-    ``git=False`` (used when loading) never runs git: a file may name any
-    module, and git runs commands a repository configures (``core.fsmonitor``).
-    """
+def _source_info(module: str) -> tuple[dict, str | None, tuple | None]:
+    """dist, version and sha256 of ``module``, with its source file and stamp."""
     info: dict = {}
     dist, version = _dist_version(module.split(".", 1)[0])
     if dist:
@@ -154,21 +227,51 @@ def module_info(module: str, git: bool = True) -> dict:
     if version:
         info["version"] = version
     source = _source_file(module)
-    if source is not None:
-        info["sha256"] = _file_hash(source)
-        root = _git_root(source) if git else None
+    stamp = _stamp(source) if source is not None else None
+    if stamp is None:
+        return info, None, None
+    try:
+        info["sha256"] = _file_hash(source, stamp)
+    except OSError:
+        return info, None, None
+    return info, source, stamp
+
+
+def module_info(module: str, git: bool = True) -> dict:
+    """What is installed for ``module`` now: dist, version, git, dirty, sha256.
+
+    ``git=False`` (used when loading) never runs git: a file may name any
+    module, and git runs commands a repository configures (``core.fsmonitor``).
+    Lookups are cached, and done again when the module's file changes (its
+    mtime or size), so an edited and reloaded module is recorded as it is now.
+    """
+    return _modules_info([module], git)[module]
+
+
+def _modules_info(modules: list[str], git: bool = True) -> dict[str, dict]:
+    found = {m: _source_info(m) for m in modules}
+    out = {m: info for m, (info, _, _) in found.items()}
+    if not git:
+        return out
+    by_root: dict[str, list[str]] = {}
+    for m, (_, source, _) in found.items():
+        root = _git_root(source) if source is not None else None
         if root is not None:
-            commit, dirty = _git_state(root)
-            if commit:
-                info["git"] = commit
-                info["dirty"] = dirty
-    return info
+            by_root.setdefault(root, []).append(m)
+    for root, members in by_root.items():
+        # one git state per work tree and save, so its modules agree on it
+        stamp = _git_stamp(root, [(found[m][1], found[m][2]) for m in members])
+        commit, dirty = _git_state(root, stamp)
+        if commit:
+            for m in members:
+                out[m] = {**out[m], "git": commit, "dirty": dirty}
+    return out
 
 
 def record_versions(names: Iterable[str]) -> dict:
     """The ``versions`` record for the ``module:qualname`` names an object used."""
     modules = sorted({name.partition(":")[0] for name in names})
-    return {m: module_info(m) for m in modules if m and not _is_stdlib(m)}
+    return _modules_info([m for m in modules if m and not _is_stdlib(m)])
 
 
 def _compare(recorded: dict) -> list[Mismatch]:
