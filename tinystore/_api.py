@@ -12,8 +12,6 @@ from tinystore.storage.registry import choose_backend, resolve_location
 
 __all__ = ["open", "save", "load", "delete"]
 
-PathLike = "str | os.PathLike"
-
 
 def open(  # noqa: A001 - the natural name, like h5py.File / zarr.open
     filename: str | os.PathLike,
@@ -63,7 +61,7 @@ def _open(filename, mode, backend, options: dict, codec: dict, check: bool) -> G
         storage = spec.opener(filename, mode, **options)
     except TypeError as exc:
         if "unexpected keyword" in str(exc):
-            raise BackendError(f"backend {spec.name!r}: {exc}") from None
+            raise BackendError(f"backend {spec.name!r}: {exc}") from exc
         raise
     storage.codec = ObjectCodec(**codec)
     return storage

@@ -346,7 +346,7 @@ class ObjectCodec:
         parent, key = storage._lookup(path)
         try:
             value = parent._peek(key)
-        except KeyError:
+        except KeyError:  # the key is named here: the KeyError would only repeat it
             raise NodeNotFoundError(
                 f"no node {storage._full(path)!r} in {storage._where()}"
             ) from None

@@ -89,7 +89,6 @@ class Decoder:
         check_call: Callable[[Any, Any], None] | None = None,
         locate: Callable[[int], Any] | None = None,
         path: str = "",
-        storage: Any = None,
     ):
         self.memo: dict[int, Any] = {}
         #: state dicts of "obj" nodes, by anchor (see ``_object``)
@@ -99,7 +98,6 @@ class Decoder:
         self.allow_pickle = allow_pickle
         self.locate = locate
         self.base = path
-        self.storage = storage
         self._stack: list = []
         self._locating: set = set()
         self._imported: dict[str, Any] = {}
@@ -144,7 +142,7 @@ class Decoder:
         self.lookup(anchor)  # rebuilds the object first if it lies outside this tree
         try:
             return self.states[anchor]
-        except KeyError:
+        except KeyError:  # the anchor is named here: the KeyError would only repeat it
             raise UnloadableError(
                 f"reference to the state of object #{anchor} at {self.path()} cannot be "
                 "resolved; the stored data is damaged"

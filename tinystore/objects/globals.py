@@ -44,7 +44,7 @@ def global_name(obj: Any, name: str | None = None) -> str:
         raise UnstorableError(
             f"{obj!r} cannot be stored by import path {module}:{qualname} ({exc}); define it "
             "at module level, or pass cloudpickle_fallback=True"
-        ) from None
+        ) from exc  # an import that failed shows why
     if found is not obj:
         raise UnstorableError(
             f"{obj!r} is not the object found at {module}:{qualname}; define it at module "
@@ -71,4 +71,4 @@ def import_global(full: str, check: Callable[[str], None] | None = None) -> Any:
         raise UnloadableError(
             f"cannot import {full}: {type(exc).__name__}: {exc}. Is the package that defined "
             "it installed (and the same version)?"
-        ) from None
+        ) from exc  # the traceback of the failed import points at its cause
