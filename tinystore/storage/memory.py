@@ -36,9 +36,8 @@ class _Shared:
     def __init__(self) -> None:
         self.groups: dict[GPath, dict] = {}
         self.generation = 0  # counts changes; a handle behind it has a stale cache
-        self.turn = threading.Condition()
-        self.holder: _MemoryPhysical | None = None  # whose session runs now
-        self.thread: int | None = None
+        self.lock = threading.Lock()  # held by the one session that runs now
+        self.thread: int | None = None  # the thread of that session
         self.reset()
 
     def reset(self) -> None:
@@ -47,25 +46,24 @@ class _Shared:
         self.groups[()] = {"record": dumps_record([{"g": 1, "c": {}}]), "ext": {}}
         self.generation += 1
 
-    def acquire(self, physical: _MemoryPhysical, name: str) -> None:
+    def acquire(self, name: str) -> None:
         me = threading.get_ident()
-        with self.turn:
-            if self.holder is not None and self.thread == me:
+        if not self.lock.acquire(blocking=False):
+            if self.thread == me:
                 raise StoreLockedError(
                     f"memory store {name!r} is held by another handle in this thread "
                     "(inside its hold() or batch() block); use that handle, or close the block"
                 )
-            if not self.turn.wait_for(lambda: self.holder is None, timeout=DEFAULT_TIMEOUT):
+            if not self.lock.acquire(timeout=DEFAULT_TIMEOUT):
                 raise StoreLockedError(
                     f"memory store {name!r} is held by another thread; "
                     f"gave up after {DEFAULT_TIMEOUT} s"
                 )
-            self.holder, self.thread = physical, me
+        self.thread = me
 
     def release(self) -> None:
-        with self.turn:
-            self.holder = self.thread = None
-            self.turn.notify_all()
+        self.thread = None
+        self.lock.release()
 
 
 _REGISTRY: dict[str, _Shared] = {}
@@ -94,7 +92,7 @@ class _MemoryPhysical(Physical):
         self.readonly = mode == "r"
         self.location = f"memory://{name}"
         if mode == "w" and not fresh:
-            state.acquire(self, name)  # not while another handle is half-way through
+            state.acquire(name)  # not while another handle is half-way through
             try:
                 state.reset()
             finally:
@@ -102,7 +100,7 @@ class _MemoryPhysical(Physical):
 
     def begin(self, write: bool) -> None:
         state = self._state
-        state.acquire(self, self.name)
+        state.acquire(self.name)
         # RecordStorage drops its cached records when a session starts on a
         # ``shared`` physical: so this handle does exactly when another wrote.
         self.shared = self._seen != state.generation
