@@ -224,7 +224,7 @@ class TinystoreMemory(TinystoreEngine):
         try:
             from tinystore.storage import memory
 
-            groups = memory._REGISTRY[location[len("memory://") :]]
+            groups = memory._REGISTRY[location[len("memory://") :]].groups
         except (ImportError, AttributeError, KeyError):
             return None
         total = 0
