@@ -24,18 +24,15 @@ from tinystore.objects.order import canonical_order
 HELPERS = Path(__file__).parent / "helpers"
 sys.path.insert(0, str(HELPERS))
 import deterministic  # noqa: E402
+from procs import child_env  # noqa: E402
 
 
 def _save_in_process(out: Path, seed: str) -> dict[str, bytes]:
     """Run tests/helpers/deterministic.py with ``PYTHONHASHSEED=seed``; every file it wrote."""
     out.mkdir()
-    env = dict(os.environ, PYTHONHASHSEED=seed)
-    # the child imports the tinystore this process imported, wherever that is
-    package_parent = str(Path(tinystore.__file__).parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
     subprocess.run(
         [sys.executable, str(HELPERS / "deterministic.py"), str(out)],
-        env=env,
+        env=child_env(PYTHONHASHSEED=seed),
         check=True,
         timeout=300,
     )

@@ -80,7 +80,7 @@ def _choose(location: Any, backend: Any, must_exist: bool):
     try:
         spec = choose_backend(location, backend)
     except BackendError:
-        if missing:
+        if missing:  # a typo: the backend question would only mislead
             raise FileNotFoundError(f"no such file or directory: {location!r}") from None
         raise
     return spec
