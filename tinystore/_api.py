@@ -6,6 +6,7 @@ import os
 from typing import Any, Iterable
 
 from tinystore.errors import BackendError, NodeNotFoundError
+from tinystore.objects.browse import ColumnView
 from tinystore.objects.codec import ObjectCodec
 from tinystore.storage.base import GenericStorage, Tree, no_gc, read_for_codec
 from tinystore.storage.registry import choose_backend, resolve_location
@@ -150,8 +151,23 @@ def load(
         no_gc(),
     ):
         if path:
-            return storage[path]
+            return _load_part(storage, path)
         return _root_object(storage)
+
+
+def _load_part(storage: GenericStorage, path: str) -> Any:
+    """``storage[path]``; or a node reached by a name of its own that the stored
+    layout does not use (a DataFrame column: ``"table/energy"``, a Series)."""
+    try:
+        return storage[path]
+    except NodeNotFoundError:
+        try:
+            view = storage.node(path)
+        except NodeNotFoundError:
+            view = None
+        if not isinstance(view, ColumnView):
+            raise
+        return view.to_object()
 
 
 def _root_object(storage: GenericStorage) -> Any:

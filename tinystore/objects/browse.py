@@ -15,9 +15,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from tinystore.objects import contents
 from tinystore.storage.base import GenericStorage, GroupTree, LeafInfo, Tree
 
-__all__ = ["NodeView", "render_tree", "render_html", "summarize"]
+__all__ = ["NodeView", "ColumnView", "render_tree", "render_html", "summarize"]
 
 _BUILTIN_KINDS = {
     "list": "builtins.list",
@@ -155,9 +156,15 @@ class NodeView:
         if type(key) is int:  # view["items"][3] for the item at index 3
             key = str(key)
         node = self._node
-        for part in key.split("/"):
+        parts = key.split("/")
+        for i, part in enumerate(parts):
             items = dict(_items(node))
             if part not in items:
+                if i:  # a column of a frame inside this node: ask that node's view
+                    return self["/".join(parts[:i])]["/".join(parts[i:])]
+                column = _column_view(self, part)
+                if column is not None and len(parts) == 1:
+                    return column
                 raise KeyError(f"no node {part!r} under {self.path!r}")
             node = items[part]
         path = f"{self.path}/{key}" if self.path else key
@@ -186,6 +193,11 @@ class NodeView:
         return total
 
     def summary(self) -> str:
+        """One line: kind, type, and what the node holds (value, shape, length, metadata)."""
+        special = _special_summary(self)
+        return special if special is not None else self._plain_summary()
+
+    def _plain_summary(self) -> str:
         parts = [self.kind]
         if self.type and self.type != self.kind:
             parts.append(self.type)
@@ -209,6 +221,45 @@ class NodeView:
     def _repr_html_(self) -> str:
         return render_html(self)
 
+    # -- what the node holds, for people (see tinystore.objects.contents) ----------
+    @property
+    def metadata(self) -> dict:
+        """Metadata a user set on this node (a group's ``attrs``); no internal tags."""
+        return contents.metadata(self)
+
+    @property
+    def value(self) -> str | None:
+        """The value of a small standard-library object (a date, Decimal, UUID, Path...)
+        as text, rebuilt by safe loading; None for other nodes."""
+        return contents.value_text(self)
+
+    @property
+    def length(self) -> int | None:
+        """Items of a list, tuple or array node, rows of a DataFrame or Series."""
+        frame = contents.frame_info(self)
+        if frame is not None:
+            return frame.rows
+        if isinstance(self._node, Tree) and self.kind in ("dict", "set", "frozenset"):
+            return len(self)
+        return contents.length_of(self)
+
+    @property
+    def columns(self) -> list[ColumnView] | None:
+        """The columns of a DataFrame node (views loading as Series), else None."""
+        frame = contents.frame_info(self)
+        if frame is None or self.kind != "pandas.DataFrame":
+            return None
+        return [ColumnView(self, frame, i) for i in range(len(frame.keys))]
+
+    def preview(self, budget: contents.ReadBudget | None = None) -> str | None:
+        """The first items of an array, column or leaf as short text (reads at most
+        :data:`~tinystore.objects.contents.PREVIEW_READ_LIMIT` bytes)."""
+        return contents.preview(self, budget)
+
+    def details(self) -> dict:
+        """What ``tinystore show`` prints: plain, JSON-compatible, no internal tags."""
+        return _details(self)
+
 
 def _versions_text(versions: dict) -> str:
     out = []
@@ -219,7 +270,7 @@ def _versions_text(versions: dict) -> str:
 
 
 def _entries(view: NodeView, max_children: int) -> list[tuple[str, NodeView | None, bool]]:
-    keys = view.keys()
+    keys = shown_keys(view)
     shown = keys[:max_children]
     more = len(keys) - len(shown)
     out = [(k, view[k], i == len(shown) - 1 and not more) for i, k in enumerate(shown)]
@@ -244,13 +295,20 @@ def render_tree(view: NodeView, max_depth: int | None = None, max_children: int 
             lines.append(f"{prefix}{branch}{key}")
             continue
         lines.append(f"{prefix}{branch}{key}  {child.summary()}")
-        if len(child) and (max_depth is None or depth + 1 < max_depth):
+        if shown_keys(child) and (max_depth is None or depth + 1 < max_depth):
             pad = prefix + ("    " if last else "│   ")
             stack.append((iter(_entries(child, max_children)), pad, depth + 1))
     return "\n".join(lines)
 
 
-def render_html(view: NodeView, max_children: int = 200) -> str:
+def render_html(view: NodeView, max_children: int = 50) -> str:
+    """A collapsible HTML tree for notebooks (see :mod:`tinystore.objects.html`)."""
+    from tinystore.objects.html import render
+
+    return render(view, max_children=max_children)
+
+
+def _old_render_html(view: NodeView, max_children: int = 200) -> str:
     """A collapsible HTML tree (``<details>`` elements) for notebooks."""
 
     def label(v: NodeView, key: str) -> str:
@@ -306,3 +364,109 @@ def summarize(view: NodeView) -> dict:
         "fallbacks": kinds.get("cloudpickle", 0),
         "versions": versions,
     }
+
+
+# -- data, not internals (see tinystore.objects.contents) ---------------------------------
+class ColumnView(NodeView):
+    """A column of a stored DataFrame, reached by its own name (``"table/energy"``).
+
+    Its children are its stored layout (``view.keys()`` of the column node);
+    :meth:`to_object` loads it as a ``pandas.Series`` (the frame's index,
+    the column's values and label), reading only that column.
+    """
+
+    def __init__(self, frame: NodeView, info: contents.FrameInfo, position: int):
+        self.frame = frame
+        self.position = position
+        self.key = info.keys[position]
+        self.label = info.labels[position]
+        #: the view of the column's stored node (``table/data/energy``)
+        self.stored = info.column(self.key)
+        super().__init__(frame._storage, self.stored.path, self.stored._node, {})
+        self.path = f"{frame.path}/{self.key}" if frame.path else self.key
+        self.kind, self.type = "column", "pandas.Series"
+        self.dtype = info.dtypes[position]
+        self.rows = info.rows
+        self.shape = None if self.rows is None else (self.rows,)
+
+    def summary(self) -> str:
+        rows = "?" if self.rows is None else self.rows
+        return f"column {self.label!r}  {self.dtype or '?'}  {rows} rows"
+
+    def preview(self, budget: contents.ReadBudget | None = None) -> str | None:
+        return self.stored.preview(budget)
+
+    def to_object(self) -> Any:
+        """The column as a ``pandas.Series`` with the frame's index (imports pandas)."""
+        from tinystore.objects.adapters.pandas import column_series
+
+        storage, base = self._storage, self.frame.path
+        index = storage[f"{base}/index" if base else "index"]
+        labels = storage[f"{base}/columns" if base else "columns"]
+        return column_series(storage[self.stored.path], index, labels[self.position])
+
+
+def _column_view(view: NodeView, key: str) -> ColumnView | None:
+    frame = contents.frame_info(view)
+    if frame is None or view.kind != "pandas.DataFrame" or key not in frame.keys:
+        return None
+    return ColumnView(view, frame, frame.keys.index(key))
+
+
+def shown_keys(view: NodeView) -> list[str]:
+    """Children that tree() and the HTML view list: a frame's columns, no internals."""
+    if type(view) is ColumnView or view.kind == "pandas.Series" or contents.folded(view):
+        return []
+    if view.kind == "pandas.DataFrame" and contents.frame_info(view) is not None:
+        return [c.key for c in view.columns or []]
+    return view.keys()
+
+
+def _special_summary(view: NodeView) -> str | None:
+    """summary() for values, frames, arrays, long strings and groups with metadata."""
+    text = contents.special_summary(view)
+    if text is not None and view.versions:
+        text = f"{text}  {_versions_text(view.versions)}"
+    extra = contents.leaf_text(view)
+    meta = view.metadata
+    if text is None and extra is None and not meta:
+        return None
+    text = text or view._plain_summary()
+    if extra is not None:
+        text = f"{text}  ({extra})"
+    if meta:
+        text = f"{text}  {contents.metadata_text(meta)}"
+    return text
+
+
+def _details(view: NodeView) -> dict:
+    """The fields of ``tinystore show`` (see :meth:`NodeView.details`)."""
+    out: dict = {"path": "/" + view.path, "kind": view.kind, "type": view.type}
+    out["summary"] = view.summary()
+    if view.shape is not None:
+        out.update(shape=list(view.shape), dtype=str(view.dtype), nbytes=int(view.nbytes))
+    frame = contents.frame_info(view)
+    if frame is not None:
+        out["rows"] = frame.rows
+        out["index"] = frame.index_text()
+        out["columns"] = [
+            {"name": str(label), "dtype": dtype} for label, dtype in zip(frame.labels, frame.dtypes)
+        ]
+    elif view.length is not None:
+        out["length"] = view.length
+    value = view.value
+    if value is not None:
+        out["value"] = value
+    keys = shown_keys(view)
+    if keys and frame is None:
+        out["children"] = keys[:50]
+        out["children_count"] = len(keys)
+    if view.metadata:
+        out["metadata"] = view.metadata
+    if view.versions:
+        out["versions"] = view.versions
+    out["size"] = view.size
+    preview = view.preview() if value is None and frame is None else None
+    if preview is not None:
+        out["preview"] = preview
+    return out

@@ -153,6 +153,19 @@ def _anchor_in(tree: Any, anchor: int) -> Any:
     return None
 
 
+def _view_inside(codec: ObjectCodec, storage: GenericStorage, path: str) -> NodeView | None:
+    """A node reached by a name the stored layout does not use, e.g. a DataFrame
+    column by its own name (``"table/energy"`` for ``table/data/energy``):
+    the view of its parent, asked for the last part."""
+    head, _, last = path.rpartition("/")
+    if not head:
+        return None
+    try:
+        return codec.view(storage, head)[last]
+    except (NodeNotFoundError, KeyError):
+        return None
+
+
 class ObjectCodec:
     """Encodes any picklable object into a :class:`Tree` and back.
 
@@ -347,6 +360,9 @@ class ObjectCodec:
         try:
             value = parent._peek(key)
         except KeyError:  # the key is named here: the KeyError would only repeat it
+            found = _view_inside(self, storage, path)
+            if found is not None:
+                return found
             raise NodeNotFoundError(
                 f"no node {storage._full(path)!r} in {storage._where()}"
             ) from None

@@ -806,3 +806,13 @@ for _adapter in (
     NAAdapter(),
 ):
     register_adapter(_adapter)
+
+
+def column_series(values: Any, index: Any, label: Any) -> Any:
+    """One stored column of a frame as the ``Series`` ``frame[label]`` would be.
+
+    Used by partial loads of a column by its name (``path="table/energy"``),
+    which read the frame's index, its labels and that column only.
+    """
+    pd = _pandas()
+    return pd.Series(values, index=index, dtype=values.dtype, name=label, copy=False)
