@@ -9,7 +9,6 @@ instantiated until :meth:`NodeView.to_object` is called.
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from typing import Any, Iterator
 
@@ -121,11 +120,22 @@ class NodeView:
     [0.1, 0.2]
     """
 
-    def __init__(self, storage: GenericStorage, path: str, node: Any, versions: dict | None = None):
+    def __init__(
+        self,
+        storage: GenericStorage,
+        path: str,
+        node: Any,
+        versions: dict | None = None,
+        locate: Any = None,
+    ):
         self._storage = storage
         self.path = path
         self._node = node
+        #: ``locate(anchor)``: the node a reference inside this object points at
+        self._locate = locate if locate is not None else contents.anchor_finder(node)
         self.kind, self.type = describe(node)
+        if self.type == "?" and self.kind == "reduce":
+            self.type = contents.reduce_type(node, self._locate)
         self.attrs: dict = dict(node.attrs) if isinstance(node, Tree) else {}
         self.versions: dict = versions if versions is not None else self.attrs.get("versions", {})
         self.shape, self.dtype, self.nbytes = _leaf_shape(
@@ -156,8 +166,11 @@ class NodeView:
         if type(key) is int:  # view["items"][3] for the item at index 3
             key = str(key)
         node = self._node
+        locate = self._locate
         parts = key.split("/")
         for i, part in enumerate(parts):
+            if type(node) is GroupTree:  # below it, each stored object has its anchors
+                locate = None
             items = dict(_items(node))
             if part not in items:
                 if i:  # a column of a frame inside this node: ask that node's view
@@ -168,7 +181,8 @@ class NodeView:
                 raise KeyError(f"no node {part!r} under {self.path!r}")
             node = items[part]
         path = f"{self.path}/{key}" if self.path else key
-        return NodeView(self._storage, path, node, {} if self.kind != "group" else None)
+        versions = {} if self.kind != "group" else None
+        return NodeView(self._storage, path, node, versions, locate)
 
     def to_object(self) -> Any:
         """Build the stored object (imports its classes, runs constructors)."""
@@ -306,32 +320,6 @@ def render_html(view: NodeView, max_children: int = 50) -> str:
     from tinystore.objects.html import render
 
     return render(view, max_children=max_children)
-
-
-def _old_render_html(view: NodeView, max_children: int = 200) -> str:
-    """A collapsible HTML tree (``<details>`` elements) for notebooks."""
-
-    def label(v: NodeView, key: str) -> str:
-        return (
-            f"<b>{html.escape(key)}</b> <span style='color:#666'>{html.escape(v.summary())}</span>"
-        )
-
-    top = label(view, "/" + view.path)
-    out = [f"<div class='tinystore-tree'><details open><summary>{top}</summary><ul>"]
-    stack: list = [iter([(k, view[k]) for k in view.keys()[:max_children]])]
-    while stack:
-        try:
-            key, child = next(stack[-1])
-        except StopIteration:
-            stack.pop()
-            out.append("</ul></details></li>" if stack else "</ul></details></div>")
-            continue
-        if len(child):
-            out.append(f"<li><details><summary>{label(child, key)}</summary><ul>")
-            stack.append(iter([(k, child[k]) for k in child.keys()[:max_children]]))
-        else:
-            out.append(f"<li>{label(child, key)}</li>")
-    return "".join(out)
 
 
 def summarize(view: NodeView) -> dict:

@@ -10,6 +10,7 @@ import tinystore.objects.recipe  # noqa: F401
 import tinystore.objects.storable  # noqa: F401
 from tinystore.errors import NodeNotFoundError, SharedNodeError, UnsafeLoadError
 from tinystore.objects.browse import NodeView, summarize
+from tinystore.objects.contents import anchor_finder
 from tinystore.objects.decode import PLAIN_KINDS, Decoder
 from tinystore.objects.encode import PLAIN_NODES, Encoder
 from tinystore.objects.versions import PYTHON, check_versions, record_versions
@@ -164,6 +165,23 @@ def _view_inside(codec: ObjectCodec, storage: GenericStorage, path: str) -> Node
         return codec.view(storage, head)[last]
     except (NodeNotFoundError, KeyError):
         return None
+
+
+def _enclosing_locator(parent: GenericStorage) -> Callable[[int], Any] | None:
+    """For browsing a node inside a stored object: ``locate(anchor)`` over that
+    whole object (read for browsing on first use), so references resolve."""
+    if parent.is_group:
+        return None  # the node is a whole stored object: its view finds its anchors
+    cache: list = []
+
+    def locate(anchor: int) -> Any:
+        if not cache:
+            root = ObjectCodec._object_root(parent)
+            tree = root._read_tree(lazy=True) if root is not None else None
+            cache.append(anchor_finder(tree) if tree is not None else None)
+        return cache[0](anchor) if cache[0] is not None else None
+
+    return locate
 
 
 class ObjectCodec:
@@ -368,7 +386,7 @@ class ObjectCodec:
             ) from None
         if isinstance(value, GenericStorage):
             value = value._read_tree(lazy=True)
-        return NodeView(storage, path, value)
+        return NodeView(storage, path, value, locate=_enclosing_locator(parent))
 
     def info(self, storage: GenericStorage, path: str = "") -> dict:
         return summarize(self.view(storage, path))

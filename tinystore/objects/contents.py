@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tinystore.errors import TinystoreError
+from tinystore.objects.decode import Decoder
 from tinystore.storage.base import GroupTree, LeafInfo, Tree
 
 #: Standard-library types whose browsing shows their value (``str(value)``),
@@ -71,6 +72,50 @@ def _small_tree(node: Any) -> bool:
     return True
 
 
+def anchor_finder(node: Any) -> Callable[[int], Any] | None:
+    """``locate(anchor)`` over the stored object ``node`` (None for groups and leaves)."""
+    if type(node) is not Tree:
+        return None
+    found: dict = {}
+
+    def locate(anchor: int) -> Any:
+        if not found:
+            found[None] = None  # searched once, whatever is found
+            stack = [node]
+            while stack:
+                item = stack.pop()
+                if type(item) is Tree:
+                    a = item.attrs
+                    if "id" in a and a.get("t") != "ref":
+                        found.setdefault(a["id"], item)
+                    c = item.children
+                    stack.extend(c if type(c) is list else c.values())
+        return found.get(anchor)
+
+    return locate
+
+
+def _resolved(node: Any, locate: Callable[[int], Any] | None) -> Any:
+    if type(node) is Tree and node.attrs.get("t") == "ref" and locate is not None:
+        return locate(node.attrs.get("r"))
+    return node
+
+
+def reduce_type(node: Tree, locate: Callable[[int], Any] | None) -> str:
+    """The type a ``reduce`` node builds when its callable (or class) is a reference."""
+    c = node.children
+    func = _resolved(c.get("f"), locate) if type(c) is dict else None
+    if type(func) is not Tree or func.attrs.get("t") != "global":
+        return "?"
+    name = func.attrs.get("g")
+    if name in ("copyreg:__newobj__", "copyreg:__newobj_ex__"):
+        args = _resolved(c.get("a"), locate)
+        first = args.children[0] if type(args) is Tree and type(args.children) is list else None
+        cls = _resolved(first, locate) if first is not None else None
+        name = cls.attrs.get("g") if type(cls) is Tree else None
+    return name.replace(":", ".") if type(name) is str else "?"
+
+
 _value_codec: list = []
 
 
@@ -84,8 +129,15 @@ def value_text(view: Any) -> str | None:
         from tinystore.objects.codec import ObjectCodec  # the codec imports browsing
 
         _value_codec.append(ObjectCodec(safe=True, version_check="ignore"))
+    codec = _value_codec[0]
+    decoder = Decoder(
+        check=codec._check(),
+        check_call=codec._check_call(),
+        allow_pickle=False,
+        locate=view._locate,
+    )
     try:
-        value = _value_codec[0].decode(view._node)
+        value = decoder.decode(view._node)
     except (TinystoreError, ValueError, TypeError, OverflowError, KeyError, IndexError):
         return None  # damaged, crafted, or using a name safe loading refuses
     text = str(value)
