@@ -6,6 +6,7 @@ the checkout by assumption (see ``helpers/procs.py``).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,34 @@ def test_docs_build_without_warnings(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "html" / "index.html").exists()
+
+
+def _stream(book, name: str) -> str:
+    return "".join(out.get("text", "") for out in _outputs(book) if out.get("name") == name)
+
+
+def test_the_project_notebook_plots_the_stored_runs(executed):
+    book = executed["02_hierarchical_project"]
+    assert any("image/png" in out.get("data", {}) for out in _outputs(book))
+    stdout = _stream(book, "stdout")
+    assert "2000 rows x 4 columns" in stdout and "column 'energy_eV'  float64" in stdout
+
+
+def test_the_archiving_notebook_shows_a_warning_and_refusals(executed):
+    book = executed["03_archiving"]
+    stderr = _stream(book, "stderr")
+    assert "VersionWarning" in stderr
+    assert "labtools: version stored '1.0', installed '2.0'" in stderr
+    stdout = _stream(book, "stdout")
+    assert "refused: '/' was written by other code versions: labtools" in stdout
+    assert "refused: safe loading refuses to import posix:system" in stdout or (
+        "refused: safe loading refuses to import nt:system" in stdout
+    )
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.stem for n in NOTEBOOKS])
+def test_committed_notebooks_have_no_outputs(notebook):
+    book = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in book["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
