@@ -110,6 +110,8 @@ def test_frame_node_shows_shape_columns_dtypes_and_head(store):
     assert "<td>&lt;NA&gt;</td>" in page  # count[0] is missing
     assert f"... {ROWS - 5} more rows" in page
     assert f"pandas.Series  {ROWS} rows  float64  name 'energy'" in series
+    series_page = store.node("series")._repr_html_()
+    assert "<th>energy</th>" in series_page and "<td>-1.5</td>" in series_page
 
 
 def test_frame_with_other_labels_and_index(store):
@@ -123,6 +125,8 @@ def test_frame_with_other_labels_and_index(store):
     assert [c["name"] for c in details["columns"]] == ["0", "a b"]
     assert details["rows"] == 2 and details["index"].startswith("Index")
     assert "<th>r1</th>" in page and "<td>2.5</td>" in page
+    by_position = store.node("t/0").to_object()  # label 0 is not a key: its position is
+    pd.testing.assert_series_equal(by_position, frame[0])
 
 
 # -- a column by its own name ---------------------------------------------------------------
@@ -287,7 +291,7 @@ def test_group_metadata_shows_and_internal_tags_do_not(store):
     assert relax.details()["metadata"] == {"status": "finished", "cores": 4}
     assert store.node("job/input").metadata == {"code": "relax"}
     output = store.node("jobs/relax/output")
-    assert output.metadata == {}
+    assert output.metadata == {} and output.attrs["t"] == "dict"  # attrs: the raw record
     for view in (relax, output, store.node("job"), store.node("jobs/relax/output/steps")):
         details = view.details()
         assert "metadata" not in details or details["metadata"] == view.metadata
@@ -310,6 +314,14 @@ def test_html_truncates_shows_sizes_and_previews(store):
     assert "[1.5, 2.5, 3.5]" in page
 
 
+def test_html_previews_read_only_leaves_up_to_1_mb(store):
+    store["big"] = np.full(200_000, 7.0)  # 1.6 MB: not read for a preview
+    store["fits"] = np.full(100_000, 8.0)  # 0.8 MB
+    page = store._repr_html_()
+    assert "1.6 MB" in page and "[7.0" not in page
+    assert "[8.0, 8.0, 8.0, 8.0, 8.0, 8.0, ... 99994 more]" in page
+
+
 def test_html_of_a_project_of_300_jobs_stays_small(store):
     rng = np.random.default_rng(0)
     for i in range(300):
@@ -323,7 +335,7 @@ def test_html_of_a_project_of_300_jobs_stays_small(store):
         }
     page = store._repr_html_()
     assert len(page.encode()) < 400_000
-    assert "job_000" in page and "... 250 more" in page  # 50 of 300 jobs listed
+    assert "job_000" in page and "job_049" in page and "... 250 more" in page  # 50 of 300
     assert "status=&#x27;finished&#x27;" in page
     assert "children not shown" in page  # deeper nodes beyond the entry budget
     assert page.count("<details") == page.count("</details>")
