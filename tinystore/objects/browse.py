@@ -171,7 +171,7 @@ class NodeView:
         for i, part in enumerate(parts):
             if type(node) is GroupTree:  # below it, each stored object has its anchors
                 locate = None
-            items = dict(_items(node))
+            items = self._children_map() if node is self._node else dict(_items(node))
             if part not in items:
                 if i:  # a column of a frame inside this node: ask that node's view
                     return self["/".join(parts[:i])]["/".join(parts[i:])]
@@ -183,6 +183,13 @@ class NodeView:
         path = f"{self.path}/{key}" if self.path else key
         versions = {} if self.kind != "group" else None
         return NodeView(self._storage, path, node, versions, locate)
+
+    def _children_map(self) -> dict:
+        """``{key: node}`` of the children (made once per view)."""
+        found = self.__dict__.get("_children")
+        if found is None:
+            found = self.__dict__["_children"] = dict(_items(self._node))
+        return found
 
     def to_object(self) -> Any:
         """Build the stored object (imports its classes, runs constructors)."""
@@ -405,8 +412,9 @@ def shown_keys(view: NodeView) -> list[str]:
     """Children that tree() and the HTML view list: a frame's columns, no internals."""
     if type(view) is ColumnView or view.kind == "pandas.Series" or contents.folded(view):
         return []
-    if view.kind == "pandas.DataFrame" and contents.frame_info(view) is not None:
-        return [c.key for c in view.columns or []]
+    frame = contents.frame_info(view)
+    if frame is not None:  # a DataFrame: its columns (a Series returned above)
+        return list(frame.keys)
     return view.keys()
 
 

@@ -435,7 +435,7 @@ class FrameInfo:
             if self.rows is None and values is not None:
                 self.rows = length_of(values)
             return
-        data = _child(view, "data")
+        data = self.data = _child(view, "data")
         self.keys = data.keys() if data is not None else []
         columns = _child(view, "columns")
         labels = index_labels(columns) if columns is not None else None
@@ -447,7 +447,7 @@ class FrameInfo:
             self.rows = length_of(data[self.keys[0]])
 
     def column(self, key: str) -> Any:
-        return self.view["values"] if self.view.kind == "pandas.Series" else self.view["data"][key]
+        return self.view["values"] if self.view.kind == "pandas.Series" else self.data[key]
 
     def shape_text(self) -> str:
         rows = "?" if self.rows is None else self.rows
@@ -485,14 +485,18 @@ def index_text(index: Any) -> str:
 
 
 def frame_info(view: Any) -> FrameInfo | None:
-    if view.kind in ("pandas.DataFrame", "pandas.Series") and type(view._node) is Tree:
-        return FrameInfo(view)
-    return None
+    """What a DataFrame or Series view holds (None for other nodes); once per view."""
+    if view.kind not in ("pandas.DataFrame", "pandas.Series") or type(view._node) is not Tree:
+        return None
+    info = view.__dict__.get("_frame_info")
+    if info is None:
+        info = view.__dict__["_frame_info"] = FrameInfo(view)
+    return info
 
 
 # -- one line per kind ---------------------------------------------------------------------------
 def _frame_summary(view: Any) -> str:
-    info = FrameInfo(view)
+    info = frame_info(view)
     parts = [view.type, info.shape_text()]
     if view.kind == "pandas.Series":
         parts.append(info.dtypes[0] or "?")
