@@ -152,6 +152,16 @@ def test_column_by_name_loads_as_series(filename, column):
         tinystore.load(filename, path=f"runs/table/{column}/x")
 
 
+def test_a_column_of_a_frame_saved_as_the_whole_file(filename):
+    frame = _frame(20)
+    tinystore.save(frame, filename)
+    pd.testing.assert_series_equal(tinystore.load(filename, path="label"), frame["label"])
+    with tinystore.open(filename, "r") as s:
+        assert s.node("energy").summary() == "column 'energy'  float64  20 rows"
+    with pytest.raises(NodeNotFoundError):
+        tinystore.load(filename, path="nope")
+
+
 def test_the_layout_wins_over_a_column_of_the_same_name(filename):
     frame = pd.DataFrame({"index": [1.0, 2.0], "x": [3.0, 4.0]})
     tinystore.save(frame, filename, path="t")
@@ -219,6 +229,20 @@ def test_values_show_as_values(store):
         assert str(value) in page or str(value).replace("'", "&#x27;") in page
     # no reduce internals: the callable and argument children are not listed
     assert "reduce" not in tree and "── f  global" not in tree and "── a  tuple" not in tree
+
+
+def test_pandas_scalars_show_their_value_without_pandas(store):
+    store["t"] = {
+        "stamp": pd.Timestamp("2024-01-02 03:04:05.5", tz="Europe/Berlin"),
+        "naive": pd.Timestamp("2024-01-02"),
+        "span": pd.Timedelta(days=1, seconds=3),
+    }
+    with not_importable("pandas"):
+        shown = {key: store.node(f"t/{key}").summary() for key in ("stamp", "naive", "span")}
+    # a zone-aware timestamp is stored as its UTC instant, with the zone's name
+    assert shown["stamp"] == "pandas.Timestamp  2024-01-02 02:04:05.500 Europe/Berlin"
+    assert shown["naive"] == "pandas.Timestamp  2024-01-02"
+    assert shown["span"] == "pandas.Timedelta  1 day, 0:00:03"
 
 
 def test_a_crafted_value_node_runs_nothing(store, tmp_path):

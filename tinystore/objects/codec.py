@@ -159,8 +159,8 @@ def _view_inside(codec: ObjectCodec, storage: GenericStorage, path: str) -> Node
     column by its own name (``"table/energy"`` for ``table/data/energy``):
     the view of its parent, asked for the last part."""
     head, _, last = path.rpartition("/")
-    if not head:
-        return None
+    if not head and storage.is_group:
+        return None  # a group's children are all stored nodes
     try:
         return codec.view(storage, head)[last]
     except (NodeNotFoundError, KeyError):

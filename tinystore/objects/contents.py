@@ -145,14 +145,18 @@ def value_text(view: Any) -> str | None:
 
 
 def _pandas_scalar(view: Any) -> str | None:
+    """The value of a ``pandas.Timestamp`` or ``Timedelta`` node, from its attrs."""
     attrs = view.attrs
-    if view.kind == "pandas.Timestamp" and type(attrs.get("v")) is str:
-        tz = attrs.get("tz")
-        return attrs["v"] + (f" {tz}" if type(tz) is str else "")
-    if view.kind == "pandas.Timedelta" and type(attrs.get("v")) is int:
-        return f"{attrs['v']} {attrs.get('unit', '?')}"
-    if view.kind == "pandas.Period":
-        return f"period {attrs.get('ordinal')} of {attrs.get('freq')}"
+    value, unit = attrs.get("v"), attrs.get("unit")
+    try:
+        if view.kind == "pandas.Timestamp" and type(value) is str:
+            text = np.datetime_as_string(np.datetime64(value, unit), unit="auto")
+            tz = attrs.get("tz")
+            return text.replace("T", " ") + (f" {tz}" if type(tz) is str else "")
+        if view.kind == "pandas.Timedelta" and type(value) is int:
+            return str(np.timedelta64(value, unit).astype("timedelta64[us]").item())
+    except (TypeError, ValueError, OverflowError):
+        return None  # a damaged node
     return None
 
 
@@ -215,11 +219,13 @@ def _values_dtype(view: Any, key: str = "values") -> str | None:
 
 
 def _datetime_dtype(view: Any) -> str | None:
+    """``datetime64[ns]``, ``datetime64[ns, Europe/Berlin]`` (a zone stored as an
+    object, not by name, shows as ``tz``)."""
     base = _values_dtype(view)
     tz = view.attrs.get("tz")
-    if base is None or type(tz) is not str:
-        return base if base is None or "tz" not in view.keys() else base[:-1] + ", tz]"
-    return f"{base[:-1]}, {tz}]"
+    if type(tz) is not str:
+        tz = "tz" if "tz" in view else None
+    return base if base is None or tz is None else f"{base[:-1]}, {tz}]"
 
 
 def _string_dtype(view: Any) -> str:
@@ -520,9 +526,15 @@ DESCRIBERS: dict[str, Callable[[Any], str]] = {
     "pandas.DataFrame": _frame_summary,
     "pandas.Series": _frame_summary,
     "ndarray": _array_summary,
-    **{kind: _array_summary for kind in _LENGTHS if kind.startswith("pandas.") and "Array" in kind},
+    "pandas.StringArray": _array_summary,
     "pandas.ObjectStrings": _array_summary,
+    "pandas.MaskedArray": _array_summary,
     "pandas.Categorical": _array_summary,
+    "pandas.DatetimeArray": _array_summary,
+    "pandas.TimedeltaArray": _array_summary,
+    "pandas.NumpyExtensionArray": _array_summary,
+    "pandas.PeriodArray": _array_summary,
+    "pandas.IntervalArray": _array_summary,
     "pandas.Index": lambda v: f"{v.type}  {_values_dtype(v) or '?'} ({length_of(v)},)",
     "pandas.RangeIndex": lambda v: f"{v.type}  {index_text(v)}",
 }
