@@ -264,6 +264,23 @@ def test_a_crafted_value_node_runs_nothing(store, tmp_path):
     assert not marker.exists()
 
 
+def test_values_that_would_be_costly_to_rebuild_are_not(store):
+    # Fraction("1e99999999") computes a 100-million-digit integer (minutes)
+    huge = Tree(
+        {"t": "reduce"},
+        {
+            "f": Tree({"t": "global", "g": "fractions:Fraction"}),
+            "a": Tree({"t": "tuple"}, ["1e99999999"]),
+        },
+    )
+    store["x"] = huge
+    store["y"] = fractions.Fraction(3**60, 2**50)  # large, but plain integers
+    view = store.node("x")
+    assert view.type == "fractions.Fraction" and view.value is None
+    assert "fractions.Fraction" in store.tree()
+    assert store.node("y").value == str(fractions.Fraction(3**60, 2**50))
+
+
 # -- lengths ----------------------------------------------------------------------------------
 def test_lists_and_string_arrays_show_their_length(store):
     store["items"] = list(range(5000))
@@ -333,6 +350,7 @@ def test_html_truncates_shows_sizes_and_previews(store):
     }
     page = store._repr_html_()
     assert "... 70 more" in page  # 120 steps, 50 shown
+    assert "[0, 1, 2, 3, 4, 5, ... 114 more]" in page  # and a preview of them
     assert "24.0 kB" in page  # the forces array
     assert "[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, ... 2994 more]" in page
     assert "[1.5, 2.5, 3.5]" in page

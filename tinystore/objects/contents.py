@@ -58,17 +58,29 @@ _READ_ERRORS = (TinystoreError, OSError, ValueError, KeyError, TypeError, IndexE
 
 
 # -- small values ------------------------------------------------------------------------
-def _small_tree(node: Any) -> bool:
-    """True if ``node`` has few nodes and every leaf was read (no LeafInfo)."""
+def _small_tree(node: Any, texts: bool = True) -> bool:
+    """True if ``node`` has few nodes and only small plain leaves (all read).
+
+    Rebuilding a value must stay cheap whatever a file holds: e.g.
+    ``Fraction("1e99999999")`` would compute a 100-million-digit integer, so
+    ``texts=False`` refuses strings, and integers are limited to 128 bits.
+    """
     stack, seen = [node], 0
     while stack:
         item = stack.pop()
         seen += 1
-        if seen > _VALUE_NODES_MAX or type(item) is LeafInfo:
+        if seen > _VALUE_NODES_MAX:
             return False
-        if isinstance(item, Tree):
+        t = type(item)
+        if t is Tree:
             c = item.children
             stack.extend(c if type(c) is list else c.values())
+        elif t is int and item.bit_length() > 128:
+            return False
+        elif t in (str, bytes) and (len(item) > 256 or not texts and t is str):
+            return False
+        elif t not in (int, float, bool, type(None), str, bytes):
+            return False
     return True
 
 
@@ -123,7 +135,7 @@ def value_text(view: Any) -> str | None:
     """``str(value)`` of a standard-library value node (a date, a Decimal, ...), else None."""
     if view.type not in VALUE_TYPES or type(view._node) is not Tree:
         return None
-    if not _small_tree(view._node):
+    if not _small_tree(view._node, texts=view.type != "fractions.Fraction"):
         return None
     if not _value_codec:
         from tinystore.objects.codec import ObjectCodec  # the codec imports browsing
@@ -604,7 +616,8 @@ def preview(view: Any, budget: ReadBudget | None = None) -> str | None:
     if leaf is not None and not isinstance(leaf, LeafInfo):
         text = repr(leaf)
         return text if len(text) <= 80 else text[:77] + "..."
-    if view.kind in DESCRIBERS and view.kind not in ("pandas.DataFrame", "pandas.Series"):
+    arrays = view.kind in DESCRIBERS and view.kind not in ("pandas.DataFrame", "pandas.Series")
+    if arrays or (view.kind in ("list", "tuple") and type(view._node) is Tree):
         items = column_head(view, PREVIEW_ITEMS, budget)
         if items is not None:
             n = length_of(view)

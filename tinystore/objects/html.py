@@ -139,7 +139,8 @@ def _label(view: Any, key: str, sizes: dict, budget: contents.ReadBudget) -> str
     out = [f"<b>{html.escape(key)}</b> <span class=s>{html.escape(view.summary())}</span>"]
     if size:
         out.append(f" <span class=z>{human_size(size)}</span>")
-    if view.shape is not None or (contents.folded(view) and view.value is None):
+    listed = view.kind in ("list", "tuple")
+    if view.shape is not None or listed or (contents.folded(view) and view.value is None):
         text = view.preview(budget)
         if text is not None:
             out.append(f" <span class=p>{html.escape(text)}</span>")
