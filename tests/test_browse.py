@@ -382,3 +382,13 @@ def test_html_of_a_project_of_300_jobs_stays_small(store):
     assert "children not shown" in page  # deeper nodes beyond the entry budget
     assert page.count("<details") == page.count("</details>")
     assert page.count("<ul") == page.count("</ul>")
+
+
+def test_html_escapes_what_the_file_holds(store):
+    group = store.create_group("<script>")
+    group.attrs["note"] = "<img src=x onerror=alert(1)>"
+    group["t"] = pd.DataFrame({"<u>": ["<i>x</i>"]})
+    page = store._repr_html_()
+    for raw in ("<script>", "<img", "<u>", "<i>"):
+        assert raw not in page
+    assert "&lt;script&gt;" in page and "&lt;i&gt;x&lt;/i&gt;" in page
