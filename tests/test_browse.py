@@ -225,6 +225,7 @@ def test_values_show_as_values(store):
         assert view.value == str(value)
         assert view.summary() == f"{type(value).__module__}.{type(value).__name__}  {value}"
         assert view.details()["value"] == str(value)
+        assert store.node()[f"v/{key}"].value == str(value)  # reached from the root
         assert f"── {key}  {view.summary()}" in tree
         assert str(value) in page or str(value).replace("'", "&#x27;") in page
     # no reduce internals: the callable and argument children are not listed

@@ -180,6 +180,8 @@ class NodeView:
                     return column
                 raise KeyError(f"no node {part!r} under {self.path!r}")
             node = items[part]
+            if locate is None:  # entering a stored object from its group
+                locate = contents.anchor_finder(node)
         path = f"{self.path}/{key}" if self.path else key
         versions = {} if self.kind != "group" else None
         return NodeView(self._storage, path, node, versions, locate)
