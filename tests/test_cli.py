@@ -186,7 +186,7 @@ def test_json_output_of_ls_tree_show(stored, capsys):
 
     assert main(["show", str(stored), "params/T", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
-    assert shown["path"] == "params/T" and shown["value"] == "300.0"
+    assert shown["path"] == "/params/T" and shown["preview"] == "300.0"
     assert main(["show", str(stored), "", "--json"]) == 0
     assert "numpy" in json.loads(capsys.readouterr().out)["versions"]
 
@@ -268,3 +268,27 @@ def test_convert_summary_counts_leaves_inside_objects(tmp_path, capsys):
     assert main(["convert", str(src), str(tmp_path / "one.json"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "3 leaves, 122 bytes" in out
+
+
+def test_show_prints_values_and_metadata_not_internal_tags(tmp_path, capsys):
+    import datetime
+    from decimal import Decimal
+
+    fn = tmp_path / "p.json"
+    with tinystore.open(fn, "w") as s:
+        job = s.create_group("job")
+        job.attrs["status"] = "done"
+        job["when"] = datetime.datetime(2024, 5, 1, 12, 30)
+        job["price"] = Decimal("1.25")
+    for path, expected in [
+        ("job", "metadata: {'status': 'done'}"),
+        ("job/when", "value:    2024-05-01 12:30:00"),
+        ("job/price", "value:    1.25"),
+    ]:
+        assert main(["show", str(fn), path]) == 0
+        out = capsys.readouterr().out
+        assert expected in out
+        assert "'t'" not in out and "@" not in out and "reduce internals" not in out
+        assert main(["show", str(fn), path, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert "t" not in data and data["path"] == "/" + path

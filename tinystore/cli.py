@@ -54,9 +54,8 @@ def _describe(view, depth: int | None = 0, max_children: int = 50) -> dict:
     }
     if view.shape is not None:
         out.update(shape=list(view.shape), dtype=str(view.dtype), nbytes=view.nbytes)
-    attrs = {k: v for k, v in view.attrs.items() if not k.startswith("@") and k != "versions"}
-    if attrs:
-        out["attrs"] = attrs
+    if view.metadata:
+        out["metadata"] = view.metadata
     if view.versions:
         out["versions"] = view.versions
     if depth is None or depth > 0:
@@ -93,45 +92,46 @@ def _cmd_tree(args) -> int:
     return 0
 
 
-def _preview(view) -> str:
-    node = view._node
-    from tinystore.storage.base import LeafInfo, Tree
-
-    if isinstance(node, (Tree, LeafInfo)):
-        return ""
-    text = repr(node)
-    return text if len(text) <= 400 else text[:397] + "..."
+def _show_lines(details: dict) -> list[str]:
+    """``show``'s text: one ``label: value`` line per fact of ``view.details()``."""
+    lines = []
+    for key in ("path", "kind", "type", "shape", "dtype", "nbytes", "length", "rows", "index"):
+        if key in details:
+            value = details[key]
+            value = tuple(value) if key == "shape" else value
+            lines.append(f"{key + ':':<10}{value}")
+    if "columns" in details:
+        columns = ", ".join(f"{c['name']} {c['dtype']}" for c in details["columns"])
+        lines.append(f"{'columns:':<10}{columns}")
+    if details.get("children_count"):
+        names = details.get("children", [])
+        more = details["children_count"] - len(names)
+        lines.append(
+            f"{'children:':<10}{details['children_count']} ({', '.join(names)}"
+            f"{f', ... {more} more' if more > 0 else ''})"
+        )
+    if details.get("metadata"):
+        lines.append(f"{'metadata:':<10}{details['metadata']}")
+    for module, info in sorted(details.get("versions", {}).items()):
+        lines.append(f"{'version:':<10}{module} {info}")
+    if details.get("size"):
+        lines.append(f"{'size:':<10}{details['size']:,} bytes stored below")
+    for key in ("value", "preview"):
+        if key in details:
+            text = str(details[key])
+            # a scalar's preview is its value; an array's or a list's is a sample
+            label = "value" if key == "value" or "shape" not in details else key
+            lines.append(f"{label + ':':<10}{text if len(text) <= 400 else text[:397] + '...'}")
+    return lines
 
 
 def _cmd_show(args) -> int:
     with _open(args.file) as s:
-        view = s.node(args.path)
+        details = s.node(args.path).details()
         if args.json:
-            data = _describe(view)
-            preview = _preview(view)
-            if preview:
-                data["value"] = preview
-            data["child_names"] = view.keys()
-            _print_json(data)
+            _print_json(details)
             return 0
-        print(f"path:     /{view.path}")
-        print(f"kind:     {view.kind}")
-        print(f"type:     {view.type}")
-        if view.shape is not None:
-            print(f"shape:    {view.shape}\ndtype:    {view.dtype}\nnbytes:   {view.nbytes}")
-        if len(view):
-            print(
-                f"children: {len(view)} ({', '.join(view.keys()[:20])}"
-                f"{', ...' if len(view) > 20 else ''})"
-            )
-        meta = {k: v for k, v in view.attrs.items() if k not in ("versions",)}
-        if meta:
-            print(f"attrs:    {meta}")
-        for module, info in sorted(view.versions.items()):
-            print(f"version:  {module} {info}")
-        preview = _preview(view)
-        if preview:
-            print(f"value:    {preview}")
+        print("\n".join(_show_lines(details)))
     return 0
 
 
