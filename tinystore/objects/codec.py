@@ -93,7 +93,7 @@ def _child(node: Any, key: str) -> Any:
     return c.get(key)
 
 
-def _scan_sharing(root: Tree, target: Any) -> tuple[int, list[tuple[str, int]]]:
+def _scan_sharing(root: Tree, target: Any) -> tuple[int, list[str]]:
     """Largest anchor in ``root``; references from outside ``target`` into it."""
     inside = {
         node.attrs["id"]
@@ -115,20 +115,33 @@ def _scan_sharing(root: Tree, target: Any) -> tuple[int, list[tuple[str, int]]]:
             top = anchor
         if node is target:
             continue
-        pointer = attrs.get("r") if attrs.get("t") == "ref" else attrs.get("alias")
         me = len(parents)
         parents.append((parent, key))
-        if pointer is not None and pointer in inside:
+        if any(p in inside for p in _pointers(attrs)):
             parts = []
             i = me
             while i > 0:  # up to the root (index 0), whose key is ""
                 i, k = parents[i]
                 parts.append(k)
-            hits.append(("/".join(reversed(parts)), pointer))
+            hits.append("/".join(reversed(parts)))
         c = node.children
         items = enumerate(c) if type(c) is list else c.items()
         stack2.extend((child, me, str(k)) for k, child in items)
     return top, hits
+
+
+def _pointers(attrs: dict) -> list:
+    """The anchors a node refers to: a ref's target, an alias, and what a
+    cloudpickle part needs (the parts before it, the objects it refers to)."""
+    kind = attrs.get("t")
+    if kind == "ref":
+        return [attrs.get("r")]
+    if kind == "cloudpickle":
+        refs = attrs.get("refs")
+        out = [attrs.get("st"), attrs.get("prev"), *(refs if type(refs) is list else ())]
+        return [a for a in out if a is not None and a != attrs.get("id")]
+    alias = attrs.get("alias")
+    return [] if alias is None else [alias]
 
 
 def _trees(tree: Any) -> Iterator[Tree]:
@@ -321,7 +334,7 @@ class ObjectCodec:
                 break
         top, hits = _scan_sharing(tree, target) if target is not None else (_max_anchor(tree), [])
         if hits:
-            where = ", ".join(sorted({"/".join(filter(None, [outer.path, h])) for h, _ in hits}))
+            where = ", ".join(sorted({"/".join(filter(None, [outer.path, h])) for h in hits}))
             raise SharedNodeError(
                 f"cannot replace or delete {path!r} in place: the object stored there is "
                 f"shared with {where} (stored as a reference). Save the whole enclosing "

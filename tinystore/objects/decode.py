@@ -11,11 +11,11 @@ Everything returned is new: nothing aliases what the storage holds.
 from __future__ import annotations
 
 import copyreg
-import pickle
 import sys
 from typing import Any, Callable
 
-from tinystore.errors import TinystoreError, UnloadableError, UnsafeLoadError
+from tinystore.errors import TinystoreError, UnloadableError
+from tinystore.objects.fallback import load_part
 from tinystore.objects.globals import import_global
 from tinystore.objects.registry import adapter_for_kind
 from tinystore.storage.base import Tree
@@ -101,6 +101,8 @@ class Decoder:
         self._stack: list = []
         self._locating: set = set()
         self._imported: dict[str, Any] = {}
+        #: the cloudpickle streams being loaded (see tinystore.objects.fallback)
+        self.streams: dict[int, Any] = {}
 
     # -- helpers for adapters -------------------------------------------------
     def import_global(self, name: str) -> Any:
@@ -428,11 +430,7 @@ def _append_items(obj: Any, items: list) -> None:
 
 
 def _cloudpickle(dec: Decoder, attrs: dict, children: Any):
-    if not dec.allow_pickle:
-        raise UnsafeLoadError(
-            f"{dec.path()} is stored as pickle bytes, which safe loading never unpickles"
-        )
-    return pickle.loads(children[0])
+    return load_part(dec, attrs, children)  # see tinystore.objects.fallback
     yield  # pragma: no cover
 
 

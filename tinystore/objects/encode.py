@@ -15,7 +15,9 @@ For every object, :meth:`Encoder._place` tries, in this order:
 6. ``copyreg.dispatch_table``, then ``__reduce_ex__(4)``: the reduce tuple is
    laid out as nodes (see :meth:`Encoder._reduce_layout`);
 7. otherwise :class:`~tinystore.errors.UnstorableError` naming the path of
-   the part, or, with ``cloudpickle_fallback=True``, a ``cloudpickle`` leaf.
+   the part, or, with ``cloudpickle_fallback=True``, a ``cloudpickle`` node
+   (:mod:`tinystore.objects.fallback`): the part itself if cloudpickle can
+   store it, else the smallest object around it that cloudpickle can store.
 
 The walk uses an explicit stack, so depth is limited by memory, not by
 Python's recursion limit.
@@ -24,12 +26,14 @@ Python's recursion limit.
 from __future__ import annotations
 
 import copyreg
+import itertools
 from typing import Any
 
 import numpy as np
 
 from tinystore._paths import MAX_KEY_BYTES
 from tinystore.errors import TinystoreError, UnstorableError
+from tinystore.objects import fallback
 from tinystore.objects.globals import global_name
 from tinystore.objects.order import canonical_order
 from tinystore.objects.registry import Adapter, adapter_for_type, process_reducers
@@ -62,6 +66,10 @@ MEMO_MIN_LEN = 128
 #: How often an object may be met again inside its own not yet memoised parts
 #: (a tuple holding n lists that hold the tuple needs n).
 MAX_REENTRIES = 1000
+
+
+class _NoFallback(UnstorableError):
+    """A part that cloudpickle cannot store either (an enclosing object may be stored)."""
 
 
 def is_key(k: Any) -> bool:
@@ -117,7 +125,7 @@ def _state_keys_ok(d: Any, known: set | None = None) -> bool:
 
 
 class _Frame:
-    __slots__ = ("tree", "children", "items", "obj", "after", "memo_after", "label")
+    __slots__ = ("tree", "children", "items", "obj", "after", "memo_after", "label", "start")
 
     def __init__(self, tree, children, items, obj, after, memo_after, label):
         self.tree = tree
@@ -150,7 +158,9 @@ class Encoder:
             t in self.reducers or t in self.process_reducers for t in (list, tuple, dict)
         )
         self.cloudpickle_fallback = cloudpickle_fallback
-        self.fallbacks: list[str] = []
+        #: the cloudpickle fallback parts, in the order they were placed
+        self.fallbacks: list[fallback.Part] = []
+        self._fallback_error = ""
         self.globals: set[str] = set()
         self.base = path
         self._stack: list[_Frame] = []
@@ -169,7 +179,11 @@ class Encoder:
     # -- public --------------------------------------------------------------
     def encode(self, obj: Any) -> Any:
         holder = [None]
-        self.run(obj, holder, 0, "")
+        try:
+            self.run(obj, holder, 0, "")
+        except _NoFallback as exc:
+            raise UnstorableError(f"{exc} (nor can any object around it)") from exc.__cause__
+        fallback.write_stream(self.fallbacks, self._new_anchor)
         node = holder[0]
         if type(node) in PLAIN_NODES:  # the root is a node, never a plain container
             node = plain_tree(node)
@@ -179,41 +193,58 @@ class Encoder:
         """Encode ``obj`` into ``container[key]`` (re-entrant, for Storables)."""
         outer = self._stack
         stack = self._stack = []
+        start = len(self.memo)
         try:
             self._place(obj, container, key, label)
-            memo = self.memo
-            fast = self._fast
-            while stack:
-                frame = stack[-1]
-                children = frame.children
-                for k, child in frame.items:
-                    # the commonest children inline (this loop is hot): atoms, and
-                    # small tuples/lists of plain values (what _place would do)
-                    t = type(child)
-                    if t in _ATOMIC or ((t is str or t is bytes) and len(child) < MEMO_MIN_LEN):
-                        children[k] = child
-                        continue
-                    if (t is tuple or t is list) and fast and id(child) not in memo:
-                        for item in child:
-                            it = type(item)
-                            if it not in _ATOMIC and not (
-                                (it is str or it is bytes) and len(item) < MEMO_MIN_LEN
-                            ):
-                                break
-                        else:  # left as it is (see PLAIN_NODES)
-                            children[k] = child
-                            memo[id(child)] = [child, None, children, k]
-                            continue
-                    self._place(child, children, k, None)
-                    if stack[-1] is not frame:
-                        break
-                else:
-                    if frame.after is not None:
-                        self._between(frame)
-                    else:
-                        stack.pop()
+            while True:
+                try:
+                    self._walk(stack)
+                    return
+                except _NoFallback:
+                    if not self._escalate(stack):
+                        raise
+        except UnstorableError:
+            if self.cloudpickle_fallback:  # an enclosing object may still be stored
+                while stack:
+                    self._abandon(stack.pop())
+                self._forget_since(start)
+            raise
         finally:
             self._stack = outer
+
+    def _walk(self, stack: list) -> None:
+        """Lay out the children of the frames on ``stack`` until none is left."""
+        memo = self.memo
+        fast = self._fast
+        while stack:
+            frame = stack[-1]
+            children = frame.children
+            for k, child in frame.items:
+                # the commonest children inline (this loop is hot): atoms, and
+                # small tuples/lists of plain values (what _place would do)
+                t = type(child)
+                if t in _ATOMIC or ((t is str or t is bytes) and len(child) < MEMO_MIN_LEN):
+                    children[k] = child
+                    continue
+                if (t is tuple or t is list) and fast and id(child) not in memo:
+                    for item in child:
+                        it = type(item)
+                        if it not in _ATOMIC and not (
+                            (it is str or it is bytes) and len(item) < MEMO_MIN_LEN
+                        ):
+                            break
+                    else:  # left as it is (see PLAIN_NODES)
+                        children[k] = child
+                        memo[id(child)] = [child, None, children, k]
+                        continue
+                self._place(child, children, k, None)
+                if stack[-1] is not frame:
+                    break
+            else:
+                if frame.after is not None:
+                    self._between(frame)
+                else:
+                    stack.pop()
 
     # -- paths for messages ----------------------------------------------------
     def path_of(self, key: Any) -> str:
@@ -324,20 +355,79 @@ class Encoder:
                 ) from exc
         self._place_reduce(obj, rv, container, key, label)
 
+    # -- the cloudpickle fallback (see tinystore.objects.fallback) ---------------
     def _fallback(self, obj: Any, container: Any, key: Any) -> None:
-        import cloudpickle
-
-        try:
-            data = cloudpickle.dumps(obj, protocol=PROTOCOL)
-        except Exception as exc:
-            raise UnstorableError(
+        """Store ``obj`` as a fallback part, or raise _NoFallback."""
+        tree = self._fallback_tree(obj)
+        if tree is None:
+            raise _NoFallback(
                 f"cannot store {type(obj).__qualname__} at {self.path_of(key)}, not even "
-                f"with cloudpickle: {exc}"
-            ) from exc
-        tree = Tree({"t": "cloudpickle"}, [data])
+                f"with cloudpickle: {self._fallback_error}"
+            )
         container[key] = tree
+
+    def _fallback_tree(self, obj: Any) -> Tree | None:
+        """The node of a new fallback part for ``obj``; None if cloudpickle cannot store it."""
+        try:
+            pids = fallback.trial(obj, self._persistent_id)
+        except Exception as exc:
+            self._fallback_error = f"{type(exc).__name__}: {exc}"
+            return None
+        tree = Tree({"t": "cloudpickle"}, [])  # its bytes: when the stream is written
         self.memo[id(obj)] = [obj, tree, None, None]
-        self.fallbacks.append(self.path_of(key))
+        self.fallbacks.append(fallback.Part(obj, tree, pids))
+        return tree
+
+    def _persistent_id(self, obj: Any) -> Any:
+        """An object already written (decomposed, or an earlier part) is referred to
+        by its anchor from inside a fallback part; it is rebuilt before that part."""
+        m = self.memo.get(id(obj))
+        if m is None:
+            return None
+        ref = self._ref(m).attrs
+        return (ref["r"], ref.get("p"))
+
+    def _escalate(self, stack: list) -> bool:
+        """A part cannot be stored, not even with cloudpickle: store the innermost
+        object around it that cloudpickle can store instead (False if none can)."""
+        while stack:
+            frame = stack.pop()
+            self._abandon(frame)
+            self._forget_since(frame.start)  # what was written inside it goes
+            tree = self._fallback_tree(frame.obj)
+            if tree is not None:
+                frame.tree.attrs = tree.attrs  # the frame's node, where it stands
+                frame.tree.children = tree.children
+                self.fallbacks[-1].tree = frame.tree
+                self.memo[id(frame.obj)][1] = frame.tree
+                return True
+        return False
+
+    def _abandon(self, frame: _Frame) -> None:
+        """Forget that ``frame``'s object waits for its memo (it is not laid out)."""
+        if frame.memo_after:
+            starts = self._pending.get(id(frame.obj))
+            if starts:
+                starts.pop()
+                if not starts:
+                    del self._pending[id(frame.obj)]
+
+    def _forget_since(self, size: int) -> None:
+        """Drop the memo entries made after the memo had ``size`` entries, and the
+        fallback parts among them (their nodes are no longer in the tree)."""
+        memo = self.memo
+        extra = len(memo) - size
+        if extra > 0:
+            for k in list(itertools.islice(reversed(memo), extra)):
+                del memo[k]
+        parts = self.fallbacks
+        while parts and id(parts[-1].obj) not in memo:
+            parts.pop()
+
+    def _new_anchor(self) -> int:
+        anchor = self.anchors
+        self.anchors += 1
+        return anchor
 
     def _ref(self, m: list) -> Tree:
         tree = m[1]
@@ -386,7 +476,9 @@ class Encoder:
         else:
             after = None
         tree.children = children
-        self._stack.append(_Frame(tree, children, items, obj, after, memo_after, label))
+        frame = _Frame(tree, children, items, obj, after, memo_after, label)
+        frame.start = len(self.memo)
+        self._stack.append(frame)
         if not memo_after:
             self.memo[id(obj)] = [obj, tree, None, None]
 
