@@ -161,6 +161,9 @@ class Encoder:
         #: the cloudpickle fallback parts, in the order they were placed
         self.fallbacks: list[fallback.Part] = []
         self._fallback_error = ""
+        #: id -> object, for the objects with an identity that fallback parts hold
+        #: (see fallback.trial): met again, they are stored in the stream too
+        self.held: dict[int, Any] = {}
         self.globals: set[str] = set()
         self.base = path
         self._stack: list[_Frame] = []
@@ -215,6 +218,7 @@ class Encoder:
     def _walk(self, stack: list) -> None:
         """Lay out the children of the frames on ``stack`` until none is left."""
         memo = self.memo
+        held = self.held
         fast = self._fast
         while stack:
             frame = stack[-1]
@@ -227,6 +231,9 @@ class Encoder:
                     children[k] = child
                     continue
                 if (t is tuple or t is list) and fast and id(child) not in memo:
+                    if id(child) in held:  # inside a fallback part: a part too
+                        self._place(child, children, k, None)
+                        continue
                     for item in child:
                         it = type(item)
                         if it not in _ATOMIC and not (
@@ -274,6 +281,9 @@ class Encoder:
         m = self.memo.get(id(obj))
         if m is not None:
             container[key] = self._ref(m)
+            return
+        if self.held and id(obj) in self.held:  # inside a fallback part: a part too
+            self._fallback(obj, container, key)
             return
         if t in _MEMO_LEAVES and (t is not np.ndarray or is_leaf(obj)):
             container[key] = obj
@@ -369,13 +379,14 @@ class Encoder:
     def _fallback_tree(self, obj: Any) -> Tree | None:
         """The node of a new fallback part for ``obj``; None if cloudpickle cannot store it."""
         try:
-            pids = fallback.trial(obj, self._persistent_id)
+            pids, held = fallback.trial(obj, self._persistent_id)
         except Exception as exc:
             self._fallback_error = f"{type(exc).__name__}: {exc}"
             return None
         tree = Tree({"t": "cloudpickle"}, [])  # its bytes: when the stream is written
         self.memo[id(obj)] = [obj, tree, None, None]
-        self.fallbacks.append(fallback.Part(obj, tree, pids))
+        self.fallbacks.append(fallback.Part(obj, tree, pids, held))
+        self.held.update(held)
         return tree
 
     def _persistent_id(self, obj: Any) -> Any:
@@ -421,8 +432,12 @@ class Encoder:
             for k in list(itertools.islice(reversed(memo), extra)):
                 del memo[k]
         parts = self.fallbacks
-        while parts and id(parts[-1].obj) not in memo:
-            parts.pop()
+        if parts and id(parts[-1].obj) not in memo:
+            while parts and id(parts[-1].obj) not in memo:
+                parts.pop()
+            self.held.clear()  # (one dict: the hot loop holds it)
+            for part in parts:
+                self.held.update(part.held)
 
     def _new_anchor(self) -> int:
         anchor = self.anchors
@@ -619,7 +634,7 @@ class Encoder:
             if t in _ATOMIC or ((t is str or t is bytes) and len(v) < MEMO_MIN_LEN):
                 out[k] = v
                 continue
-            if (t is tuple or t is list) and id(v) not in memo:
+            if (t is tuple or t is list) and id(v) not in memo and id(v) not in self.held:
                 for item in v:
                     it = type(item)
                     if it not in _ATOMIC and not (

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import io
 import pickle
+import types
 from typing import Any, Callable
+
+import numpy as np
 
 from tinystore.errors import UnloadableError, UnsafeLoadError, UnstorableError
 from tinystore.storage.base import Tree
@@ -59,24 +62,46 @@ def _pickler_class() -> type:
 class Part:
     """One fallback part: the object, its node, and which objects it refers to by anchor."""
 
-    __slots__ = ("obj", "tree", "pids")
+    __slots__ = ("obj", "tree", "pids", "held")
 
-    def __init__(self, obj: Any, tree: Tree, pids: dict):
+    def __init__(self, obj: Any, tree: Tree, pids: dict, held: dict):
         self.obj = obj
         self.tree = tree
         self.pids = pids
+        self.held = held
 
 
-def trial(obj: Any, persist: Callable[[Any], Any]) -> dict:
+#: Objects whose identity does not matter, or that are stored by import path:
+#: a fallback part that holds them does not make their other occurrences parts.
+_NO_IDENTITY = (
+    type(None),
+    bool,
+    int,
+    float,
+    complex,
+    str,
+    bytes,
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.ModuleType,
+    np.generic,
+)
+
+
+def trial(obj: Any, persist: Callable[[Any], Any]) -> tuple[dict, dict]:
     """Pickle ``obj`` into nothing, to learn that cloudpickle can store it.
 
     ``persist(o)`` returns the persistent id of an object the encoder has
     already written (None for others).  Returns ``{id(o): pid}`` for the
     objects given persistent ids, so that the real pickling
-    (:func:`write_stream`) makes the same choices.  Raises what cloudpickle
-    raises.
+    (:func:`write_stream`) makes the same choices, and ``{id(o): o}`` for the
+    objects with an identity that the part holds (pickled by value): where
+    the encoder meets one of them later, it stores it in the stream too, so
+    that it stays one object.  Raises what cloudpickle raises.
     """
     pids: dict = {}
+    held: dict = {}
 
     def pid(o: Any) -> Any:
         if o is obj:
@@ -84,10 +109,12 @@ def trial(obj: Any, persist: Callable[[Any], Any]) -> dict:
         found = persist(o)
         if found is not None:
             pids[id(o)] = found
+        elif not isinstance(o, _NO_IDENTITY):
+            held[id(o)] = o  # kept alive: a temporary's id is never reused meanwhile
         return found
 
     _pickler_class()(_Sink(), pid).dump(obj)
-    return pids
+    return pids, held
 
 
 def write_stream(parts: list[Part], new_anchor: Callable[[], int]) -> None:
