@@ -598,6 +598,12 @@ class Encoder:
                     # this object", and loading hands them the very dict it built.
                     self.memo[id(state_dict)] = [state_dict, tree, None, None, "s"]
                 return
+        for n, items in (("fourth", listitems), ("fifth", dictitems)):
+            if items is not None and not hasattr(type(items), "__next__"):  # as pickle checks
+                raise UnstorableError(
+                    f"{n} item of the reduce tuple at {self.path_of(key)} must be an "
+                    f"iterator, not {type(items).__name__}"
+                )
         before = {"f": func, "a": args}
         after: dict = {}
         if listitems is not None:
