@@ -214,3 +214,47 @@ def test_nothing_cloudpickle_can_store_names_the_part(filename):
         tinystore.save(obj, filename, cloudpickle_fallback=True)
     with pytest.raises(TypeError):  # what cloudpickle says of it
         cloudpickle.dumps(obj)
+
+
+def test_a_single_pickle_node_of_earlier_files_still_loads(filename):
+    # before the stream, each part was one standalone pickle with no ``seq``
+    from tinystore.storage.base import Tree
+
+    blob = cloudpickle.dumps({"v": [1, 2]})
+    with tinystore.open(filename, "w") as s:
+        s["x"] = Tree({"t": "list"}, [1, Tree({"t": "cloudpickle"}, [blob])])
+    assert tinystore.load(filename, path="x") == [1, {"v": [1, 2]}]
+
+
+@pytest.mark.parametrize(
+    "attrs, message",
+    [
+        ({"seq": 1, "st": 4, "prev": 4}, "parts stored before it"),
+        ({"seq": "1", "st": 4}, "damaged"),
+        ({"seq": 0}, "damaged"),
+    ],
+    ids=["missing-earlier-part", "bad-seq", "no-stream"],
+)
+def test_damaged_parts_raise_unloadable(filename, attrs, message):
+    from tinystore.errors import UnloadableError
+    from tinystore.storage.base import Tree
+
+    blob = cloudpickle.dumps([1])
+    with tinystore.open(filename, "w") as s:
+        s["x"] = Tree({"t": "list"}, [Tree({"t": "cloudpickle", "id": 5, **attrs}, [blob])])
+    with pytest.raises(UnloadableError, match=message):
+        tinystore.load(filename, path="x")
+
+
+def test_a_part_referring_to_a_missing_object_raises_unloadable(filename):
+    from tinystore.errors import UnloadableError
+    from tinystore.objects.codec import ObjectCodec
+
+    data = [1, 2]
+    tinystore.save({"data": data, "f": lambda: data}, filename, cloudpickle_fallback=True)
+    with tinystore.open(filename, "r") as s:
+        tree = s._read_tree()
+    assert tree.children["data"].attrs.get("id") is not None
+    tree.children["data"] = [1, 2]  # the anchor the part refers to is gone
+    with pytest.raises(UnloadableError, match="cannot be resolved"):
+        ObjectCodec().decode(tree)
