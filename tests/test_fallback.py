@@ -258,3 +258,15 @@ def test_a_part_referring_to_a_missing_object_raises_unloadable(filename):
     tree.children["data"] = [1, 2]  # the anchor the part refers to is gone
     with pytest.raises(UnloadableError, match="cannot be resolved"):
         ObjectCodec().decode(tree)
+
+
+def test_too_deep_for_cloudpickle_stops_at_once(filename):
+    # every object around a part that is too deep for cloudpickle is deeper still:
+    # the fallback gives up there instead of trying each of them
+    head = weakref.ref(Point)
+    for _ in range(5000):
+        head = [head]
+    with pytest.raises(
+        UnstorableError, match=r"^cannot store ReferenceType at \[0\]\[0\].*not even"
+    ):
+        tinystore.save(head, filename, cloudpickle_fallback=True)

@@ -406,6 +406,8 @@ class Encoder:
             self._abandon(frame)
             self._forget_since(frame.start)  # what was written inside it goes
             tree = self._fallback_tree(frame.obj)
+            if tree is None and "recursion" in self._fallback_error.lower():
+                return False  # too deep for cloudpickle: anything around it is deeper
             if tree is not None:
                 frame.tree.attrs = tree.attrs  # the frame's node, where it stands
                 frame.tree.children = tree.children
