@@ -68,10 +68,6 @@ MEMO_MIN_LEN = 128
 MAX_REENTRIES = 1000
 
 
-class _NoFallback(UnstorableError):
-    """A part that cloudpickle cannot store either (an enclosing object may be stored)."""
-
-
 def is_key(k: Any) -> bool:
     """True if ``k`` can be a child key in every backend (see ``_paths``)."""
     if type(k) is not str:
@@ -160,7 +156,6 @@ class Encoder:
         self.cloudpickle_fallback = cloudpickle_fallback
         #: the cloudpickle fallback parts, in the order they were placed
         self.fallbacks: list[fallback.Part] = []
-        self._fallback_error = ""
         #: id -> object, for the objects with an identity that fallback parts hold
         #: (see fallback.trial): met again, they are stored in the stream too
         self.held: dict[int, Any] = {}
@@ -182,10 +177,7 @@ class Encoder:
     # -- public --------------------------------------------------------------
     def encode(self, obj: Any) -> Any:
         holder = [None]
-        try:
-            self.run(obj, holder, 0, "")
-        except _NoFallback as exc:
-            raise UnstorableError(f"{exc} (nor can any object around it)") from exc.__cause__
+        self.run(obj, holder, 0, "")
         fallback.write_stream(self.fallbacks, self._new_anchor)
         node = holder[0]
         if type(node) in PLAIN_NODES:  # the root is a node, never a plain container
@@ -196,62 +188,44 @@ class Encoder:
         """Encode ``obj`` into ``container[key]`` (re-entrant, for Storables)."""
         outer = self._stack
         stack = self._stack = []
-        start = len(self.memo)
         try:
             self._place(obj, container, key, label)
-            while True:
-                try:
-                    self._walk(stack)
-                    return
-                except _NoFallback:
-                    if not self._escalate(stack):
-                        raise
-        except UnstorableError:
-            if self.cloudpickle_fallback:  # an enclosing object may still be stored
-                while stack:
-                    self._abandon(stack.pop())
-                self._forget_since(start)
-            raise
+            memo = self.memo
+            held = self.held
+            fast = self._fast
+            while stack:
+                frame = stack[-1]
+                children = frame.children
+                for k, child in frame.items:
+                    # the commonest children inline (this loop is hot): atoms, and
+                    # small tuples/lists of plain values (what _place would do)
+                    t = type(child)
+                    if t in _ATOMIC or ((t is str or t is bytes) and len(child) < MEMO_MIN_LEN):
+                        children[k] = child
+                        continue
+                    if (t is tuple or t is list) and fast and id(child) not in memo:
+                        for item in child:
+                            it = type(item)
+                            if it not in _ATOMIC and not (
+                                (it is str or it is bytes) and len(item) < MEMO_MIN_LEN
+                            ):
+                                break
+                        else:  # left as it is (see PLAIN_NODES)
+                            if id(child) not in held:  # (else: a fallback part holds it)
+                                children[k] = child
+                                memo[id(child)] = [child, None, children, k]
+                                continue
+                    self._place(child, children, k, None)
+                    # (a fallback on an enclosing object may have popped this frame)
+                    if not stack or stack[-1] is not frame:
+                        break
+                else:
+                    if frame.after is not None:
+                        self._between(frame)
+                    else:
+                        stack.pop()
         finally:
             self._stack = outer
-
-    def _walk(self, stack: list) -> None:
-        """Lay out the children of the frames on ``stack`` until none is left."""
-        memo = self.memo
-        held = self.held
-        fast = self._fast
-        while stack:
-            frame = stack[-1]
-            children = frame.children
-            for k, child in frame.items:
-                # the commonest children inline (this loop is hot): atoms, and
-                # small tuples/lists of plain values (what _place would do)
-                t = type(child)
-                if t in _ATOMIC or ((t is str or t is bytes) and len(child) < MEMO_MIN_LEN):
-                    children[k] = child
-                    continue
-                if (t is tuple or t is list) and fast and id(child) not in memo:
-                    if id(child) in held:  # inside a fallback part: a part too
-                        self._place(child, children, k, None)
-                        continue
-                    for item in child:
-                        it = type(item)
-                        if it not in _ATOMIC and not (
-                            (it is str or it is bytes) and len(item) < MEMO_MIN_LEN
-                        ):
-                            break
-                    else:  # left as it is (see PLAIN_NODES)
-                        children[k] = child
-                        memo[id(child)] = [child, None, children, k]
-                        continue
-                self._place(child, children, k, None)
-                if stack[-1] is not frame:
-                    break
-            else:
-                if frame.after is not None:
-                    self._between(frame)
-                else:
-                    stack.pop()
 
     # -- paths for messages ----------------------------------------------------
     def path_of(self, key: Any) -> str:
@@ -367,27 +341,32 @@ class Encoder:
 
     # -- the cloudpickle fallback (see tinystore.objects.fallback) ---------------
     def _fallback(self, obj: Any, container: Any, key: Any) -> None:
-        """Store ``obj`` as a fallback part, or raise _NoFallback."""
-        tree = self._fallback_tree(obj)
-        if tree is None:
-            raise _NoFallback(
-                f"cannot store {type(obj).__qualname__} at {self.path_of(key)}, not even "
-                f"with cloudpickle: {self._fallback_error}"
-            )
-        container[key] = tree
+        """Store ``obj`` as a fallback part; if cloudpickle cannot store it, the
+        innermost object around it that it can store (raises if none can)."""
+        tree, error = self._fallback_tree(obj)
+        if tree is not None:
+            container[key] = tree
+            return
+        message = (
+            f"cannot store {type(obj).__qualname__} at {self.path_of(key)}, not even with "
+            f"cloudpickle: {error}"
+        )
+        if "recursion" in error.lower() or not self._escalate():
+            # too deep for cloudpickle: anything around it is deeper still
+            raise UnstorableError(f"{message} (nor can any object around it)")
 
-    def _fallback_tree(self, obj: Any) -> Tree | None:
-        """The node of a new fallback part for ``obj``; None if cloudpickle cannot store it."""
+    def _fallback_tree(self, obj: Any) -> tuple[Tree | None, str]:
+        """The node of a new fallback part for ``obj``, or None and why cloudpickle
+        cannot store it."""
         try:
             pids, held = fallback.trial(obj, self._persistent_id)
         except Exception as exc:
-            self._fallback_error = f"{type(exc).__name__}: {exc}"
-            return None
+            return None, f"{type(exc).__name__}: {exc}"
         tree = Tree({"t": "cloudpickle"}, [])  # its bytes: when the stream is written
         self.memo[id(obj)] = [obj, tree, None, None]
         self.fallbacks.append(fallback.Part(obj, tree, pids, held))
         self.held.update(held)
-        return tree
+        return tree, ""
 
     def _persistent_id(self, obj: Any) -> Any:
         """An object already written (decomposed, or an earlier part) is referred to
@@ -398,15 +377,17 @@ class Encoder:
         ref = self._ref(m).attrs
         return (ref["r"], ref.get("p"))
 
-    def _escalate(self, stack: list) -> bool:
+    def _escalate(self) -> bool:
         """A part cannot be stored, not even with cloudpickle: store the innermost
-        object around it that cloudpickle can store instead (False if none can)."""
+        object around it that cloudpickle can store instead, popping the frames
+        inside it (False if none can)."""
+        stack = self._stack
         while stack:
             frame = stack.pop()
             self._abandon(frame)
             self._forget_since(frame.start)  # what was written inside it goes
-            tree = self._fallback_tree(frame.obj)
-            if tree is None and "recursion" in self._fallback_error.lower():
+            tree, error = self._fallback_tree(frame.obj)
+            if tree is None and "recursion" in error.lower():
                 return False  # too deep for cloudpickle: anything around it is deeper
             if tree is not None:
                 frame.tree.attrs = tree.attrs  # the frame's node, where it stands
