@@ -34,7 +34,7 @@ import pytest
 from objects_cases import assert_no_pickle, assert_same_structure
 
 import tinystore
-from tinystore.errors import UnstorableError
+from tinystore.errors import UnloadableError, UnstorableError
 
 PROTOCOL = 4
 
@@ -723,7 +723,7 @@ CASES = {
     ],
     # test_nested_names, test_recursive_nested_names
     "nested_names": lambda: [Outer.Middle, Outer.Middle.Inner, Outer.Middle.Inner(3)],
-    "recursive_nested_name": lambda: [Looping],
+    "recursive_nested_name": lambda: [Looping, SelfNamed, Bag(cls=SelfNamed)],
     # test_list_chunking, test_dict_chunking, test_set_chunking (pickle's batches of 1000)
     "chunked_sizes": lambda: (
         [list(range(n)) for n in (0, 1, 999, 1000, 1001, 2500)]
@@ -872,6 +872,44 @@ def test_reduce_that_empties_a_list_being_stored(filename):
     assert type(loaded) is list and type(loaded[0]) is ShrinksList
 
 
+def test_repeated_strings(roundtrip):
+    # test_unicode_memoization, test_bytes_memoization: a str or bytes met twice.
+    # Long ones stay one object; short ones (under 128 characters) are stored
+    # as values: equal copies (only ``is`` could tell them apart)
+    long_s, long_b = "\u20ac" * 200, b"\xff" * 300
+    short_s, short_b = "x\\yz\n", b"xyz"
+    loaded = roundtrip([long_s, long_s, long_b, long_b, short_s, short_s, short_b, short_b])
+    assert loaded[0] is loaded[1] and loaded[2] is loaded[3]
+    assert loaded[0] == long_s and loaded[2] == long_b
+    assert loaded[4:] == [short_s, short_s, short_b, short_b]
+
+
+class SetstateNone:
+    """``__setstate__ = None``: pickle stores it, and fails to load it."""
+
+    def __getstate__(self):
+        return 1
+
+    __setstate__ = None
+
+
+def test_setstate_set_to_none_fails_on_load(filename):
+    # test_pickle_setstate_None
+    with pytest.raises((TypeError, AttributeError)):
+        pickle.loads(pickle.dumps(SetstateNone(), PROTOCOL))
+    tinystore.save(SetstateNone(), filename)
+    with pytest.raises(UnloadableError):
+        tinystore.load(filename)
+
+
+class SelfNamed:
+    """Its qualified name goes through an attribute that is the class itself."""
+
+
+SelfNamed.ref = SelfNamed
+SelfNamed.__qualname__ = "SelfNamed.ref"
+
+
 @pytest.mark.xfail(strict=True, reason="issue 13 item 2")
 def test_singleton_types(parity):
     # test_singleton_types
@@ -899,7 +937,7 @@ def test_newobj_not_a_class_refused(refused):
 _NA_OPCODES = "n/a: the opcodes or byte layout pickle writes"
 _NA_BUFFERS = "n/a: protocol 5 out-of-band buffers (tinystore stores arrays natively)"
 
-#: Every test method of ``pickletester.AbstractPickleTests`` (Python 3.10-3.13) ->
+#: Every test method of ``pickletester.AbstractPickleTests`` (Python 3.10 to 3.13) ->
 #: the cases here that cover its ground, or why it has none.
 CATEGORIES = {
     "test_misc": "CASES[misc]",
@@ -912,7 +950,7 @@ CATEGORIES = {
     "test_bytes": "CASES[bytes]",
     "test_bytearray": "CASES[bytearray]",
     "test_bytearray_memoization_bug": "CASES[bytearray_shared_and_equal]",
-    "test_bytes_memoization": "CASES[bytearray_shared_and_equal], test_category_shared_twice",
+    "test_bytes_memoization": "test_repeated_strings, CASES[bytearray_shared_and_equal]",
     "test_ints": "CASES[int_boundaries]",
     "test_long": "CASES[long_ints], test_ints_beyond_the_str_digits_limit",
     "test_float": "CASES[floats], test_negative_zero_and_nan_bits",
@@ -969,6 +1007,10 @@ CATEGORIES = {
     "test_framed_write_sizes_with_delayed_writer": _NA_OPCODES,
     "test_nested_names": "CASES[nested_names]",
     "test_recursive_nested_names": "CASES[recursive_nested_name]",
+    "test_recursive_nested_names2": "CASES[recursive_nested_name]",
+    "test_unicode_memoization": "test_repeated_strings",
+    "test_bytearray_memoization": "CASES[bytearray_shared_and_equal]",
+    "test_pickle_setstate_None": "test_setstate_set_to_none_fails_on_load",
     "test_py_methods": "CASES[python_methods]",
     "test_c_methods": "CASES[c_methods]",
     "test_compat_pickle": "n/a: Python 2 module names (fix_imports)",
