@@ -22,6 +22,7 @@ tinystore before 0.4) is one standalone pickle.
 
 from __future__ import annotations
 
+import functools
 import io
 import pickle
 import types
@@ -43,7 +44,9 @@ class _Sink:
         return len(data)
 
 
+@functools.cache
 def _pickler_class() -> type:
+    """The pickler class (made once: cloudpickle is imported when first needed)."""
     import cloudpickle
 
     class StreamPickler(cloudpickle.Pickler):
