@@ -160,13 +160,6 @@ def _max_anchor(tree: Any) -> int:
     return max((a for a in anchors if type(a) is int), default=-1)
 
 
-def _anchor_in(tree: Any, anchor: int) -> Any:
-    for node in _trees(tree):
-        if node.attrs.get("id") == anchor and node.attrs.get("t") != "ref":
-            return node
-    return None
-
-
 def _view_inside(codec: ObjectCodec, storage: GenericStorage, path: str) -> NodeView | None:
     """A node reached by a name the stored layout does not use, e.g. a DataFrame
     column by its own name (``"table/energy"`` for ``table/data/energy``):
@@ -414,7 +407,9 @@ class ObjectCodec:
                 node = ObjectCodec._object_root(storage)
                 if node is None:
                     return None
-                cache.append(node._read_tree())
-            return _anchor_in(cache[0], anchor)
+                # one index of the object's anchors (a fallback part loaded alone
+                # looks up every part before it)
+                cache.append(anchor_finder(node._read_tree()))
+            return cache[0](anchor) if cache[0] is not None else None
 
         return locate
