@@ -270,3 +270,14 @@ def test_too_deep_for_cloudpickle_stops_at_once(filename):
         UnstorableError, match=r"^cannot store ReferenceType at \[0\]\[0\].*not even"
     ):
         tinystore.save(head, filename, cloudpickle_fallback=True)
+
+
+def test_an_object_a_part_refers_to_cannot_be_replaced_alone(filename):
+    data = [1, 2]
+    with tinystore.open(filename, "w", cloudpickle_fallback=True) as s:
+        s["x"] = {"data": data, "f": lambda: data}
+    with tinystore.open(filename, "a") as s:
+        with pytest.raises(SharedNodeError, match="x/f"):
+            s["x/data"] = [3]  # the part would be left pointing at nothing
+    loaded = tinystore.load(filename, path="x")
+    assert loaded["f"]() is loaded["data"] and loaded["data"] == [1, 2]
