@@ -25,6 +25,10 @@ from numpy.lib.format import descr_to_dtype, dtype_to_descr
 from tinystore.errors import CorruptStoreError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Ints of at most this many bits are written in decimal (``{"L": ...}``):
+#: under 640 digits, which Python converts from text whatever its int-to-str
+#: limit (``sys.set_int_max_str_digits`` takes no less); larger ones in hex.
+DECIMAL_MAX_BITS = 2048
 
 _PLAIN = frozenset([type(None), bool, int, float, complex, str, bytes, bytearray])
 
@@ -122,6 +126,39 @@ def _unb64(text: str) -> bytes:
     return base64.b64decode(text, validate=True)
 
 
+def _big_int_entry(value: int) -> dict:
+    """The entry of an int outside 64 bits: decimal text, or sign and hex digits
+    when long (hex has no int-to-str limit and takes linear time)."""
+    if value.bit_length() <= DECIMAL_MAX_BITS:
+        return {"L": str(value)}
+    return {"H": format(value, "x")}  # "-" and lower-case digits, no "0x"
+
+
+def _decimal_int(text: Any) -> int:
+    if type(text) is not str:
+        raise TypeError("a decimal int entry holds text")
+    try:
+        return int(text)
+    except ValueError:
+        if len(text) <= 640 or not text.lstrip("-").isdigit():
+            raise
+    # longer than this process's int-to-str limit (a file written before hex
+    # entries, or a lowered limit): read it in chunks the limit allows
+    sign = -1 if text[0] == "-" else 1
+    digits = text.lstrip("-")
+    value = 0
+    for start in range(0, len(digits), 600):
+        chunk = digits[start : start + 600]
+        value = value * 10 ** len(chunk) + int(chunk)
+    return sign * value
+
+
+def _hex_int(text: Any) -> int:
+    if type(text) is not str or not text.lstrip("-").isalnum() or not text.isascii():
+        raise ValueError(f"not hex digits: {text!r:.40}")
+    return int(text, 16)
+
+
 def _float_entry(x: float) -> Any:
     if x - x == 0.0:  # finite (nan and inf fail this)
         return x
@@ -170,7 +207,9 @@ def encode_inline(value: Any) -> Any:
             return {"S": _b64(value.encode("utf-8", "surrogatepass"))}
         return value
     if t is int:
-        return value if INT64_MIN <= value <= INT64_MAX else {"L": str(value)}
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+        return _big_int_entry(value)
     if t is float:
         return _float_entry(value)
     if value is None or t is bool:
@@ -200,7 +239,9 @@ def decode_inline(entry: Any) -> Any:
         if "F" in entry:
             return _float_value(entry)
         if "L" in entry:
-            return int(entry["L"])
+            return _decimal_int(entry["L"])
+        if "H" in entry:
+            return _hex_int(entry["H"])
         if "S" in entry:
             return _unb64(entry["S"]).decode("utf-8", "surrogatepass")
         if "C" in entry:
