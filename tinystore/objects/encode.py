@@ -11,13 +11,13 @@ For every object, :meth:`Encoder._place` tries, in this order:
    memoised;
 4. reducers given for this call, then process-wide reducers
    (:func:`~tinystore.objects.registry.register_reducer`);
-5. for the types pickle saves itself (``Pickler.dispatch``: builtin
-   containers, functions, ``type``), their adapter; ``type(None)``,
-   ``type(...)`` and ``type(NotImplemented)`` are ``type(None)`` and so on,
-   as pickle's ``save_type`` writes them;
-6. ``copyreg.dispatch_table``: before any other adapter, as in pickle, where
-   it comes before "a class is saved by import path";
-7. adapters, by exact type then by predicate (Storable, enums, globals, ...);
+5. adapters by exact type, which play the part of pickle's type dispatch
+   (``Pickler.dispatch``: builtin containers, functions, ``type``); as
+   pickle's ``save_type``, ``type(None)``, ``type(...)`` and
+   ``type(NotImplemented)`` are stored as the call ``type(None)`` and so on;
+6. ``copyreg.dispatch_table``, which pickle consults before "a class is
+   saved by import path" (for classes with a metaclass) and ``__reduce_ex__``;
+7. adapters by predicate (Storable, enums, globals, ...);
 8. ``__reduce_ex__(4)``: the reduce tuple is laid out as nodes (see
    :meth:`Encoder._place_reduce`);
 9. otherwise :class:`~tinystore.errors.UnstorableError` naming the path of
@@ -30,7 +30,6 @@ recursion limit but by :data:`MAX_DEPTH`.
 from __future__ import annotations
 
 import copyreg
-import types
 from typing import Any
 
 import numpy as np
@@ -39,7 +38,12 @@ from tinystore._paths import MAX_KEY_BYTES
 from tinystore.errors import TinystoreError, UnstorableError
 from tinystore.objects.globals import global_name
 from tinystore.objects.order import canonical_order
-from tinystore.objects.registry import Adapter, adapter_for_type, process_reducers
+from tinystore.objects.registry import (
+    Adapter,
+    adapter_for_type,
+    exact_adapter,
+    process_reducers,
+)
 from tinystore.storage.base import Tree
 from tinystore.storage.leaves import is_leaf
 
@@ -73,15 +77,10 @@ MAX_REENTRIES = 1000
 #: object that never ends (``__getstate__`` returning a new instance each
 #: time) stops here with an UnstorableError, instead of taking all memory
 #: (saving costs about 1 kB per level; documented in docs/guarantees.rst).
-MAX_DEPTH = 1_000_000
+MAX_DEPTH = 300_000
 #: Paths in error messages show at most this many parts at each end.
 _PATH_ENDS = 12
 
-#: The exact types pickle's Pickler saves by itself (``Pickler.dispatch``),
-#: without consulting ``copyreg.dispatch_table`` (the atoms never get there).
-_PICKLE_OWN = frozenset(
-    [tuple, list, dict, set, frozenset, bytearray, str, bytes, types.FunctionType, type]
-)
 #: The classes pickle's ``save_type`` writes as ``type(x)``, not by name.
 _SINGLETON_TYPES = {type(None): None, type(NotImplemented): NotImplemented, type(...): ...}
 
@@ -330,8 +329,11 @@ class Encoder:
             if reducer is not None:
                 route = (0, reducer)
             else:
-                reducer = None if t in _PICKLE_OWN else copyreg.dispatch_table.get(t)
-                adapter = adapter_for_type(t) if reducer is None else None
+                adapter = exact_adapter(t)
+                if adapter is None:
+                    reducer = copyreg.dispatch_table.get(t)
+                    if reducer is None:
+                        adapter = adapter_for_type(t)
                 route = (1, adapter) if adapter is not None else (2, reducer)
             self._routes[t] = route
         return route

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.format import dtype_to_descr
 
 from tinystore.errors import UnloadableError
 from tinystore.objects.registry import Adapter, register_adapter
-from tinystore.storage.leaves import array_order, dtype_from_json
+from tinystore.storage.leaves import array_order, describe_dtype, dtype_from_json, same_dtype
 
 
 class ObjectArrayAdapter(Adapter):
@@ -18,7 +17,7 @@ class ObjectArrayAdapter(Adapter):
 
     def encode(self, obj: np.ndarray):
         order = array_order(obj)
-        attrs = {"d": dtype_to_descr(obj.dtype), "s": list(obj.shape)}
+        attrs = {"d": describe_dtype(obj.dtype)[0], "s": list(obj.shape)}
         if order == "F":
             attrs["o"] = "F"
         return attrs, obj.ravel(order=order).tolist() if obj.dtype.names else list(
@@ -45,11 +44,11 @@ def _dtype(descr):
 
 
 class DtypeAdapter(Adapter):
-    """numpy dtypes by their portable description (``"<f8"``, structured fields).
+    """numpy dtypes by their description (``"<f8"``, structured fields: see
+    :func:`~tinystore.storage.leaves.describe_dtype`), which rebuilds any dtype.
 
-    The few dtypes that description cannot express exactly (aligned structs,
-    a sub-array dtype on its own, metadata) are stored as numpy's own reduce
-    value, item by item: what pickle stores.
+    Dtypes with metadata (any Python objects) are stored as numpy's own
+    reduce value, item by item: what pickle stores.
     """
 
     kind = "dtype"
@@ -58,9 +57,9 @@ class DtypeAdapter(Adapter):
         return issubclass(cls, np.dtype)
 
     def encode(self, obj: np.dtype):
-        if obj.metadata is None:  # dtype_to_descr would warn and drop it
-            descr = dtype_to_descr(obj)
-            if _dtype(descr).__reduce__() == obj.__reduce__():
+        if obj.metadata is None:
+            descr = describe_dtype(obj)[0]
+            if same_dtype(_dtype(descr), obj):
                 return {"d": descr}, {}
         return {"r": 1}, list(obj.__reduce__())
 
