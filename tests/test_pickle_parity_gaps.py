@@ -472,6 +472,22 @@ def test_nested_dtypes_round_trip(roundtrip, filename, dtype):
     assert_no_pickle(filename)
 
 
+@pytest.mark.parametrize("na", [{}, {"na_object": None}], ids=["plain", "na_none"])
+def test_string_dtype(roundtrip, filename, na):
+    """numpy's new-style StringDType: no description, stored by its reduce value."""
+    dtype = np.dtypes.StringDType(**na)
+    items = [["a", "é\U0001d11e" * 50], ["", None if na else "z"]]
+    arr = np.asfortranarray(np.array(items, dtype=dtype))
+    value = {"dtype": dtype, "arr": arr, "again": arr}
+    expected = pickle.loads(pickle.dumps(value, PROTOCOL))
+    loaded = roundtrip(value)
+    assert type(loaded["dtype"]) is type(dtype) and loaded["dtype"] == expected["dtype"]
+    got, want = loaded["arr"], expected["arr"]
+    assert got.dtype == want.dtype == dtype and got.tolist() == want.tolist() == items
+    assert got.flags.f_contiguous and got is loaded["again"]
+    assert_no_pickle(filename)
+
+
 _SIMPLE = st.sampled_from(["i1", "<i4", ">u2", ">f8", "<f2", "<c8", "S3", ">U2", "<M8[s]", "V3"])
 
 

@@ -10,22 +10,36 @@ from tinystore.storage.leaves import array_order, describe_dtype, dtype_from_jso
 
 
 class ObjectArrayAdapter(Adapter):
-    """Arrays holding Python objects: dtype, shape, order, and one child per item."""
+    """Arrays holding Python objects: dtype, shape, order, and one child per item.
+
+    The dtype is a description (``a.d``), or, for dtypes that have none
+    (numpy's new-style ``StringDType``, say), the first child (``a.dt = 1``).
+    """
 
     kind = "ndarray"
     types = (np.ndarray,)  # plain arrays never get here: they are leaves
 
     def encode(self, obj: np.ndarray):
         order = array_order(obj)
-        attrs = {"d": describe_dtype(obj.dtype)[0], "s": list(obj.shape)}
+        dtype = obj.dtype
+        items = obj.ravel(order=order).tolist() if dtype.names else list(obj.ravel(order=order))
+        if not _legacy(dtype):
+            attrs = {"dt": 1, "s": list(obj.shape)}
+            items.insert(0, dtype)
+        else:
+            attrs = {"d": describe_dtype(dtype)[0], "s": list(obj.shape)}
         if order == "F":
             attrs["o"] = "F"
-        return attrs, obj.ravel(order=order).tolist() if obj.dtype.names else list(
-            obj.ravel(order=order)
-        )
+        return attrs, items
 
     def decode(self, attrs, children, remember):
-        dtype = _dtype(attrs["d"])
+        if attrs.get("dt"):
+            dtype = yield children[0]
+            if not isinstance(dtype, np.dtype):
+                raise UnloadableError(f"an array's dtype is a {type(dtype).__name__:.40}")
+            children = children[1:]
+        else:
+            dtype = _dtype(attrs["d"])
         shape = tuple(attrs["s"])
         order = attrs.get("o", "C")
         arr = np.empty(shape, dtype=dtype, order=order)
@@ -37,6 +51,11 @@ class ObjectArrayAdapter(Adapter):
         for i, item in enumerate(items):
             flat[i] = item
         return arr
+
+
+def _legacy(dtype: np.dtype) -> bool:
+    """True for the dtypes numpy describes by strings and fields (not ``StringDType``)."""
+    return getattr(type(dtype), "_legacy", True)
 
 
 def _dtype(descr):
@@ -54,7 +73,8 @@ class DtypeAdapter(Adapter):
     kind = "dtype"
 
     def accepts(self, cls):
-        return issubclass(cls, np.dtype)
+        # new-style dtypes (StringDType) have no description: their __reduce__
+        return issubclass(cls, np.dtype) and getattr(cls, "_legacy", True)
 
     def encode(self, obj: np.dtype):
         if obj.metadata is None:
