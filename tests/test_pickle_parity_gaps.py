@@ -362,7 +362,7 @@ def test_newobj_convention(roundtrip, filename, obj, new_args):
 def test_newobj_with_the_wrong_class_is_refused_like_pickle(filename):
     with pytest.raises(pickle.PicklingError, match="wrong class"):
         pickle.dumps(WrongNewobjClass(1, 2), PROTOCOL)
-    with pytest.raises(UnstorableError, match=r"not the object's class.*|at x"):
+    with pytest.raises(UnstorableError, match=r"__newobj__ at x has the wrong class"):
         tinystore.save({"x": WrongNewobjClass(1, 2)}, filename)
 
 

@@ -514,9 +514,17 @@ class Encoder:
                 f"second item of the reduce tuple at {self.path_of(key)} is not a tuple"
             )
         cls = type(obj)
-        name = getattr(func, "__name__", None)
-        if name == "__newobj__" or name == "__newobj_ex__":
-            func = _newobj(obj, name, args, self.path_of(key))
+        name = None if func is copyreg.__newobj__ else getattr(func, "__name__", None)
+        if (
+            name == "__newobj__"
+            or name == "__newobj_ex__"
+            or (func is copyreg.__newobj__ and (not args or args[0] is not cls))
+        ):
+            name = name or "__newobj__"
+            try:
+                func = _newobj(obj, name, args)
+            except ValueError as exc:
+                raise UnstorableError(f"{name} at {self.path_of(key)} {exc}") from None
         if (
             func is copyreg.__newobj__
             and len(args) == 1
@@ -636,31 +644,29 @@ class Encoder:
         return None
 
 
-def _newobj(obj: Any, name: str, args: tuple, where: str) -> Any:
+def _newobj(obj: Any, name: str, args: tuple) -> Any:
     """The function of a reduce tuple whose function is named ``__newobj__`` or
     ``__newobj_ex__``: pickle never calls it, but writes NEWOBJ (NEWOBJ_EX),
     which loads as ``cls.__new__(cls, *args)`` (``**kwargs``): the copyreg
-    functions of those names.  Checked as pickle checks them.
+    functions of those names.  Checked as pickle checks them (ValueError).
     """
     if name == "__newobj_ex__":
         if len(args) != 3:
-            raise UnstorableError(f"__newobj_ex__ at {where} needs 3 arguments, not {len(args)}")
+            raise ValueError(f"needs 3 arguments, not {len(args)}")
         if type(args[1]) is not tuple or type(args[2]) is not dict:
-            raise UnstorableError(
-                f"__newobj_ex__ at {where} needs a tuple and a dict after the class"
-            )
+            raise ValueError("needs a tuple and a dict after the class")
         func = copyreg.__newobj_ex__
     else:
         if not args:
-            raise UnstorableError(f"__newobj__ at {where} has no arguments (no class)")
+            raise ValueError("has no arguments (no class)")
         func = copyreg.__newobj__
     cls = args[0]
     if not isinstance(cls, type):
-        raise UnstorableError(f"the first argument of {name} at {where} is not a class")
+        raise ValueError("has a first argument that is not a class")
     own = getattr(obj, "__class__", type(obj))
     if cls is not own:
-        raise UnstorableError(
-            f"the first argument of {name} at {where} is {cls.__qualname__}, not the "
+        raise ValueError(
+            f"has the wrong class {cls.__qualname__} as first argument, not the "
             f"object's class {own.__qualname__}"
         )
     return func
