@@ -26,8 +26,8 @@ from objects_cases import Node, assert_no_pickle, assert_same_structure, node_ki
 
 import tinystore
 import tinystore.objects.encode as encode_module
-from tinystore.errors import UnstorableError
-from tinystore.storage.leaves import decode_inline, encode_inline
+from tinystore.errors import CorruptStoreError, UnstorableError
+from tinystore.storage.leaves import decode_inline, dtype_from_json, encode_inline
 
 PROTOCOL = 4
 
@@ -486,6 +486,28 @@ def test_string_dtype(roundtrip, filename, na):
     assert got.dtype == want.dtype == dtype and got.tolist() == want.tolist() == items
     assert got.flags.f_contiguous and got is loaded["again"]
     assert_no_pickle(filename)
+
+
+def test_metadata_of_nested_dtypes_kept_by_dtype_objects(roundtrip):
+    inner = np.dtype("<f8", metadata={"unit": "eV"})
+    dtype = np.dtype([("a", inner), ("b", (inner, (2,)))])
+    expected = pickle.loads(pickle.dumps(dtype, PROTOCOL))
+    loaded = roundtrip([dtype])[0]
+    assert _same_dtype(loaded, expected)
+    for dt in (loaded, expected):
+        assert dt.fields["a"][0].metadata == {"unit": "eV"}
+        assert dt.fields["b"][0].base.metadata == {"unit": "eV"}
+
+
+def test_damaged_big_int_and_dtype_entries_are_named():
+    for entry in ({"H": "zz"}, {"H": "1_0"}, {"H": 5}, {"L": "12a"}):
+        with pytest.raises(CorruptStoreError, match="damaged leaf entry"):
+            decode_inline(entry)
+    for descr in ({"names": 5}, {"base": "<f8"}, {"names": ["a"], "formats": ["<f8"]}):
+        with pytest.raises(CorruptStoreError, match="invalid stored dtype"):
+            dtype_from_json(descr)
+    with pytest.raises(CorruptStoreError, match="Python objects"):
+        dtype_from_json({"base": "|O", "shape": [2]})
 
 
 _SIMPLE = st.sampled_from(["i1", "<i4", ">u2", ">f8", "<f2", "<c8", "S3", ">U2", "<M8[s]", "V3"])

@@ -53,6 +53,15 @@ class ObjectArrayAdapter(Adapter):
         return arr
 
 
+def _has_metadata(dtype: np.dtype) -> bool:
+    """True if ``dtype`` or a dtype inside it (a field's, a sub-array's) has metadata."""
+    if dtype.metadata is not None:
+        return True
+    if dtype.subdtype is not None:
+        return _has_metadata(dtype.subdtype[0])
+    return dtype.names is not None and any(_has_metadata(f[0]) for f in dtype.fields.values())
+
+
 def _legacy(dtype: np.dtype) -> bool:
     """True for the dtypes numpy describes by strings and fields (not ``StringDType``)."""
     return getattr(type(dtype), "_legacy", True)
@@ -66,8 +75,8 @@ class DtypeAdapter(Adapter):
     """numpy dtypes by their description (``"<f8"``, structured fields: see
     :func:`~tinystore.storage.leaves.describe_dtype`), which rebuilds any dtype.
 
-    Dtypes with metadata (any Python objects) are stored as numpy's own
-    reduce value, item by item: what pickle stores.
+    Dtypes with metadata (any Python objects), theirs or a field's, are
+    stored as numpy's own reduce value, item by item: what pickle stores.
     """
 
     kind = "dtype"
@@ -77,7 +86,7 @@ class DtypeAdapter(Adapter):
         return issubclass(cls, np.dtype) and getattr(cls, "_legacy", True)
 
     def encode(self, obj: np.dtype):
-        if obj.metadata is None:
+        if not _has_metadata(obj):
             descr = describe_dtype(obj)[0]
             if same_dtype(_dtype(descr), obj):
                 return {"d": descr}, {}
