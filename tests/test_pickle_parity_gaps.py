@@ -70,11 +70,15 @@ def test_ints_of_any_size(roundtrip, filename, digits):
 
 def test_big_int_attribute_and_browsing(filename):
     big = _big(10_000)
-    tinystore.save({"n": Node(big)}, filename)
+    tinystore.save({"n": Node(big), "l": [big, -big]}, filename)
     assert tinystore.load(filename, path="n/value") == big
     with tinystore.open(filename, "r") as s:
         text = s.tree()  # no decimal conversion of the value (Python refuses it)
-    assert "int of 33216 bits" in text
+        details = [s.node(p).details() for p in ("n/value", "l", "l/0")]
+        html = s._repr_html_()
+    assert "int of 33216 bits" in text and "int of 33216 bits" in html
+    assert "int of 33216 bits" in details[0]["preview"]
+    assert details[1]["preview"].startswith("[<int of")  # cut to the cell width
 
 
 def test_int_entries_small_stay_compact_big_become_hex():

@@ -227,7 +227,7 @@ class NodeView:
         if self.shape is not None:
             parts.append(f"{self.dtype} {self.shape}")
         elif self.kind == "leaf" and not isinstance(self._node, (LeafInfo, Tree)):
-            text = short_repr(self._node, 40)
+            text = contents.short_repr(self._node, 40)
             parts.append(text if len(text) <= 40 else text[:37] + "...")
         elif isinstance(self._node, Tree) and (len(self) or self.kind in _CONTAINERS):
             parts.append(f"{len(self)} item" if len(self) == 1 else f"{len(self)} items")
@@ -282,14 +282,6 @@ class NodeView:
     def details(self) -> dict:
         """What ``tinystore show`` prints: plain, JSON-compatible, no internal tags."""
         return _details(self)
-
-
-def short_repr(value: Any, width: int) -> str:
-    """``repr(value)``, but an int of more than ``width`` digits as its size
-    (Python refuses to write an int of more than 4300 digits in decimal)."""
-    if type(value) is int and value.bit_length() * 0.30103 > width:
-        return f"<int of {value.bit_length()} bits>"
-    return repr(value)
 
 
 def _versions_text(versions: dict) -> str:
