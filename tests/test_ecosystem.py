@@ -307,7 +307,6 @@ def test_library_objects_browsable(filename, name):
     same(obj, tinystore.load(filename, path="obj"))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 3 (copyreg before class by import path)")
 def test_sympy_undefined_function(roundtrip):
     sympy = pytest.importorskip("sympy")
     x = sympy.Symbol("x")

@@ -910,19 +910,16 @@ SelfNamed.ref = SelfNamed
 SelfNamed.__qualname__ = "SelfNamed.ref"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 2")
 def test_singleton_types(parity):
     # test_singleton_types
     parity([type(None), type(...), type(NotImplemented)])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 1")
 def test_ints_beyond_the_str_digits_limit(parity):
     # test_long with ints far beyond the 4300-digit int<->str limit
     parity([10**5000, -(7**20000)])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 5")
 def test_newobj_not_a_class_refused(refused):
     # test_newobj_not_class: copyreg.__newobj__ with something that is not a class
     class NotAClassArg:

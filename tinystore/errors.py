@@ -15,7 +15,7 @@ exception a user would naturally catch, so existing ``except KeyError`` or
     ├── StoreLockedError    (TimeoutError)  another process holds the store too long
     ├── UnsupportedValueError (TypeError)   value is not a leaf and no codec is set
     ├── SharedNodeError     (ValueError)    partial update would break a shared reference
-    ├── UnstorableError     (pickle.PicklingError) object cannot be decomposed
+    ├── UnstorableError     (pickle.PicklingError, TypeError) object cannot be stored
     ├── UnloadableError     (pickle.UnpicklingError) stored object cannot be rebuilt
     ├── UnsafeLoadError     (pickle.UnpicklingError) refused by ``safe=True``
     ├── VersionMismatchError (ImportError)  ``version_check="strict"`` failed
@@ -93,8 +93,13 @@ class SharedNodeError(TinystoreError, ValueError):
     """A partial update or delete would give parts that share an object different objects."""
 
 
-class UnstorableError(TinystoreError, pickle.PicklingError):
-    """An object (or a part of it, named by path) cannot be stored."""
+class UnstorableError(TinystoreError, pickle.PicklingError, TypeError):
+    """An object (or a part of it, named by path) cannot be stored.
+
+    Also a :class:`TypeError`, which is what ``pickle`` raises for objects it
+    cannot pickle (open files, ``staticmethod`` objects, ...): code written
+    for pickle catches either.
+    """
 
 
 class UnloadableError(TinystoreError, pickle.UnpicklingError):

@@ -227,7 +227,7 @@ class NodeView:
         if self.shape is not None:
             parts.append(f"{self.dtype} {self.shape}")
         elif self.kind == "leaf" and not isinstance(self._node, (LeafInfo, Tree)):
-            text = repr(self._node)
+            text = contents.short_repr(self._node, 40)
             parts.append(text if len(text) <= 40 else text[:37] + "...")
         elif isinstance(self._node, Tree) and (len(self) or self.kind in _CONTAINERS):
             parts.append(f"{len(self)} item" if len(self) == 1 else f"{len(self)} items")

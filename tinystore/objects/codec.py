@@ -79,9 +79,18 @@ SAFE_GLOBALS = (
             "builtins:object",
             "builtins:Ellipsis",
             "builtins:NotImplemented",
+            "builtins:type",  # called only as type(None), type(...), type(NotImplemented)
         ]
     )
 )
+
+
+def _singleton_type_args(args: Any) -> bool:
+    """True for the arguments of ``type(None)``, ``type(...)``, ``type(NotImplemented)``."""
+    return type(args) is tuple and len(args) == 1 and any(args[0] is x for x in _SINGLETONS)
+
+
+_SINGLETONS = (None, ..., NotImplemented)
 
 
 def _child(node: Any, key: str) -> Any:
@@ -257,6 +266,8 @@ class ObjectCodec:
             if name in _NEWOBJ:  # copyreg.__newobj__(cls, *args) calls cls.__new__
                 cls = args[0] if type(args) is tuple and args else None
                 name = _name_of(cls)
+            if name == "builtins:type" and _singleton_type_args(args):
+                return  # type(None): how pickle stores NoneType (its save_type)
             if name not in callables:
                 raise UnsafeLoadError(
                     f"safe loading refuses to call {name or repr(func)[:60]}; if you trust "

@@ -152,7 +152,10 @@ def value_text(view: Any) -> str | None:
         value = decoder.decode(view._node)
     except (TinystoreError, ValueError, TypeError, OverflowError, KeyError, IndexError):
         return None  # damaged, crafted, or using a name safe loading refuses
-    text = str(value)
+    try:
+        text = str(value)
+    except ValueError:  # a Fraction of ints too long for decimal text
+        return None
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -424,6 +427,14 @@ def column_head(view: Any, limit: int | None = HEAD_ROWS, budget: ReadBudget | N
     return _items_of(view, limit, budget)
 
 
+def short_repr(value: Any, width: int) -> str:
+    """``repr(value)``, but an int of more than ``width`` digits as its size
+    (Python refuses to write an int of more than 4300 digits in decimal)."""
+    if type(value) is int and value.bit_length() * 0.30103 > width:
+        return f"<int of {value.bit_length()} bits>"
+    return repr(value)
+
+
 def cell(value: Any, width: int = 24) -> str:
     """One item as a table cell or preview shows it."""
     if value is None:
@@ -432,6 +443,8 @@ def cell(value: Any, width: int = 24) -> str:
         text = f"{value:.1f}" if value.is_integer() and abs(value) < 1e6 else f"{value:.6g}"
     elif isinstance(value, (np.datetime64, np.timedelta64)):
         text = str(value)
+    elif type(value) is int:
+        text = short_repr(value, width)
     else:
         text = str(value)
     return text if len(text) <= width else text[: width - 3] + "..."
@@ -614,7 +627,7 @@ def preview(view: Any, budget: ReadBudget | None = None) -> str | None:
         more = flat.size - len(items)
         return "[" + ", ".join(items) + (f", ... {more} more" if more > 0 else "") + "]"
     if leaf is not None and not isinstance(leaf, LeafInfo):
-        text = repr(leaf)
+        text = short_repr(leaf, 80)
         return text if len(text) <= 80 else text[:77] + "..."
     arrays = view.kind in DESCRIBERS and view.kind not in ("pandas.DataFrame", "pandas.Series")
     if arrays or (view.kind in ("list", "tuple") and type(view._node) is Tree):

@@ -11,16 +11,22 @@ For every object, :meth:`Encoder._place` tries, in this order:
    memoised;
 4. reducers given for this call, then process-wide reducers
    (:func:`~tinystore.objects.registry.register_reducer`);
-5. adapters, by exact type then by predicate (Storable, enums, globals, ...);
-6. ``copyreg.dispatch_table``, then ``__reduce_ex__(4)``: the reduce tuple is
-   laid out as nodes (see :meth:`Encoder._reduce_layout`);
-7. otherwise :class:`~tinystore.errors.UnstorableError` naming the path of
+5. adapters by exact type, which play the part of pickle's type dispatch
+   (``Pickler.dispatch``: builtin containers, functions, ``type``); as
+   pickle's ``save_type``, ``type(None)``, ``type(...)`` and
+   ``type(NotImplemented)`` are stored as the call ``type(None)`` and so on;
+6. ``copyreg.dispatch_table``, which pickle consults before "a class is
+   saved by import path" (for classes with a metaclass) and ``__reduce_ex__``;
+7. adapters by predicate (Storable, enums, globals, ...);
+8. ``__reduce_ex__(4)``: the reduce tuple is laid out as nodes (see
+   :meth:`Encoder._place_reduce`);
+9. otherwise :class:`~tinystore.errors.UnstorableError` naming the path of
    the part, or, with ``cloudpickle_fallback=True``, a ``cloudpickle`` node
    (:mod:`tinystore.objects.fallback`): the part itself if cloudpickle can
    store it, else the smallest object around it that cloudpickle can store.
 
-The walk uses an explicit stack, so depth is limited by memory, not by
-Python's recursion limit.
+The walk uses an explicit stack, so depth is not limited by Python's
+recursion limit but by :data:`MAX_DEPTH`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,12 @@ from tinystore.errors import TinystoreError, UnstorableError
 from tinystore.objects import fallback
 from tinystore.objects.globals import global_name
 from tinystore.objects.order import canonical_order
-from tinystore.objects.registry import Adapter, adapter_for_type, process_reducers
+from tinystore.objects.registry import (
+    Adapter,
+    adapter_for_type,
+    exact_adapter,
+    process_reducers,
+)
 from tinystore.storage.base import Tree
 from tinystore.storage.leaves import is_leaf
 
@@ -66,6 +77,16 @@ MEMO_MIN_LEN = 128
 #: How often an object may be met again inside its own not yet memoised parts
 #: (a tuple holding n lists that hold the tuple needs n).
 MAX_REENTRIES = 1000
+#: How deeply objects may nest (a linked list of n cells nests n deep).  An
+#: object that never ends (``__getstate__`` returning a new instance each
+#: time) stops here with an UnstorableError, instead of taking all memory
+#: (saving costs about 1 kB per level; documented in docs/guarantees.rst).
+MAX_DEPTH = 300_000
+#: Paths in error messages show at most this many parts at each end.
+_PATH_ENDS = 12
+
+#: The classes pickle's ``save_type`` writes as ``type(x)``, not by name.
+_SINGLETON_TYPES = {type(None): None, type(NotImplemented): NotImplemented, type(...): ...}
 
 
 def is_key(k: Any) -> bool:
@@ -118,6 +139,10 @@ def _state_keys_ok(d: Any, known: set | None = None) -> bool:
             known.add(keys)
         return True
     return False
+
+
+class TooDeepError(UnstorableError):
+    """Objects nest deeper than :data:`MAX_DEPTH` (an UnstorableError)."""
 
 
 class _Frame:
@@ -231,7 +256,12 @@ class Encoder:
     def path_of(self, key: Any) -> str:
         parts = [self.base] if self.base else []
         frames = self._stack
+        if len(frames) > 2 * _PATH_ENDS:  # a very deep part: both ends of its path
+            frames = [*frames[:_PATH_ENDS], None, *frames[-_PATH_ENDS:]]
         for frame in frames:
+            if frame is None:
+                parts.append(f"...({len(self._stack) - 2 * _PATH_ENDS} more levels)...")
+                continue
             label = frame.label  # a key (an int: an index), or a label given to run()
             if label is not None and label != "":
                 parts.append(f"[{label}]" if type(label) is int else str(label))
@@ -272,6 +302,8 @@ class Encoder:
             return
         try:
             self._dispatch(obj, t, container, key, key if label is None else label)
+        except TooDeepError:  # cloudpickle would recurse as deep: no fallback
+            raise
         except UnstorableError as exc:
             if not self.cloudpickle_fallback:
                 where = self.path_of(key)
@@ -303,23 +335,33 @@ class Encoder:
         # dicts of one save tend to share their keys: each key tuple is checked once
         return t is not dict or _state_keys_ok(obj, self._good_keys)
 
-    def _dispatch(self, obj: Any, t: type, container: Any, key: Any, label: Any) -> None:
+    def _route(self, t: type) -> tuple:
+        """How objects of type ``t`` are stored (see the module docstring):
+        (0, reducer), (1, adapter), or (2, copyreg reducer or None for ``__reduce_ex__``)."""
         route = self._routes.get(t)
         if route is None:  # once per type and save: what pickle would consult, in its order
             reducer = self.reducers.get(t) or self.process_reducers.get(t)
             if reducer is not None:
-                route = self._routes[t] = (0, reducer)
+                route = (0, reducer)
             else:
-                adapter = adapter_for_type(t)
-                if adapter is not None:
-                    route = self._routes[t] = (1, adapter)
-                else:
-                    route = self._routes[t] = (2, copyreg.dispatch_table.get(t))
-        how, reducer = route
+                adapter = exact_adapter(t)
+                if adapter is None:
+                    reducer = copyreg.dispatch_table.get(t)
+                    if reducer is None:
+                        adapter = adapter_for_type(t)
+                route = (1, adapter) if adapter is not None else (2, reducer)
+            self._routes[t] = route
+        return route
+
+    def _dispatch(self, obj: Any, t: type, container: Any, key: Any, label: Any) -> None:
+        how, reducer = self._route(t)
         if how == 0:
             self._place_reduce(obj, reducer(obj), container, key, label)
             return
         if how == 1:
+            if t is type and obj in _SINGLETON_TYPES:  # pickle's save_type
+                self._place_reduce(obj, (type, (_SINGLETON_TYPES[obj],)), container, key, label)
+                return
             self._place_adapter(obj, reducer, container, key, label)
             return
         if reducer is not None:
@@ -448,6 +490,12 @@ class Encoder:
 
     def _push(self, obj, tree, before, after, memo_after, label) -> None:
         """Lay out ``tree``'s children: ``before`` first, then memo, then ``after``."""
+        if len(self._stack) >= MAX_DEPTH:
+            raise TooDeepError(
+                f"cannot store {type(obj).__qualname__} at {self.path_of(label)}: it is nested "
+                f"more than {MAX_DEPTH:,} levels deep (the limit). Does it never end, e.g. "
+                "a __getstate__ or __reduce__ that returns a new object each time?"
+            )
         if memo_after:
             # Meeting an object again inside the parts written before its memo
             # is fine while something new was memoised since the last time (a
@@ -556,6 +604,17 @@ class Encoder:
                 f"second item of the reduce tuple at {self.path_of(key)} is not a tuple"
             )
         cls = type(obj)
+        name = None if func is copyreg.__newobj__ else getattr(func, "__name__", None)
+        if (
+            name == "__newobj__"
+            or name == "__newobj_ex__"
+            or (func is copyreg.__newobj__ and (not args or args[0] is not cls))
+        ):
+            name = name or "__newobj__"
+            try:
+                func = _newobj(obj, name, args)
+            except ValueError as exc:
+                raise UnstorableError(f"{name} at {self.path_of(key)} {exc}") from None
         if (
             func is copyreg.__newobj__
             and len(args) == 1
@@ -651,6 +710,9 @@ class Encoder:
         """
         shared = self._class_attrs.get(cls)
         if shared is None:  # once per class and save: its import path is checked
+            how, adapter = self._route(type(cls))
+            if how != 1 or adapter.kind != "global":  # pickle saves the class otherwise
+                return None
             name = global_name(cls)
             self.globals.add(name)
             shared = {"t": "obj", "c": name}
@@ -676,6 +738,34 @@ class Encoder:
                 attrs["sl"] = list(slots)
                 return attrs, {**(d or {}), **slots}, d
         return None
+
+
+def _newobj(obj: Any, name: str, args: tuple) -> Any:
+    """The function of a reduce tuple whose function is named ``__newobj__`` or
+    ``__newobj_ex__``: pickle never calls it, but writes NEWOBJ (NEWOBJ_EX),
+    which loads as ``cls.__new__(cls, *args)`` (``**kwargs``): the copyreg
+    functions of those names.  Checked as pickle checks them (ValueError).
+    """
+    if name == "__newobj_ex__":
+        if len(args) != 3:
+            raise ValueError(f"needs 3 arguments, not {len(args)}")
+        if type(args[1]) is not tuple or type(args[2]) is not dict:
+            raise ValueError("needs a tuple and a dict after the class")
+        func = copyreg.__newobj_ex__
+    else:
+        if not args:
+            raise ValueError("has no arguments (no class)")
+        func = copyreg.__newobj__
+    cls = args[0]
+    if not isinstance(cls, type):
+        raise ValueError("has a first argument that is not a class")
+    own = getattr(obj, "__class__", type(obj))
+    if cls is not own:
+        raise ValueError(
+            f"has the wrong class {cls.__qualname__} as first argument, not the "
+            f"object's class {own.__qualname__}"
+        )
+    return func
 
 
 def _all_plain(values: Any) -> bool:

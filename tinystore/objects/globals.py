@@ -35,12 +35,19 @@ def global_name(obj: Any, name: str | None = None) -> str:
     if not isinstance(qualname, str):
         raise UnstorableError(f"{obj!r} has no __qualname__; it cannot be stored by name")
     module = getattr(obj, "__module__", None) if name is None else None
+    moduleless = name is None and module is None
     if module is None or (name is not None):
         module = pickle.whichmodule(obj, qualname)
     try:
         importlib.import_module(module)
         found = _follow(sys.modules[module], qualname)
     except (ImportError, AttributeError, KeyError) as exc:
+        if moduleless:  # whichmodule's "__main__" is only its last guess
+            raise UnstorableError(
+                f"{obj!r} has no module (its __module__ is None) and no imported module "
+                f"holds it as {qualname}, so it cannot be stored by import path; give it a "
+                "__module__, register a reducer for it, or pass cloudpickle_fallback=True"
+            ) from None
         raise UnstorableError(
             f"{obj!r} cannot be stored by import path {module}:{qualname} ({exc}); define it "
             "at module level, or pass cloudpickle_fallback=True"

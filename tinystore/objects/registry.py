@@ -123,6 +123,11 @@ def adapter_for_type(cls: type) -> Adapter | None:
     return adapter
 
 
+def exact_adapter(cls: type) -> Adapter | None:
+    """The adapter registered for exactly ``cls`` (its ``types``), predicates aside."""
+    return _BY_TYPE.get(cls)
+
+
 def adapter_for_kind(kind: str) -> Adapter | None:
     return _BY_KIND.get(kind)
 

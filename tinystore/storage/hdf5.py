@@ -53,6 +53,10 @@ def _native_ok(dtype: np.dtype) -> bool:
         # h5py drops field titles and the aligned flag: such dtypes go as raw bytes
         if dtype.isalignedstruct or any(len(f) > 2 for f in dtype.fields.values()):
             return False
+        # HDF5 aborts the process on overlapping members of a compound type
+        spans = sorted((f[1], f[1] + f[0].itemsize) for f in dtype.fields.values())
+        if any(start < end for (_, end), (start, _) in zip(spans, spans[1:])):
+            return False
         return all(_native_ok(f[0]) for f in dtype.fields.values())
     if dtype.subdtype is not None:
         return _native_ok(dtype.subdtype[0])

@@ -90,6 +90,21 @@ def _write_npy(f: Any, value: np.ndarray) -> bool:
     return True
 
 
+def _npy_dtype(dtype: np.dtype) -> np.dtype:
+    """The dtype of the .npy file of an array of ``dtype``: itself, or raw bytes
+    (``V<itemsize>``) if .npy cannot describe it (overlapping or out-of-order
+    fields); the record has the dtype either way."""
+    if dtype.names is None:
+        return dtype
+    try:
+        with warnings.catch_warnings():  # metadata: kept in the record
+            warnings.simplefilter("ignore", UserWarning)
+            npy.dtype_to_descr(dtype)
+    except ValueError:
+        return np.dtype((np.void, dtype.itemsize))
+    return dtype
+
+
 def _npy_header(dtype: np.dtype, shape: tuple, fortran_order: bool) -> bytes:
     """The header np.save writes for such an array (format 1.0), or b"" if none."""
     header = io.BytesIO()
@@ -286,7 +301,8 @@ class _DirPhysical(Physical):
         if entry["k"] != "A":
             with open(path, "rb") as f:
                 return f.read()
-        expected = dtype_from_json(entry["d"])
+        dtype = dtype_from_json(entry["d"])
+        expected = _npy_dtype(dtype)  # what the file holds
         shape = tuple(entry["s"])
         count = 1
         for n in shape:
@@ -309,7 +325,7 @@ class _DirPhysical(Physical):
                     _check_header(path, header, expected, shape)
                     if os.fstat(f.fileno()).st_size - f.tell() < nbytes:
                         raise CorruptStoreError(f"{path} is shorter than its header says")
-                    flat = np.empty(count, with_flags(expected, entry))
+                    flat = np.empty(count, with_flags(dtype, entry))
                     if f.readinto(flat.view(np.uint8)) != nbytes:
                         raise CorruptStoreError(f"{path} is shorter than its header says")
                     return flat.reshape(shape, order=entry.get("o", "C"))
@@ -317,7 +333,8 @@ class _DirPhysical(Physical):
             raise CorruptStoreError(
                 f"{path} is not a plain .npy array as recorded: {exc}"
             ) from None
-        return self._read_npy_other(path, entry, expected, shape)
+        arr = self._read_npy_other(path, entry, expected, shape)
+        return arr if expected is dtype else arr.view(with_flags(dtype, entry))
 
     def _read_npy_other(self, path: str, entry: dict, expected: np.dtype, shape: tuple) -> Any:
         """An empty array, or one whose header only numpy's np.load reads (format 3.0)."""
@@ -350,7 +367,9 @@ class _DirPhysical(Physical):
         with open(path, "wb") as f:
             if type(value) is not np.ndarray:
                 f.write(value)
-            elif not _write_npy(f, value):
+                return
+            value = value.view(_npy_dtype(value.dtype))
+            if not _write_npy(f, value):
                 with warnings.catch_warnings():  # non-Latin-1 field names need .npy 3.0
                     warnings.simplefilter("ignore", UserWarning)
                     np.save(f, value, allow_pickle=False)

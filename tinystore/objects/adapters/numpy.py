@@ -3,30 +3,43 @@
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.format import dtype_to_descr
 
 from tinystore.errors import UnloadableError
 from tinystore.objects.registry import Adapter, register_adapter
-from tinystore.storage.leaves import array_order, dtype_from_json
+from tinystore.storage.leaves import array_order, describe_dtype, dtype_from_json, same_dtype
 
 
 class ObjectArrayAdapter(Adapter):
-    """Arrays holding Python objects: dtype, shape, order, and one child per item."""
+    """Arrays holding Python objects: dtype, shape, order, and one child per item.
+
+    The dtype is a description (``a.d``), or, for dtypes that have none
+    (numpy's new-style ``StringDType``, say), the first child (``a.dt = 1``).
+    """
 
     kind = "ndarray"
     types = (np.ndarray,)  # plain arrays never get here: they are leaves
 
     def encode(self, obj: np.ndarray):
         order = array_order(obj)
-        attrs = {"d": dtype_to_descr(obj.dtype), "s": list(obj.shape)}
+        dtype = obj.dtype
+        items = obj.ravel(order=order).tolist() if dtype.names else list(obj.ravel(order=order))
+        if not _legacy(dtype):
+            attrs = {"dt": 1, "s": list(obj.shape)}
+            items.insert(0, dtype)
+        else:
+            attrs = {"d": describe_dtype(dtype)[0], "s": list(obj.shape)}
         if order == "F":
             attrs["o"] = "F"
-        return attrs, obj.ravel(order=order).tolist() if obj.dtype.names else list(
-            obj.ravel(order=order)
-        )
+        return attrs, items
 
     def decode(self, attrs, children, remember):
-        dtype = _dtype(attrs["d"])
+        if attrs.get("dt"):
+            dtype = yield children[0]
+            if not isinstance(dtype, np.dtype):
+                raise UnloadableError(f"an array's dtype is a {type(dtype).__name__:.40}")
+            children = children[1:]
+        else:
+            dtype = _dtype(attrs["d"])
         shape = tuple(attrs["s"])
         order = attrs.get("o", "C")
         arr = np.empty(shape, dtype=dtype, order=order)
@@ -40,27 +53,42 @@ class ObjectArrayAdapter(Adapter):
         return arr
 
 
+def _has_metadata(dtype: np.dtype) -> bool:
+    """True if ``dtype`` or a dtype inside it (a field's, a sub-array's) has metadata."""
+    if dtype.metadata is not None:
+        return True
+    if dtype.subdtype is not None:
+        return _has_metadata(dtype.subdtype[0])
+    return dtype.names is not None and any(_has_metadata(f[0]) for f in dtype.fields.values())
+
+
+def _legacy(dtype: np.dtype) -> bool:
+    """True for the dtypes numpy describes by strings and fields (not ``StringDType``)."""
+    return getattr(type(dtype), "_legacy", True)
+
+
 def _dtype(descr):
     return dtype_from_json(descr, allow_objects=True)  # object arrays are this adapter's job
 
 
 class DtypeAdapter(Adapter):
-    """numpy dtypes by their portable description (``"<f8"``, structured fields).
+    """numpy dtypes by their description (``"<f8"``, structured fields: see
+    :func:`~tinystore.storage.leaves.describe_dtype`), which rebuilds any dtype.
 
-    The few dtypes that description cannot express exactly (aligned structs,
-    a sub-array dtype on its own, metadata) are stored as numpy's own reduce
-    value, item by item: what pickle stores.
+    Dtypes with metadata (any Python objects), theirs or a field's, are
+    stored as numpy's own reduce value, item by item: what pickle stores.
     """
 
     kind = "dtype"
 
     def accepts(self, cls):
-        return issubclass(cls, np.dtype)
+        # new-style dtypes (StringDType) have no description: their __reduce__
+        return issubclass(cls, np.dtype) and getattr(cls, "_legacy", True)
 
     def encode(self, obj: np.dtype):
-        if obj.metadata is None:  # dtype_to_descr would warn and drop it
-            descr = dtype_to_descr(obj)
-            if _dtype(descr).__reduce__() == obj.__reduce__():
+        if not _has_metadata(obj):
+            descr = describe_dtype(obj)[0]
+            if same_dtype(_dtype(descr), obj):
                 return {"d": descr}, {}
         return {"r": 1}, list(obj.__reduce__())
 
