@@ -218,7 +218,7 @@ class _HDF5Physical(Physical):
         if not check:
             self._unchecked = mode
             return
-        self._lock.acquire()
+        self._lock.acquire(shared=self.readonly)
         try:
             self._recover()
             self._prepare(mode)
@@ -260,7 +260,7 @@ class _HDF5Physical(Physical):
         """The file, read-only; as it was before a killed writer's session if the
         journal of one is there (read-only stores leave playing it back to a writer)."""
         try:
-            if self.readonly and os.path.exists(self._journal_path):
+            if os.path.exists(self._journal_path):  # see begin: readers never play it back
                 self._view = RolledBackFile(self.filename, self._journal_path)
                 name, fapl = repr(self._view).encode("ascii"), _access_list(self._view)
             else:
@@ -289,9 +289,12 @@ class _HDF5Physical(Physical):
     # sessions: reads open the file directly; writes go through a rollback
     # journal, so a killed writer leaves the file as its last session did
     def begin(self, write: bool) -> None:
-        self._lock.acquire()
+        # a store not checked yet may be created (or emptied, mode "w") by the check
+        write = write or (self._unchecked is not None and not self.readonly)
+        self._lock.acquire(shared=not write)
         try:
-            self._recover()
+            if write:  # readers share the lock: they read around a journal, never play it back
+                self._recover()
             mode = self._unchecked
             if mode is not None and not (self.readonly and _size(self.filename)):
                 self._prepare(mode)  # under the lock this session holds anyway
@@ -311,7 +314,8 @@ class _HDF5Physical(Physical):
         self._unchecked = None
 
     def _recover(self) -> None:
-        if os.path.exists(self._journal_path) and not self.readonly:
+        # only under the exclusive lock: readers may be reading the file
+        if self._lock.exclusive and os.path.exists(self._journal_path):
             roll_back(self.filename, self._journal_path)
 
     def _open_writer(self) -> h5f.FileID:
@@ -333,8 +337,12 @@ class _HDF5Physical(Physical):
         return fid
 
     def upgrade(self) -> None:
+        self._lock.acquire()  # shared to exclusive (the session's count stays one)
+        self._lock.release()
         self._fid.close()
         self._fid = None
+        self._close(None)
+        self._recover()
         self._fid = self._open_writer()
         self._writing = True
 

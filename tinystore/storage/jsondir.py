@@ -164,13 +164,18 @@ class _DirPhysical(Physical):
 
     # sessions
     def begin(self, write: bool) -> None:
-        self._lock.acquire()
+        self._lock.acquire(shared=not write)
         if write:
             try:
                 self._remove_temporaries()
             except BaseException:
                 self._lock.release()
                 raise
+
+    def upgrade(self) -> None:
+        self._lock.acquire()  # shared to exclusive (the session's count stays one)
+        self._lock.release()
+        self._remove_temporaries()
 
     def end(self) -> None:
         try:
