@@ -27,7 +27,15 @@ import numpy as np
 from h5py import h5d, h5f, h5fd, h5l, h5o, h5p, h5s, h5t
 
 from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError, UnsafeStoreError
-from tinystore.storage.journal import JournaledFile, RolledBackFile, roll_back, save_whole_file
+from tinystore.storage.journal import (
+    JournaledFile,
+    RolledBackFile,
+    finish_whole_file,
+    fsync_dir_of,
+    fsync_path,
+    roll_back,
+    save_whole_file,
+)
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import (
@@ -220,12 +228,14 @@ class _HDF5Physical(Physical):
         compression_opts: Any,
         lock_timeout: float,
         check: bool = True,
+        durable: bool = False,
     ):
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
         self.filename = os.fspath(filename)
         self.location = self.filename
         self.readonly = mode == "r"
+        self.durable = bool(durable)
         self._name = _encode_filename(self.filename)
         self._fid: h5f.FileID | None = None
         self._raw: JournaledFile | None = None  # a write session in place
@@ -280,6 +290,9 @@ class _HDF5Physical(Physical):
         if mode == "w" or not size:
             with open(self.filename, "wb") as f:  # as h5py's mode "w": truncated in place
                 f.write(_empty_file_image())
+            if self.durable:
+                fsync_path(self.filename)
+                fsync_dir_of(self.filename)
             return
         self._check_ours(
             f"{self.filename} is an HDF5 file, but not a tinystore file (it has no "
@@ -357,14 +370,14 @@ class _HDF5Physical(Physical):
             roll_back(self.filename, self._journal_path)
 
     def _open_writer(self) -> h5f.FileID:
-        if save_whole_file(self.filename, self._journal_path, JOURNAL_WHOLE_LIMIT):
+        if save_whole_file(self.filename, self._journal_path, JOURNAL_WHOLE_LIMIT, self.durable):
             # the journal holds all of the file: HDF5 may write to it directly
             try:
                 return h5f.open(self._name, h5f.ACC_RDWR, fapl=_ACCESS)
             except BaseException:
                 roll_back(self.filename, self._journal_path)
                 raise
-        raw = JournaledFile(self.filename, self._journal_path)
+        raw = JournaledFile(self.filename, self._journal_path, self.durable)
         try:
             fid = h5f.open(repr(raw).encode("ascii"), h5f.ACC_RDWR, fapl=_access_list(raw))
         except BaseException:
@@ -395,8 +408,8 @@ class _HDF5Physical(Physical):
                 fid.close()  # HDF5 writes its metadata (through the journal, if any)
                 if raw is not None:
                     raw.commit()
-                elif writing:
-                    os.unlink(self._journal_path)  # the file is complete: forget the journal
+                elif writing:  # the file is complete: forget the journal
+                    finish_whole_file(self.filename, self._journal_path, self.durable)
         finally:
             if raw is not None:
                 raw.close()  # after a failure, the journal stays for the next session
@@ -579,7 +592,11 @@ class HDF5Storage(RecordStorage):
     keep the file open for a block of reads / writes.  ``check=False`` leaves
     checking that the file is a tinystore file (and applying ``mode``) to the
     first operation: :func:`tinystore.load` and :func:`tinystore.save` use it
-    to open the file once.
+    to open the file once.  ``durable=True``: every write session ends with
+    its data on the disk (``fsync`` of the journal before the file changes,
+    of the file before the journal goes, and of the directory after), so it
+    survives power loss; by default a write survives the death of the
+    process (SIGKILL), not of the machine.
 
     >>> import tempfile, os
     >>> fn = os.path.join(tempfile.mkdtemp(), "example.h5")
@@ -597,7 +614,10 @@ class HDF5Storage(RecordStorage):
         compression_opts: Any = None,
         lock_timeout: float = DEFAULT_TIMEOUT,
         check: bool = True,
+        durable: bool = False,
     ):
         self._init_root(
-            _HDF5Physical(filename, mode, compression, compression_opts, lock_timeout, check)
+            _HDF5Physical(
+                filename, mode, compression, compression_opts, lock_timeout, check, durable
+            )
         )

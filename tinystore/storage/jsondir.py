@@ -34,6 +34,7 @@ from tinystore.errors import (
     NotAStoreError,
     UnsafeStoreError,
 )
+from tinystore.storage.journal import fsync_fd, fsync_path, rename
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, check_regular, unsafe_file
 from tinystore.storage.record import (
@@ -41,6 +42,7 @@ from tinystore.storage.record import (
     GPath,
     Physical,
     RecordStorage,
+    check_name,
     dumps_record,
 )
 
@@ -192,7 +194,12 @@ class _DirPhysical(Physical):
     shared = True
     pretty = True
 
-    def __init__(self, dirname: str | os.PathLike, mode: str, lock_timeout: float):
+    def __init__(
+        self, dirname: str | os.PathLike, mode: str, lock_timeout: float, durable: bool = False
+    ):
+        self.durable = bool(durable)
+        #: directories whose names changed and are not on the disk yet (durable)
+        self._unsynced: dict[str, None] = {}
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
         self.root = Path(dirname)
@@ -278,10 +285,13 @@ class _DirPhysical(Physical):
                     _unlink(entry.path)
 
     def journal(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
+        self.journal_line([list(gpath), kind, name, entry])
+
+    def journal_line(self, note: list) -> None:
         if self._journal is None:
             fd = create_in_store(os.path.join(self._root, JOURNAL), append=True)
             self._journal = os.fdopen(fd, "ab")
-        self._journal.write(orjson.dumps([list(gpath), kind, name, entry]) + b"\n")
+        self._journal.write(orjson.dumps(note) + b"\n")
         self._journal.flush()
 
     def read_journal(self) -> list:
@@ -292,13 +302,37 @@ class _DirPhysical(Physical):
         with os.fdopen(fd, "rb") as f:
             lines = f.read().splitlines()
         notes = []
+        previous = False
         for line in lines:
             try:
-                gpath, kind, name, entry = orjson.loads(line)
-            except (orjson.JSONDecodeError, ValueError, TypeError):
+                note = orjson.loads(line)
+                if note[0] == "P":  # a record replaced (see write_record)
+                    self._settle_previous(tuple(note[1]))
+                    previous = True
+                    continue
+                gpath, kind, name, entry = note
+            except (orjson.JSONDecodeError, ValueError, TypeError, IndexError, KeyError):
                 continue  # the last line of a killed process may be cut short
             notes.append((tuple(gpath), kind, name, entry))
+        if previous and not notes:
+            self.clear_journal()
         return notes
+
+    def _settle_previous(self, gpath: GPath) -> None:
+        """After a writer killed while it replaced the record of ``gpath``: the
+        previous record goes if the new one is in place, else it is the record
+        again (readers read it meanwhile).  No ``@record.prev.json`` stays."""
+        try:
+            folder = self._folder(tuple(check_name(p, "the journal") for p in gpath))
+        except (FileNotFoundError, CorruptStoreError):
+            return
+        previous = os.path.join(folder, PREVIOUS)
+        if not os.path.lexists(previous):
+            return
+        if os.path.lexists(os.path.join(folder, RECORD)):
+            _unlink(previous)
+        else:
+            rename(previous, os.path.join(folder, RECORD))
 
     def clear_journal(self) -> None:
         if self._journal is not None:
@@ -339,6 +373,9 @@ class _DirPhysical(Physical):
         try:
             with os.fdopen(create_in_store(tmp), "wb") as f:
                 f.write(data)
+                if self.durable:
+                    f.flush()
+                    fsync_fd(f.fileno(), tmp)
         except BaseException:
             _unlink(tmp)
             raise
@@ -386,6 +423,10 @@ class _DirPhysical(Physical):
         target = os.path.join(folder, RECORD)
         previous = os.path.join(folder, PREVIOUS)
         tmp = self._write_temporary(data)
+        if self.durable:  # what the record names is on the disk before the record
+            self._sync_names()
+        if os.path.lexists(target):  # a killed writer's next successor settles it
+            self.journal_line(["P", list(gpath)])
         try:
             os.rename(target, previous)
         except FileNotFoundError:
@@ -401,7 +442,25 @@ class _DirPhysical(Physical):
                 with contextlib.suppress(OSError):
                     os.rename(previous, target)
             raise
+        if self.durable:
+            self._note_names(folder, self._root)
+            self._sync_names()  # this record on the disk before its parent's (commit order)
         _unlink(previous)
+
+    def _note_names(self, *folders: str) -> None:
+        if self.durable:
+            for folder in folders:
+                self._unsynced[folder] = None
+
+    def _sync_names(self) -> None:
+        """fsync every directory whose names changed, in the order they changed."""
+        unsynced, self._unsynced = self._unsynced, {}
+        for folder in unsynced:
+            fsync_path(folder)
+
+    def commit(self) -> None:
+        if self.durable:
+            self._sync_names()
 
     def _file(self, gpath: GPath, name: str, entry: dict) -> str:
         return os.path.join(self._folder(gpath), name + (".npy" if entry["k"] == "A" else ".bin"))
@@ -480,6 +539,10 @@ class _DirPhysical(Physical):
                 with warnings.catch_warnings():  # non-Latin-1 field names need .npy 3.0
                     warnings.simplefilter("ignore", UserWarning)
                     np.save(f, value, allow_pickle=False)
+            if self.durable:
+                f.flush()
+                fsync_fd(f.fileno(), path)
+                self._note_names(os.path.dirname(path))
 
     def delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -492,6 +555,7 @@ class _DirPhysical(Physical):
             os.mkdir(path)
         except OSError as exc:
             raise _os_error(exc, path, writing=True) from None
+        self._note_names(os.path.dirname(path))
 
     def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
         out = []
@@ -542,7 +606,11 @@ class JSONDirStorage(RecordStorage):
     ``mode`` works as for :class:`~tinystore.storage.hdf5.HDF5Storage`.
     Operations take a cross-process lock (``@lock`` in the directory), so
     several processes can share one store; ``lock_timeout`` is how long to
-    wait for another process (seconds).
+    wait for another process (seconds).  ``durable=True``: each file is
+    fsynced before the record that names it, and each directory whose names
+    changed before the parent record is replaced, so a write survives power
+    loss; by default a write survives the death of the process, not of the
+    machine.
 
     >>> import tempfile, os
     >>> d = os.path.join(tempfile.mkdtemp(), "example.json")
@@ -553,6 +621,10 @@ class JSONDirStorage(RecordStorage):
     """
 
     def __init__(
-        self, dirname: str | os.PathLike, mode: str = "a", lock_timeout: float = DEFAULT_TIMEOUT
+        self,
+        dirname: str | os.PathLike,
+        mode: str = "a",
+        lock_timeout: float = DEFAULT_TIMEOUT,
+        durable: bool = False,
     ):
-        self._init_root(_DirPhysical(dirname, mode, lock_timeout))
+        self._init_root(_DirPhysical(dirname, mode, lock_timeout, durable))
