@@ -29,14 +29,14 @@ import struct
 from tinystore.errors import UnsafeStoreError
 
 #: For tests of durable writes: when a list, every fsync, rename and unlink
-#: done through the helpers below is appended to it as ``(call, path)``, in
-#: the order the system calls were made.
+#: done through the helpers below is appended to it as ``(call, path,
+#: source)`` (``source``: a rename's old name), in the order they were made.
 TRACE: list | None = None
 
 
-def _note(call: str, path: str) -> None:
+def _note(call: str, path: str, source: str = "") -> None:
     if TRACE is not None:
-        TRACE.append((call, os.fspath(path)))
+        TRACE.append((call, os.fspath(path), os.fspath(source)))
 
 
 def fsync_fd(fd: int, path: str) -> None:
@@ -64,7 +64,7 @@ def fsync_dir_of(path: str) -> None:
 
 def rename(src: str, dst: str) -> None:
     os.rename(src, dst)
-    _note("rename", dst)
+    _note("rename", dst, src)
 
 
 def unlink(path: str) -> None:

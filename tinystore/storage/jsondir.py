@@ -435,7 +435,7 @@ class _DirPhysical(Physical):
             _unlink(tmp)
             raise
         try:
-            os.rename(tmp, target)
+            rename(tmp, target)
         except BaseException:
             _unlink(tmp)
             if not os.path.exists(target):
