@@ -336,3 +336,12 @@ def test_empty_path_refused_before_a_store_is_made(backend, tmp_path):
     with pytest.raises(InvalidKeyError):
         tinystore.save(2, store, path="")
     assert not os.path.lexists(store)
+
+
+def test_delete_options_a_backend_does_not_take_are_a_backend_error():
+    tinystore.save(1, "memory://delete-options", path="x")
+    try:
+        with pytest.raises(tinystore.errors.BackendError):
+            tinystore.delete("memory://delete-options", lock_timeout=1)
+    finally:
+        tinystore.delete("memory://delete-options")

@@ -211,10 +211,12 @@ def delete(
     if spec.remover is None:
         raise BackendError(f"backend {spec.name!r} cannot delete whole stores")
     location = os.fspath(filename) if not isinstance(filename, str) else filename
-    if options:
+    try:
         spec.remover(location, **options)
-    else:
-        spec.remover(location)
+    except TypeError as exc:
+        if options and "unexpected keyword" in str(exc):
+            raise BackendError(f"backend {spec.name!r}: {exc}") from None
+        raise
 
 
 def _check_path(path: Any) -> None:
