@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Iterable
 
+from tinystore._paths import split_path
 from tinystore.errors import BackendError, NodeNotFoundError
 from tinystore.objects.browse import ColumnView
 from tinystore.objects.codec import ObjectCodec
@@ -106,8 +107,11 @@ def save(
     Without ``path`` the object becomes the whole content of the file;
     with ``path`` (``"jobs/relax/output"``) only that node is written or
     replaced, so several objects can live in one file, and a part of a
-    stored object can be updated in place.
+    stored object can be updated in place.  ``path=""`` is not the root: it
+    raises :class:`~tinystore.errors.InvalidKeyError`, as every empty key does.
+    ``durable=True`` makes the save survive power loss, see ``tinystore.open``.
     """
+    _check_path(path)
     with (
         _open(
             filename,
@@ -120,7 +124,7 @@ def save(
         storage._session(write=True),
         no_gc(),
     ):
-        if path:
+        if path is not None:
             storage[path] = obj
         else:
             node = storage.codec.encode(obj, storage, "")
@@ -137,7 +141,9 @@ def load(
     version_check: Any = "warn",
     **options: Any,
 ) -> Any:
-    """Load the object saved in ``filename`` (or only the part at ``path``)."""
+    """Load the object saved in ``filename`` (or only the part at ``path``;
+    ``path=""`` raises :class:`~tinystore.errors.InvalidKeyError`)."""
+    _check_path(path)
     with (
         _open(
             filename,
@@ -150,7 +156,7 @@ def load(
         storage._session(),
         no_gc(),
     ):
-        if path:
+        if path is not None:
             return _load_part(storage, path)
         return _root_object(storage)
 
@@ -191,13 +197,29 @@ def delete(
     """Delete the node at ``path``, or the whole file/directory without ``path``.
 
     Refuses to delete files and directories that tinystore did not write.
+    A whole store is deleted under its lock (``lock_timeout=`` waits for
+    other processes as ``open`` does).  ``path=""`` raises
+    :class:`~tinystore.errors.InvalidKeyError`: it never means the whole store.
     """
+    _check_path(path)
     filename = resolve_location(filename)
     spec = _choose(filename, backend, must_exist=True)
-    if path:
+    if path is not None:
         with open(filename, "r+", backend=spec, **options) as storage:
             del storage[path]
         return
     if spec.remover is None:
         raise BackendError(f"backend {spec.name!r} cannot delete whole stores")
-    spec.remover(os.fspath(filename) if not isinstance(filename, str) else filename)
+    location = os.fspath(filename) if not isinstance(filename, str) else filename
+    try:
+        spec.remover(location, **options)
+    except TypeError as exc:
+        if options and "unexpected keyword" in str(exc):
+            raise BackendError(f"backend {spec.name!r}: {exc}") from None
+        raise
+
+
+def _check_path(path: Any) -> None:
+    """Refuse an invalid ``path=`` (``""`` included) before anything is opened."""
+    if path is not None:
+        split_path(path)

@@ -10,6 +10,7 @@ exception a user would naturally catch, so existing ``except KeyError`` or
     ├── ReadOnlyError       (PermissionError) storage opened read-only
     ├── NotAStoreError      (OSError)       file/directory is not a tinystore store
     ├── CorruptStoreError   (OSError)       a stored node is damaged
+    │   └── UnsafeStoreError                 a node leads outside the store (link, device)
     ├── FormatVersionError  (OSError)       written by a newer format version
     ├── StorageClosedError  (ValueError)    operation on a closed storage
     ├── StoreLockedError    (TimeoutError)  another process holds the store too long
@@ -33,6 +34,7 @@ __all__ = [
     "ReadOnlyError",
     "NotAStoreError",
     "CorruptStoreError",
+    "UnsafeStoreError",
     "FormatVersionError",
     "StorageClosedError",
     "StoreLockedError",
@@ -71,6 +73,12 @@ class NotAStoreError(TinystoreError, OSError):
 
 class CorruptStoreError(TinystoreError, OSError):
     """A stored node cannot be read; the message names the damaged node."""
+
+
+class UnsafeStoreError(CorruptStoreError):
+    """A node of the store leads outside it (a symbolic, hard or external link,
+    a virtual or externally stored dataset, a FIFO or device); it is refused,
+    never followed.  The message names the node."""
 
 
 class FormatVersionError(TinystoreError, OSError):

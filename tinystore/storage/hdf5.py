@@ -24,10 +24,18 @@ from typing import Any
 
 import h5py
 import numpy as np
-from h5py import h5d, h5f, h5fd, h5o, h5p, h5s, h5t
+from h5py import h5d, h5f, h5fd, h5l, h5o, h5p, h5s, h5t
 
-from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
-from tinystore.storage.journal import JournaledFile, RolledBackFile, roll_back, save_whole_file
+from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError, UnsafeStoreError
+from tinystore.storage.journal import (
+    JournaledFile,
+    RolledBackFile,
+    finish_whole_file,
+    fsync_dir_of,
+    fsync_path,
+    roll_back,
+    save_whole_file,
+)
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import (
@@ -102,9 +110,46 @@ def _encode_filename(filename: str) -> bytes:
     return filename.encode("utf-8") if sys.platform == "win32" else os.fsencode(filename)
 
 
-def _h5path(gpath: GPath, name: str | None = None) -> bytes:
-    parts = gpath if name is None else (*gpath, name)
-    return ("/" + "/".join(parts)).encode("utf-8")
+_LINK_KINDS = {h5l.TYPE_SOFT: "soft link", h5l.TYPE_EXTERNAL: "external link"}
+
+
+def _link_type(group: Any, name: bytes) -> int | None:
+    """The type of the link ``name`` in ``group`` (None if there is none); the
+    link is looked at, never followed (an external link opens nothing)."""
+    try:
+        return group.links.get_info(name).type
+    except (KeyError, RuntimeError):  # HDF5 2 says "name doesn't exist" as RuntimeError
+        return None
+
+
+def _has(group: Any, name: bytes) -> bool:
+    return _link_type(group, name) is not None
+
+
+def _open_hard(group: Any, name: bytes, where: str) -> Any:
+    """The object ``name`` in ``group`` if a hard link names it (KeyError if
+    none); soft and external links are refused: tinystore writes neither, and
+    they lead to other files, to nothing, or around in loops."""
+    kind = _link_type(group, name)
+    if kind is None:
+        raise KeyError(name)
+    if kind != h5l.TYPE_HARD:
+        what = _LINK_KINDS.get(kind, f"user-defined link (type {kind})")
+        raise UnsafeStoreError(f"{where} is a {what}; tinystore never follows links out of a node")
+    try:
+        return h5o.open(group, name)
+    except (KeyError, OSError, RuntimeError) as exc:
+        raise CorruptStoreError(f"{where} cannot be opened: {exc}") from None
+
+
+def _check_dataset(ds: Any, where: str) -> None:
+    """Refuse datasets whose bytes live in other files: virtual datasets and
+    external raw storage (reading them reads, writing them writes, those files)."""
+    dcpl = ds.get_create_plist()
+    if dcpl.get_layout() == h5d.VIRTUAL:
+        raise UnsafeStoreError(f"{where} is a virtual dataset (its data is in other files)")
+    if dcpl.get_external_count():
+        raise UnsafeStoreError(f"{where} keeps its data in external files")
 
 
 def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, options: dict) -> None:
@@ -187,17 +232,20 @@ class _HDF5Physical(Physical):
         compression_opts: Any,
         lock_timeout: float,
         check: bool = True,
+        durable: bool = False,
     ):
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
         self.filename = os.fspath(filename)
         self.location = self.filename
         self.readonly = mode == "r"
+        self.durable = bool(durable)
         self._name = _encode_filename(self.filename)
         self._fid: h5f.FileID | None = None
         self._raw: JournaledFile | None = None  # a write session in place
         self._view: RolledBackFile | None = None  # a read-only session after a crash
         self._writing = False  # a write session, its journal holding the whole file
+        self._groups: dict[GPath, Any] = {}  # groups opened in this session
         self._journal_path = self.filename + ".journal"
         self._dataset_options: dict = {}
         if compression is not None:
@@ -222,7 +270,7 @@ class _HDF5Physical(Physical):
         if not check:
             self._unchecked = mode
             return
-        self._lock.acquire()
+        self._lock.acquire(shared=self.readonly)
         try:
             self._recover()
             self._prepare(mode)
@@ -246,6 +294,9 @@ class _HDF5Physical(Physical):
         if mode == "w" or not size:
             with open(self.filename, "wb") as f:  # as h5py's mode "w": truncated in place
                 f.write(_empty_file_image())
+            if self.durable:
+                fsync_path(self.filename)
+                fsync_dir_of(self.filename)
             return
         self._check_ours(
             f"{self.filename} is an HDF5 file, but not a tinystore file (it has no "
@@ -255,7 +306,7 @@ class _HDF5Physical(Physical):
     def _check_ours(self, message: str) -> None:
         fid = self._h5open()
         try:
-            if RECORD.encode() not in fid:
+            if not _has(fid, RECORD.encode()):
                 raise NotAStoreError(message)
         finally:
             self._close(fid)
@@ -264,7 +315,7 @@ class _HDF5Physical(Physical):
         """The file, read-only; as it was before a killed writer's session if the
         journal of one is there (read-only stores leave playing it back to a writer)."""
         try:
-            if self.readonly and os.path.exists(self._journal_path):
+            if os.path.exists(self._journal_path):  # see begin: readers never play it back
                 self._view = RolledBackFile(self.filename, self._journal_path)
                 name, fapl = repr(self._view).encode("ascii"), _access_list(self._view)
             else:
@@ -293,9 +344,12 @@ class _HDF5Physical(Physical):
     # sessions: reads open the file directly; writes go through a rollback
     # journal, so a killed writer leaves the file as its last session did
     def begin(self, write: bool) -> None:
-        self._lock.acquire()
+        # a store not checked yet may be created (or emptied, mode "w") by the check
+        write = write or (self._unchecked is not None and not self.readonly)
+        self._lock.acquire(shared=not write)
         try:
-            self._recover()
+            if write:  # readers share the lock: they read around a journal, never play it back
+                self._recover()
             mode = self._unchecked
             if mode is not None and not (self.readonly and _size(self.filename)):
                 self._prepare(mode)  # under the lock this session holds anyway
@@ -306,7 +360,7 @@ class _HDF5Physical(Physical):
             self._lock.release()
             raise
         if mode is not None:  # read-only: the file just opened is checked, not opened twice
-            if RECORD.encode() not in self._fid:
+            if not _has(self._fid, RECORD.encode()):
                 self.end()
                 raise NotAStoreError(
                     f"{self.filename} is an HDF5 file, but not a tinystore file (it has no "
@@ -315,18 +369,19 @@ class _HDF5Physical(Physical):
         self._unchecked = None
 
     def _recover(self) -> None:
-        if os.path.exists(self._journal_path) and not self.readonly:
+        # only under the exclusive lock: readers may be reading the file
+        if self._lock.exclusive and os.path.exists(self._journal_path):
             roll_back(self.filename, self._journal_path)
 
     def _open_writer(self) -> h5f.FileID:
-        if save_whole_file(self.filename, self._journal_path, JOURNAL_WHOLE_LIMIT):
+        if save_whole_file(self.filename, self._journal_path, JOURNAL_WHOLE_LIMIT, self.durable):
             # the journal holds all of the file: HDF5 may write to it directly
             try:
                 return h5f.open(self._name, h5f.ACC_RDWR, fapl=_ACCESS)
             except BaseException:
                 roll_back(self.filename, self._journal_path)
                 raise
-        raw = JournaledFile(self.filename, self._journal_path)
+        raw = JournaledFile(self.filename, self._journal_path, self.durable)
         try:
             fid = h5f.open(repr(raw).encode("ascii"), h5f.ACC_RDWR, fapl=_access_list(raw))
         except BaseException:
@@ -337,12 +392,18 @@ class _HDF5Physical(Physical):
         return fid
 
     def upgrade(self) -> None:
+        self._lock.acquire()  # shared to exclusive (the session's count stays one)
+        self._lock.release()
+        self._groups.clear()
         self._fid.close()
         self._fid = None
+        self._close(None)
+        self._recover()
         self._fid = self._open_writer()
         self._writing = True
 
     def end(self) -> None:
+        self._groups.clear()
         fid, raw, writing = self._fid, self._raw, self._writing
         self._fid = self._raw = None
         self._writing = False
@@ -351,8 +412,8 @@ class _HDF5Physical(Physical):
                 fid.close()  # HDF5 writes its metadata (through the journal, if any)
                 if raw is not None:
                     raw.commit()
-                elif writing:
-                    os.unlink(self._journal_path)  # the file is complete: forget the journal
+                elif writing:  # the file is complete: forget the journal
+                    finish_whole_file(self.filename, self._journal_path, self.durable)
         finally:
             if raw is not None:
                 raw.close()  # after a failure, the journal stays for the next session
@@ -360,23 +421,41 @@ class _HDF5Physical(Physical):
             self._lock.release()
 
     def _object(self, gpath: GPath) -> Any:
-        """The low-level id of the object at ``gpath`` (KeyError if there is none)."""
-        return h5o.open(self._fid, _h5path(gpath)) if gpath else self._fid
+        """The group at ``gpath`` (KeyError if there is none), opened one hard
+        link at a time from the nearest group opened before in this session
+        (linear in the depth; links and hard-linked groups are refused)."""
+        groups = self._groups
+        group = groups.get(gpath)
+        if group is not None:
+            return group
+        i = len(gpath) - 1
+        while i > 0 and gpath[:i] not in groups:
+            i -= 1
+        group = groups[gpath[:i]] if i > 0 else self._fid
+        for j in range(max(i, 0), len(gpath)):
+            where = f"/{'/'.join(gpath[: j + 1])} in {self.filename}"
+            group = _open_hard(group, gpath[j].encode("utf-8"), where)
+            if not isinstance(group, h5py.h5g.GroupID):
+                raise CorruptStoreError(f"{where} is not a group")
+            links = h5o.get_info(group).rc
+            if links != 1:  # an alias or a cycle of groups (tinystore writes neither)
+                raise UnsafeStoreError(f"{where} is a group with {links} hard links")
+            groups[gpath[: j + 1]] = group
+        return group
+
+    def _forget_groups(self) -> None:
+        self._groups.clear()
 
     def read_record(self, gpath: GPath) -> bytes | None:
-        where = f"{RECORD} in group /{'/'.join(gpath)}"
+        where = f"{RECORD} in group /{'/'.join(gpath)} of {self.filename}"
         try:
             group = self._object(gpath)
-        except KeyError:
-            return None
-        if not isinstance(group, h5py.h5g.GroupID):
-            raise CorruptStoreError(f"/{'/'.join(gpath)} in {self.filename} is not a group")
-        try:
-            ds = h5o.open(group, RECORD.encode())
+            ds = _open_hard(group, RECORD.encode(), where)
         except KeyError:
             return None
         if not isinstance(ds, h5d.DatasetID):
             raise CorruptStoreError(f"{where} is not a record")
+        _check_dataset(ds, where)
         space = ds.get_space()
         dtype = ds.dtype
         if space.get_simple_extent_type() != h5s.SCALAR or dtype.kind != "S":
@@ -390,19 +469,20 @@ class _HDF5Physical(Physical):
     def write_record(self, gpath: GPath, data: bytes) -> None:
         group = self._object(gpath)
         key = RECORD.encode()
-        if key in group:
-            group.unlink(key)
+        if _has(group, key):
+            group.unlink(key)  # only the link goes, whatever it pointed to
         text = np.frombuffer(data, dtype=f"S{len(data)}").reshape(())
         _create_dataset(group, RECORD, text, {})
 
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
-        where = f"dataset {name!r} in /{'/'.join(gpath)}"
+        where = f"dataset {name!r} in /{'/'.join(gpath)} of {self.filename}"
         try:
-            ds = h5o.open(self._fid, _h5path(gpath, name))
+            ds = _open_hard(self._object(gpath), name.encode("utf-8"), where)
         except KeyError:
             ds = None
         if not isinstance(ds, h5d.DatasetID):
             raise CorruptStoreError(f"{where} is missing or not a dataset")
+        _check_dataset(ds, where)
         space = ds.get_space()
         shape = None if space.get_simple_extent_type() == h5s.NULL else space.shape
         if entry["k"] != "A":
@@ -440,7 +520,7 @@ class _HDF5Physical(Physical):
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
         group = self._object(gpath)
         key = name.encode("utf-8")
-        if key in group:  # left by a killed process: the name is unused
+        if _has(group, key):  # left by a killed process: the name is unused
             group.unlink(key)
         if type(value) is not np.ndarray:
             data = np.frombuffer(value, dtype=np.uint8)
@@ -454,14 +534,17 @@ class _HDF5Physical(Physical):
     def delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
         group = self._object(gpath)
         key = name.encode("utf-8")
-        if key in group:
+        if _has(group, key):  # a link is removed, never what it points to
             group.unlink(key)
+        self._forget_groups()
 
     def create_group(self, gpath: GPath) -> None:
-        parent = h5py.Group(h5o.open(self._fid, _h5path(gpath[:-1])))
-        if gpath[-1] in parent:  # left by a killed process: the name is unused
-            del parent[gpath[-1]]
-        parent.create_group(gpath[-1])
+        parent = self._object(gpath[:-1])
+        key = gpath[-1].encode("utf-8")
+        if _has(parent, key):  # left by a killed process: the name is unused
+            parent.unlink(key)
+        self._forget_groups()
+        h5py.Group(parent).create_group(gpath[-1])
 
     def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
         group = self._object(gpath)
@@ -470,10 +553,11 @@ class _HDF5Physical(Physical):
             name = key.decode("utf-8")
             if name == RECORD:
                 continue
-            try:
-                is_group = h5o.get_info(group, key).type == h5o.TYPE_GROUP
-            except KeyError:  # a dangling link
-                is_group = False
+            # a link is listed as a leaf (it is unlinked, never followed)
+            is_group = (
+                _link_type(group, key) == h5l.TYPE_HARD
+                and h5o.get_info(group, key).type == h5o.TYPE_GROUP
+            )
             out.append(("G", name, {}) if is_group else ("X", name, {"k": "A"}))
         return out
 
@@ -512,7 +596,11 @@ class HDF5Storage(RecordStorage):
     keep the file open for a block of reads / writes.  ``check=False`` leaves
     checking that the file is a tinystore file (and applying ``mode``) to the
     first operation: :func:`tinystore.load` and :func:`tinystore.save` use it
-    to open the file once.
+    to open the file once.  ``durable=True``: every write session ends with
+    its data on the disk (``fsync`` of the journal before the file changes,
+    of the file before the journal goes, and of the directory after), so it
+    survives power loss; by default a write survives the death of the
+    process (SIGKILL), not of the machine.
 
     >>> import tempfile, os
     >>> fn = os.path.join(tempfile.mkdtemp(), "example.h5")
@@ -530,7 +618,10 @@ class HDF5Storage(RecordStorage):
         compression_opts: Any = None,
         lock_timeout: float = DEFAULT_TIMEOUT,
         check: bool = True,
+        durable: bool = False,
     ):
         self._init_root(
-            _HDF5Physical(filename, mode, compression, compression_opts, lock_timeout, check)
+            _HDF5Physical(
+                filename, mode, compression, compression_opts, lock_timeout, check, durable
+            )
         )

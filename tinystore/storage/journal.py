@@ -20,9 +20,57 @@ is ignored (the data write it protects had not started yet).
 
 from __future__ import annotations
 
+import errno
 import io
 import os
+import stat
 import struct
+
+from tinystore.errors import UnsafeStoreError
+
+#: For tests of durable writes: when a list, every fsync, rename and unlink
+#: done through the helpers below is appended to it as ``(call, path,
+#: source)`` (``source``: a rename's old name), in the order they were made.
+TRACE: list | None = None
+
+
+def _note(call: str, path: str, source: str = "") -> None:
+    if TRACE is not None:
+        TRACE.append((call, os.fspath(path), os.fspath(source)))
+
+
+def fsync_fd(fd: int, path: str) -> None:
+    """``os.fsync(fd)`` (the file at ``path``): its data on the disk."""
+    os.fsync(fd)
+    _note("fsync", path)
+
+
+def fsync_path(path: str) -> None:
+    """fsync a file or directory by name (a directory: the names it holds).
+    Windows cannot open directories; there, renames are durable on their own."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) * os.path.isdir(path))
+    except (PermissionError, IsADirectoryError):
+        return
+    try:
+        fsync_fd(fd, path)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir_of(path: str) -> None:
+    fsync_path(os.path.dirname(os.path.abspath(path)))
+
+
+def rename(src: str, dst: str) -> None:
+    os.rename(src, dst)
+    _note("rename", dst, src)
+
+
+def unlink(path: str) -> None:
+    os.unlink(path)
+    _note("unlink", path)
+
 
 _HEAD = struct.Struct("<Q")
 _REC = struct.Struct("<QI")
@@ -32,15 +80,20 @@ PAGE = 4096
 class JournaledFile(io.RawIOBase):
     """A read/write file whose overwrites are journaled first (see module docs)."""
 
-    def __init__(self, path: str, journal_path: str):
+    def __init__(self, path: str, journal_path: str, durable: bool = False):
         super().__init__()
         self._f = open(path, "r+b")  # noqa: SIM115 - closed in close()
+        self._path = path
         self._journal_path = journal_path
+        self._durable = durable
         self._length = os.fstat(self._f.fileno()).st_size
         self._saved: set[int] = set()  # pages already in the journal
-        self._journal = open(journal_path, "wb")  # noqa: SIM115
+        self._journal = _create_journal(journal_path)
         self._journal.write(_HEAD.pack(self._length))
         self._journal.flush()
+        if durable:  # the journal's name on the disk before the file changes
+            fsync_fd(self._journal.fileno(), journal_path)
+            fsync_dir_of(journal_path)
 
     # the file-object protocol h5py's "fileobj" driver uses
     def readable(self) -> bool:
@@ -78,6 +131,8 @@ class JournaledFile(io.RawIOBase):
             self._journal.write(_REC.pack(offset, len(original)) + original)
             self._saved.add(page)
         self._journal.flush()  # in the OS before the data is overwritten
+        if self._durable:  # and on the disk
+            fsync_fd(self._journal.fileno(), self._journal_path)
         self._f.seek(here)
 
     def write(self, data) -> int:
@@ -103,9 +158,15 @@ class JournaledFile(io.RawIOBase):
             self._journal.close()
 
     def commit(self) -> None:
-        """The file is complete: forget the journal."""
+        """The file is complete: forget the journal (durable: the file's data on
+        the disk first, then the journal's removal)."""
+        if self._durable and not self.closed:
+            self._f.flush()
+            fsync_fd(self._f.fileno(), self._path)
         self.close()
-        os.unlink(self._journal_path)
+        unlink(self._journal_path)
+        if self._durable:
+            fsync_dir_of(self._journal_path)
 
 
 class RolledBackFile(io.RawIOBase):
@@ -118,8 +179,7 @@ class RolledBackFile(io.RawIOBase):
 
     def __init__(self, path: str, journal_path: str):
         super().__init__()
-        with open(journal_path, "rb") as j:
-            data = j.read()
+        data = _read_journal(journal_path)
         self._f = open(path, "rb")  # noqa: SIM115 - closed in close()
         self._length = os.fstat(self._f.fileno()).st_size
         self._patches: list[tuple[int, bytes]] = []
@@ -169,28 +229,74 @@ class RolledBackFile(io.RawIOBase):
             self._f.close()
 
 
-def save_whole_file(path: str, journal_path: str, limit: int) -> bool:
+def _read_journal(journal_path: str) -> bytes:
+    """The journal's bytes; a journal that is a link or not a regular file is
+    refused (it would restore another file's bytes into the store)."""
+    try:
+        fd = os.open(
+            journal_path,
+            os.O_RDONLY
+            | getattr(os, "O_NOFOLLOW", 0)
+            | getattr(os, "O_NONBLOCK", 0)
+            | getattr(os, "O_BINARY", 0),
+        )
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeStoreError(f"{journal_path} is a symbolic link; refusing it") from None
+        raise
+    with os.fdopen(fd, "rb") as j:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafeStoreError(f"{journal_path} is not a regular file; refusing it")
+        return j.read()
+
+
+def _create_journal(journal_path: str):
+    """A new, empty journal; whatever had its name (a link elsewhere) is replaced."""
+    try:
+        os.unlink(journal_path)
+    except FileNotFoundError:
+        pass
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(journal_path, flags | getattr(os, "O_BINARY", 0), 0o644), "wb")
+
+
+def save_whole_file(path: str, journal_path: str, limit: int, durable: bool = False) -> bool:
     """Journal all of ``path`` if it has at most ``limit`` bytes; True if it did.
 
     Once this returns True, ``path`` may be changed in any way until the
     journal is removed: :func:`roll_back` restores it byte for byte.
+    ``durable``: the journal is on the disk (data and name) before it returns.
     """
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size > limit:
             return False
         original = f.read(size)
-    with open(journal_path, "wb") as journal:
+    with _create_journal(journal_path) as journal:
         # in the OS (closed) before the caller writes a byte of the file
         journal.write(_HEAD.pack(len(original)) + _REC.pack(0, len(original)) + original)
+        if durable:
+            journal.flush()
+            fsync_fd(journal.fileno(), journal_path)
+    if durable:
+        fsync_dir_of(journal_path)
     return True
+
+
+def finish_whole_file(path: str, journal_path: str, durable: bool = False) -> None:
+    """End a session that :func:`save_whole_file` began: the file is complete
+    (durable: on the disk first), then the journal goes."""
+    if durable:
+        fsync_path(path)
+    unlink(journal_path)
+    if durable:
+        fsync_dir_of(journal_path)
 
 
 def roll_back(path: str, journal_path: str) -> bool:
     """Undo an interrupted session from its journal; True if there was one."""
     try:
-        with open(journal_path, "rb") as j:
-            data = j.read()
+        data = _read_journal(journal_path)
     except FileNotFoundError:
         return False
     if len(data) >= _HEAD.size:
@@ -207,5 +313,6 @@ def roll_back(path: str, journal_path: str) -> bool:
                 pos += size
             f.truncate(length)
             f.flush()
+            os.fsync(f.fileno())  # restored on the disk before the journal goes
     os.unlink(journal_path)
     return True

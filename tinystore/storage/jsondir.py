@@ -13,9 +13,11 @@ names, which nothing refers to before the record that names them is written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import shutil
+import stat
 import uuid
 import warnings
 from pathlib import Path
@@ -25,14 +27,22 @@ import numpy as np
 import numpy.lib.format as npy
 import orjson
 
-from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError
+from tinystore.errors import (
+    BackendError,
+    CorruptStoreError,
+    InvalidKeyError,
+    NotAStoreError,
+    UnsafeStoreError,
+)
+from tinystore.storage.journal import fsync_fd, fsync_path, rename
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
-from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
+from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, check_regular, unsafe_file
 from tinystore.storage.record import (
     MAX_RECORD_BYTES,
     GPath,
     Physical,
     RecordStorage,
+    check_name,
     dumps_record,
 )
 
@@ -67,6 +77,65 @@ def is_store_dir(path: str | os.PathLike) -> bool:
 def _unlink(path: str) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_SAFE_FLAGS = _NOFOLLOW | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def _os_error(exc: OSError, path: str, writing: bool = False) -> Exception:
+    """A tinystore error for what the file system says of a node of the store."""
+    if exc.errno == errno.ELOOP:
+        return unsafe_file(path, "is a symbolic link (or a loop of them)")
+    if exc.errno == errno.ENAMETOOLONG:
+        why = f"{path}: the path is longer than this file system allows (groups nested too deep)"
+        return InvalidKeyError(why) if writing else CorruptStoreError(why)
+    return exc
+
+
+def open_in_store(path: str) -> int:
+    """A descriptor of the regular file ``path`` of a store, read-only.
+
+    Never follows a symbolic link (``O_NOFOLLOW``), never blocks on a FIFO
+    (``O_NONBLOCK``), and refuses anything but a regular file with one link
+    (a FIFO, a device, a hard link to a file elsewhere): nothing outside the
+    store is read.  FileNotFoundError if there is none.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | _SAFE_FLAGS | _BINARY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise _os_error(exc, path) from None
+    try:
+        check_regular(fd, path)
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def create_in_store(path: str, append: bool = False) -> int:
+    """A new regular file ``path`` of a store, for writing (``append``: the
+    journal, kept if it is there).  Whatever sat at that name before (a link
+    to a file elsewhere, say) is removed first, never written through."""
+    flags = os.O_WRONLY | os.O_CREAT | _SAFE_FLAGS | _BINARY
+    if append:
+        flags |= os.O_APPEND
+    else:
+        _unlink(path)
+        flags |= os.O_EXCL
+    try:
+        fd = os.open(path, flags, 0o644)
+    except OSError as exc:
+        raise _os_error(exc, path, writing=True) from None
+    try:
+        check_regular(fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _write_npy(f: Any, value: np.ndarray) -> bool:
@@ -140,7 +209,12 @@ class _DirPhysical(Physical):
     shared = True
     pretty = True
 
-    def __init__(self, dirname: str | os.PathLike, mode: str, lock_timeout: float):
+    def __init__(
+        self, dirname: str | os.PathLike, mode: str, lock_timeout: float, durable: bool = False
+    ):
+        self.durable = bool(durable)
+        #: directories whose names changed and are not on the disk yet (durable)
+        self._unsynced: dict[str, None] = {}
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
         self.root = Path(dirname)
@@ -166,20 +240,36 @@ class _DirPhysical(Physical):
             root.mkdir(parents=True, exist_ok=True)
         self._lock = StoreLock(root / LOCK, self.location, lock_timeout, self.readonly)
         self._journal: Any = None
+        self._folders: dict[GPath, str] = {}  # group directories checked this session
         self._lock.acquire()
         try:
             if mode == "w" and ours:
-                for child in root.iterdir():
-                    if child.name != LOCK:
-                        shutil.rmtree(child) if child.is_dir() else child.unlink()
+                self._empty_root()
             if not is_store_dir(root):
                 self.write_record((), dumps_record([{"g": 1, "c": {}}], pretty=True))
         finally:
             self._lock.release()
 
+    def _empty_root(self) -> None:
+        """Mode "w": everything but the lock goes; a store holding a symbolic
+        link is refused first, before anything is removed."""
+        for folder, dirs, files in os.walk(self._root):
+            for name in dirs + files:
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    raise unsafe_file(path, "is a symbolic link; mode 'w' refuses this store")
+        with os.scandir(self._root) as entries:
+            for entry in entries:
+                if entry.name == LOCK:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+
     # sessions
     def begin(self, write: bool) -> None:
-        self._lock.acquire()
+        self._lock.acquire(shared=not write)
         if write:
             try:
                 self._remove_temporaries()
@@ -187,7 +277,13 @@ class _DirPhysical(Physical):
                 self._lock.release()
                 raise
 
+    def upgrade(self) -> None:
+        self._lock.acquire()  # shared to exclusive (the session's count stays one)
+        self._lock.release()
+        self._remove_temporaries()
+
     def end(self) -> None:
+        self._folders.clear()
         try:
             if self._journal is not None:
                 self._journal.close()
@@ -198,29 +294,60 @@ class _DirPhysical(Physical):
     def _remove_temporaries(self) -> None:
         # temporary files live in the root only, so this is one directory listing;
         # holding the lock, nobody else can be writing one now
-        for child in self.root.iterdir():
-            if child.name.startswith(TMP_PREFIX):
-                child.unlink(missing_ok=True)
+        with os.scandir(self._root) as entries:
+            for entry in entries:
+                if entry.name.startswith(TMP_PREFIX):  # a link goes, not what it names
+                    _unlink(entry.path)
 
     def journal(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
+        self.journal_line([list(gpath), kind, name, entry])
+
+    def journal_line(self, note: list) -> None:
         if self._journal is None:
-            self._journal = open(self.root / JOURNAL, "ab")
-        self._journal.write(orjson.dumps([list(gpath), kind, name, entry]) + b"\n")
+            fd = create_in_store(os.path.join(self._root, JOURNAL), append=True)
+            self._journal = os.fdopen(fd, "ab")
+        self._journal.write(orjson.dumps(note) + b"\n")
         self._journal.flush()
 
     def read_journal(self) -> list:
         try:
-            lines = (self.root / JOURNAL).read_bytes().splitlines()
+            fd = open_in_store(os.path.join(self._root, JOURNAL))
         except FileNotFoundError:
             return []
+        with os.fdopen(fd, "rb") as f:
+            lines = f.read().splitlines()
         notes = []
+        previous = False
         for line in lines:
             try:
-                gpath, kind, name, entry = orjson.loads(line)
-            except (orjson.JSONDecodeError, ValueError, TypeError):
+                note = orjson.loads(line)
+                if note[0] == "P":  # a record replaced (see write_record)
+                    self._settle_previous(tuple(note[1]))
+                    previous = True
+                    continue
+                gpath, kind, name, entry = note
+            except (orjson.JSONDecodeError, ValueError, TypeError, IndexError, KeyError):
                 continue  # the last line of a killed process may be cut short
             notes.append((tuple(gpath), kind, name, entry))
+        if previous and not notes:
+            self.clear_journal()
         return notes
+
+    def _settle_previous(self, gpath: GPath) -> None:
+        """After a writer killed while it replaced the record of ``gpath``: the
+        previous record goes if the new one is in place, else it is the record
+        again (readers read it meanwhile).  No ``@record.prev.json`` stays."""
+        try:
+            folder = self._folder(tuple(check_name(p, "the journal") for p in gpath))
+        except (FileNotFoundError, CorruptStoreError):
+            return
+        previous = os.path.join(folder, PREVIOUS)
+        if not os.path.lexists(previous):
+            return
+        if os.path.lexists(os.path.join(folder, RECORD)):
+            _unlink(previous)
+        else:
+            rename(previous, os.path.join(folder, RECORD))
 
     def clear_journal(self) -> None:
         if self._journal is not None:
@@ -228,22 +355,52 @@ class _DirPhysical(Physical):
             self._journal = None
         (self.root / JOURNAL).unlink(missing_ok=True)
 
-    def _dir(self, gpath: GPath) -> Path:
-        return self.root.joinpath(*gpath)
+    def _folder(self, gpath: GPath) -> str:
+        """The directory of the group ``gpath``, each step of it checked to be a
+        real directory (a symbolic link is refused, never followed); checked once
+        a session.  FileNotFoundError if there is none."""
+        folders = self._folders
+        path = folders.get(gpath)
+        if path is not None:
+            return path
+        i = len(gpath) - 1
+        while i > 0 and gpath[:i] not in folders:
+            i -= 1
+        path = folders[gpath[:i]] if i > 0 else self._root
+        for j in range(max(i, 0), len(gpath)):
+            path = os.path.join(path, gpath[j])
+            try:
+                mode = os.lstat(path).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                raise FileNotFoundError(f"no group directory {path}") from None
+            except OSError as exc:
+                raise _os_error(exc, path) from None
+            if stat.S_ISLNK(mode):
+                raise unsafe_file(path, "is a symbolic link, not a group directory")
+            if not stat.S_ISDIR(mode):
+                raise CorruptStoreError(f"{path} is not a group directory")
+            folders[gpath[: j + 1]] = path
+        return path
 
     def _write_temporary(self, data: bytes) -> str:
         """A new file in the root holding ``data``; its path."""
         tmp = os.path.join(self._root, f"{TMP_PREFIX}{uuid.uuid4().hex}")
         try:
-            with open(tmp, "wb") as f:
+            with os.fdopen(create_in_store(tmp), "wb") as f:
                 f.write(data)
+                if self.durable:
+                    f.flush()
+                    fsync_fd(f.fileno(), tmp)
         except BaseException:
             _unlink(tmp)
             raise
         return tmp
 
     def read_record(self, gpath: GPath) -> bytes | None:
-        folder = os.path.join(self._root, *gpath)
+        try:
+            folder = self._folder(gpath)
+        except FileNotFoundError:
+            return None
         data = self._read_file(os.path.join(folder, RECORD))
         if data is None:  # a writer was killed between the two renames of write_record
             data = self._read_file(os.path.join(folder, PREVIOUS))
@@ -252,15 +409,20 @@ class _DirPhysical(Physical):
     @staticmethod
     def _read_file(path: str) -> bytes | None:
         try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > MAX_RECORD_BYTES:
-                    raise CorruptStoreError(f"{path} claims {size} bytes; refusing to read it")
-                return f.read()
+            fd = open_in_store(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except IsADirectoryError:
             raise CorruptStoreError(f"{path} is a directory, not a record") from None
+        except UnsafeStoreError as exc:
+            if os.path.isdir(path) and not os.path.islink(path):
+                raise CorruptStoreError(f"{path} is a directory, not a record") from None
+            raise exc from None
+        with os.fdopen(fd, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_RECORD_BYTES:
+                raise CorruptStoreError(f"{path} claims {size} bytes; refusing to read it")
+            return f.read()
 
     def write_record(self, gpath: GPath, data: bytes) -> None:
         """Replace a record atomically, without renaming over an existing file.
@@ -272,10 +434,14 @@ class _DirPhysical(Physical):
         (a writer killed between the two renames) reads the previous one,
         which is still complete: every record is old or new, never partial.
         """
-        folder = os.path.join(self._root, *gpath)
+        folder = self._folder(gpath)
         target = os.path.join(folder, RECORD)
         previous = os.path.join(folder, PREVIOUS)
         tmp = self._write_temporary(data)
+        if self.durable:  # what the record names is on the disk before the record
+            self._sync_names()
+        if os.path.lexists(target):  # a killed writer's next successor settles it
+            self.journal_line(["P", list(gpath)])
         try:
             os.rename(target, previous)
         except FileNotFoundError:
@@ -284,22 +450,41 @@ class _DirPhysical(Physical):
             _unlink(tmp)
             raise
         try:
-            os.rename(tmp, target)
+            rename(tmp, target)
         except BaseException:
             _unlink(tmp)
             if not os.path.exists(target):
                 with contextlib.suppress(OSError):
                     os.rename(previous, target)
             raise
+        if self.durable:
+            self._note_names(folder, self._root)
+            self._sync_names()  # this record on the disk before its parent's (commit order)
         _unlink(previous)
 
+    def _note_names(self, *folders: str) -> None:
+        if self.durable:
+            for folder in folders:
+                self._unsynced[folder] = None
+
+    def _sync_names(self) -> None:
+        """fsync every directory whose names changed, in the order they changed."""
+        unsynced, self._unsynced = self._unsynced, {}
+        for folder in unsynced:
+            fsync_path(folder)
+
+    def commit(self) -> None:
+        if self.durable:
+            self._sync_names()
+
     def _file(self, gpath: GPath, name: str, entry: dict) -> str:
-        return os.path.join(self._root, *gpath, name + (".npy" if entry["k"] == "A" else ".bin"))
+        return os.path.join(self._folder(gpath), name + (".npy" if entry["k"] == "A" else ".bin"))
 
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
         path = self._file(gpath, name, entry)
+        fd = open_in_store(path)
         if entry["k"] != "A":
-            with open(path, "rb") as f:
+            with os.fdopen(fd, "rb") as f:
                 return f.read()
         dtype = dtype_from_json(entry["d"])
         expected = _npy_dtype(dtype)  # what the file holds
@@ -309,7 +494,7 @@ class _DirPhysical(Physical):
             count *= n
         nbytes = expected.itemsize * count
         try:
-            with open(path, "rb") as f:
+            with os.fdopen(fd, "rb") as f:
                 # shape and dtype are checked against the record before any data
                 # is read (or memory claimed): the header we would have written
                 # is compared first, numpy parses any other (~15 µs)
@@ -364,7 +549,7 @@ class _DirPhysical(Physical):
         # refers to it until the record is written) and already in the journal,
         # so a killed process leaves no half-written file that anything reads.
         path = self._file(gpath, name, entry)
-        with open(path, "wb") as f:
+        with os.fdopen(create_in_store(path), "wb") as f:
             if type(value) is not np.ndarray:
                 f.write(value)
                 return
@@ -373,33 +558,58 @@ class _DirPhysical(Physical):
                 with warnings.catch_warnings():  # non-Latin-1 field names need .npy 3.0
                     warnings.simplefilter("ignore", UserWarning)
                     np.save(f, value, allow_pickle=False)
+            if self.durable:
+                f.flush()
+                fsync_fd(f.fileno(), path)
+                self._note_names(os.path.dirname(path))
 
     def delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._file(gpath, name, entry))
+            os.unlink(self._file(gpath, name, entry))  # a link goes, not what it names
 
     def create_group(self, gpath: GPath) -> None:
-        path = self._dir(gpath)
-        if path.exists():  # left by a killed process: the name is unused, so it is stale
-            shutil.rmtree(path)
-        path.mkdir()
+        path = os.path.join(self._folder(gpath[:-1]), gpath[-1])
+        self._remove_entry(path)  # left by a killed process: the name is unused, so it is stale
+        try:
+            os.mkdir(path)
+        except OSError as exc:
+            raise _os_error(exc, path, writing=True) from None
+        self._note_names(os.path.dirname(path))
 
     def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
         out = []
-        for child in self._dir(gpath).iterdir():
-            name = child.name
-            if name.startswith("@"):
-                continue
-            if child.is_dir():
-                out.append(("G", name, {}))
-            elif name.endswith(".npy"):
-                out.append(("X", name[:-4], {"k": "A"}))
-            elif name.endswith(".bin"):
-                out.append(("X", name[:-4], {"k": "B"}))
+        with os.scandir(self._folder(gpath)) as entries:
+            for child in entries:
+                name = child.name
+                if name.startswith("@"):
+                    continue
+                if child.is_dir(follow_symlinks=False):
+                    out.append(("G", name, {}))
+                elif name.endswith(".npy"):
+                    out.append(("X", name[:-4], {"k": "A"}))
+                elif name.endswith(".bin"):
+                    out.append(("X", name[:-4], {"k": "B"}))
+                elif child.is_symlink():  # removed as a group is: the link only
+                    out.append(("G", name, {}))
         return out
 
     def delete_group(self, gpath: GPath) -> None:
-        shutil.rmtree(self._dir(gpath), ignore_errors=True)
+        self._remove_entry(os.path.join(self._folder(gpath[:-1]), gpath[-1]))
+
+    def _remove_entry(self, path: str) -> None:
+        """Remove ``path``: a real directory with all it holds, anything else
+        (a link to a folder elsewhere included) as a name only."""
+        self._folders.clear()
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise _os_error(exc, path, writing=True) from None
+        if stat.S_ISDIR(mode):
+            shutil.rmtree(path)  # it never follows the links inside
+        else:
+            _unlink(path)
 
     def close(self) -> None:
         pass
@@ -415,7 +625,11 @@ class JSONDirStorage(RecordStorage):
     ``mode`` works as for :class:`~tinystore.storage.hdf5.HDF5Storage`.
     Operations take a cross-process lock (``@lock`` in the directory), so
     several processes can share one store; ``lock_timeout`` is how long to
-    wait for another process (seconds).
+    wait for another process (seconds).  ``durable=True``: each file is
+    fsynced before the record that names it, and each directory whose names
+    changed before the parent record is replaced, so a write survives power
+    loss; by default a write survives the death of the process, not of the
+    machine.
 
     >>> import tempfile, os
     >>> d = os.path.join(tempfile.mkdtemp(), "example.json")
@@ -426,6 +640,10 @@ class JSONDirStorage(RecordStorage):
     """
 
     def __init__(
-        self, dirname: str | os.PathLike, mode: str = "a", lock_timeout: float = DEFAULT_TIMEOUT
+        self,
+        dirname: str | os.PathLike,
+        mode: str = "a",
+        lock_timeout: float = DEFAULT_TIMEOUT,
+        durable: bool = False,
     ):
-        self._init_root(_DirPhysical(dirname, mode, lock_timeout))
+        self._init_root(_DirPhysical(dirname, mode, lock_timeout, durable))

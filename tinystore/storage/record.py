@@ -517,6 +517,8 @@ class _Store:
         elif write and not self.session_write:
             physical.upgrade()
             self.session_write = True
+            if physical.shared:  # the lock was shared: another process may have written
+                self.records.clear()
         self.sessions += 1
         try:
             yield

@@ -34,7 +34,8 @@ class BackendSpec:
     opener: Callable[..., Any]
     #: File name suffixes (lower case, with the dot) that select this backend.
     suffixes: tuple[str, ...] = ()
-    #: ``remover(location)``: delete a whole store (refusing foreign files).
+    #: ``remover(location, **options)``: delete a whole store (refusing foreign
+    #: files); built-in removers take ``lock_timeout=``.
     remover: Callable[[str], None] | None = None
     #: ``detect(location) -> bool``: is this an existing store of this backend?
     detect: Callable[[str], bool] | None = None
@@ -67,15 +68,26 @@ def _is_hdf5_store(location) -> bool:
         return RECORD in f
 
 
-def _remove_hdf5(location) -> None:
+def _remove_hdf5(location, lock_timeout: float | None = None) -> None:
+    """Delete an HDF5 store under its lock; the lock file goes last, while held."""
+    from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
+
     if not os.path.exists(location):
         raise FileNotFoundError(f"no such file: {location}")
-    if not _is_hdf5_store(location):
+    if not _is_hdf5_store(location):  # before a lock file is made beside a foreign file
         raise NotAStoreError(f"refusing to delete {location}: it is not a tinystore HDF5 file")
-    os.unlink(location)
-    for extra in (".journal", ".lock"):
+    timeout = DEFAULT_TIMEOUT if lock_timeout is None else lock_timeout
+    lock = StoreLock(os.fspath(location) + ".lock", location, timeout, readonly=False)
+    lock.acquire()
+    try:
+        if not os.path.exists(location):
+            raise FileNotFoundError(f"no such file: {location} (deleted meanwhile)")
+        os.unlink(location)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.fspath(location) + extra)
+            os.unlink(os.fspath(location) + ".journal")
+        lock.unlink()
+    finally:
+        lock.release()
 
 
 def _open_json(location, mode="a", **options):
@@ -90,12 +102,34 @@ def _is_json_store(location) -> bool:
     return is_store_dir(location)
 
 
-def _remove_json(location) -> None:
+def _remove_json(location, lock_timeout: float | None = None) -> None:
+    """Delete a JSON store under its lock (``@lock`` inside it goes last, while
+    held, then the directory); links inside are removed, never followed."""
+    from tinystore.storage.jsondir import LOCK
+    from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, unsafe_file
+
     if not os.path.exists(location):
         raise FileNotFoundError(f"no such file or directory: {location!r}")
+    if os.path.islink(location):
+        raise unsafe_file(location, "is a symbolic link (delete the link, or its target)")
     if not _is_json_store(location):
         raise NotAStoreError(f"refusing to delete {location}: it is not a tinystore directory")
-    shutil.rmtree(location)
+    timeout = DEFAULT_TIMEOUT if lock_timeout is None else lock_timeout
+    lock = StoreLock(os.path.join(location, LOCK), location, timeout, readonly=False)
+    lock.acquire()
+    try:
+        with os.scandir(location) as entries:
+            for entry in entries:
+                if entry.name == LOCK:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        lock.unlink()
+        os.rmdir(location)
+    finally:
+        lock.release()
 
 
 def _open_memory(location, mode="a", **options):
