@@ -329,7 +329,7 @@ class _HDF5Physical(Physical):
                 raise
             if os.path.exists(self.filename) and not h5py.is_hdf5(self.filename):
                 raise NotAStoreError(f"{self.filename} is not an HDF5 file") from None
-            raise CorruptStoreError(f"{self.filename} cannot be opened: {exc}") from None
+            raise CorruptStoreError(f"{self.filename} cannot be opened: {exc}") from exc
 
     def _close(self, fid: h5f.FileID | None) -> None:
         """Close a read-only ``fid`` (and the file object under it, if any)."""

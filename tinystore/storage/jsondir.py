@@ -529,9 +529,7 @@ class _DirPhysical(Physical):
             else:
                 header = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
-            raise CorruptStoreError(
-                f"{path} is not a plain .npy array as recorded: {exc}"
-            ) from None
+            raise CorruptStoreError(f"{path} is not a plain .npy array as recorded: {exc}") from exc
         _check_header(path, (header.shape, None, header.dtype), expected, shape)
         offset = getattr(header, "offset", None)
         if offset is None:  # empty: np.load read it already

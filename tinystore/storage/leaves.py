@@ -383,7 +383,7 @@ def decode_inline(entry: Any) -> Any:
     except CorruptStoreError:
         raise
     except (KeyError, TypeError, ValueError, struct.error) as exc:
-        raise CorruptStoreError(f"damaged leaf entry {entry!r:.200}: {exc}") from None
+        raise CorruptStoreError(f"damaged leaf entry {entry!r:.200}: {exc}") from exc
     raise CorruptStoreError(f"unknown leaf entry {entry!r:.200}")
 
 

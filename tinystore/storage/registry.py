@@ -15,7 +15,7 @@ import re
 import shutil
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable
@@ -40,7 +40,6 @@ class BackendSpec:
     #: ``detect(location) -> bool``: is this an existing store of this backend?
     detect: Callable[[str], bool] | None = None
     description: str = ""
-    options: dict = field(default_factory=dict)
     #: URL schemes (``"memory"`` for ``memory://name``) whose locations this
     #: backend takes as they are; locations without a scheme are local paths.
     schemes: tuple[str, ...] = ()

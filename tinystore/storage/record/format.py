@@ -1,0 +1,343 @@
+"""The record format: entry grammar, record bytes, metadata tables (no I/O).
+
+Logically a storage is a tree of groups and leaves.  Physically each
+*physical group* (the root, groups made by ``create_group`` and every value
+assigned directly into a physical group) keeps **one record**: a JSON
+document that holds its own metadata and the whole subtree below it, down to
+the next physical groups.  Small leaves are written inline; large arrays and
+byte strings are written next to the record in the backend's native form
+(HDF5 datasets, ``.npy`` files).  So storing a dict of 1,000 floats costs one
+record write, not 1,000.
+
+A record is a flat table of nodes (so that arbitrarily deep structures need
+no deep JSON nesting)::
+
+    {"tinystore": [1, 0], "attrs": [{attrs}, ...], "nodes": [node0, node1, ...]}
+    node  = {"a": {attrs} | index, "c": {key: entry, ...} | [entry, ...], "g": 1}
+    entry = plain JSON leaf | tagged leaf (see leaves.py)
+          | {"@": index}               an inline node of this record
+          | {"@": node}                a small node of plain values, in place
+          | {"@<n>": children}         the same, short: {"a": n, "c": children}
+          | {"G": name, "g": 1}        a physical subgroup (``g``: made by create_group)
+          | {"X": name, "k": kind,...} a leaf stored outside the record
+
+Metadata that many nodes share (every tuple of a list of tuples has the
+same) is written once, in the record's ``attrs`` table; a node's ``a`` is
+then its index there.
+
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import orjson
+
+from tinystore._paths import safe_name
+from tinystore.errors import (
+    CorruptStoreError,
+    FormatVersionError,
+    NotAStoreError,
+    UnsupportedValueError,
+)
+from tinystore.storage.base import LeafInfo
+
+FORMAT_VERSION = (1, 0)
+#: Arrays and byte strings larger than this many bytes are stored outside the record.
+INLINE_LIMIT = 2048
+
+GPath = tuple  # physical names from the root, e.g. ("jobs", "relax")
+
+
+#: The JSON layout writes the children of a large node this many to a line.
+LINE_CHILDREN = 8
+
+
+def dumps_record(nodes: list, pretty: bool = False, attrs: list | None = None) -> bytes:
+    """A record's bytes; ``pretty``: a line per node, and a line per eight children
+    of a large node.
+
+    Lines, not indentation: a changed value changes one short line under git,
+    and the file stays about as small as the compact form (a line per child
+    would cost one ``orjson.dumps`` call per child: six times the compact
+    form's time for a list of 10,000 tuples).  ``attrs``: the shared metadata
+    table (omitted when empty).
+    """
+    if not pretty:
+        if attrs:
+            return orjson.dumps({"tinystore": list(FORMAT_VERSION), "attrs": attrs, "nodes": nodes})
+        return orjson.dumps({"tinystore": list(FORMAT_VERSION), "nodes": nodes})
+    dumps = orjson.dumps
+    n = LINE_CHILDREN
+    head = b'{"tinystore":' + dumps(list(FORMAT_VERSION))
+    if attrs:
+        head += b',"attrs":[\n' + b",\n".join(map(dumps, attrs)) + b"\n]"
+    lines = [head + b',"nodes":[']
+    last = len(nodes) - 1
+    for i, node in enumerate(nodes):
+        children = node.get("c")
+        if children is None or len(children) <= n:
+            text = dumps(node)
+        else:
+            head = b"".join(dumps(k) + b":" + dumps(v) + b"," for k, v in node.items() if k != "c")
+            if type(children) is list:
+                body = b",\n".join(
+                    [dumps(children[j : j + n])[1:-1] for j in range(0, len(children), n)]
+                )
+                text = b"{" + head + b'"c":[\n' + body + b"\n]}"
+            else:
+                items = list(children.items())
+                body = b",\n".join(
+                    [dumps(dict(items[j : j + n]))[1:-1] for j in range(0, len(items), n)]
+                )
+                text = b"{" + head + b'"c":{\n' + body + b"\n}}"
+        lines.append(text + (b"," if i < last else b""))
+    lines.append(b"]}\n")
+    return b"\n".join(lines)
+
+
+def loads_record(data: bytes, where: str) -> Record:
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise CorruptStoreError(f"the record of {where} is damaged: {exc}") from exc
+    if type(doc) is not dict or "tinystore" not in doc:
+        raise NotAStoreError(f"{where} has no tinystore record; it was not written by tinystore")
+    version = doc["tinystore"]
+    if not (type(version) is list and version and type(version[0]) is int):
+        raise CorruptStoreError(f"the record of {where} has an invalid format version")
+    if version[0] > FORMAT_VERSION[0]:
+        raise FormatVersionError(
+            f"{where} was written in tinystore format {version[0]}.x; this tinystore reads "
+            f"format {FORMAT_VERSION[0]}.x only: upgrade tinystore to read it"
+        )
+    nodes = doc.get("nodes")
+    if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
+        raise CorruptStoreError(f"the record of {where} has no valid node table")
+    attrs = doc.get("attrs", [])
+    if type(attrs) is not list or not all(type(a) is dict for a in attrs):
+        raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
+    return Record(nodes, attrs)
+
+
+#: Records larger than this are refused as damaged: tinystore writes big data
+#: outside records, so only a crafted or broken file gets here.
+MAX_RECORD_BYTES = 1 << 30
+
+
+_SCALARS = frozenset([str, int, bool, type(None)])
+
+
+def own_attrs(attrs: dict) -> dict:
+    """A private, JSON-exact copy of metadata (refusing what JSON cannot hold exactly)."""
+    for value in attrs.values():
+        if type(value) not in _SCALARS:
+            break
+    else:
+        if all(type(k) is str for k in attrs):
+            return dict(attrs)
+    try:
+        copy = orjson.loads(orjson.dumps(attrs))
+    except TypeError as exc:
+        raise UnsupportedValueError(f"metadata must be JSON-compatible: {exc}") from exc
+    stack: list = [attrs]
+    while stack:  # orjson writes nan/inf as null: refuse them rather than change them
+        original = stack.pop()
+        values = original.values() if type(original) is dict else original
+        for v in values:
+            if type(v) is float and v - v != 0.0:
+                raise UnsupportedValueError(f"metadata cannot hold {v!r}; store it as a value")
+            if type(v) in (dict, list, tuple):
+                stack.append(v)
+    return copy
+
+
+def copy_attrs(attrs: dict) -> dict:
+    """A copy of stored metadata that the caller may change freely."""
+    for value in attrs.values():
+        if type(value) not in _SCALARS and type(value) is not float:
+            return orjson.loads(orjson.dumps(attrs))
+    return dict(attrs)
+
+
+def check_name(name: Any, where: str) -> str:
+    """A physical name read from a file: refuse anything that could leave its group."""
+    if (
+        type(name) is not str
+        or not name
+        or name in (".", "..")
+        or name.startswith("@")
+        or any(c in name for c in "/\\\x00:")
+        or len(name) > 255
+    ):
+        raise CorruptStoreError(f"{where} names an invalid file {name!r}; the record is damaged")
+    return name
+
+
+def _entry_names(entry: Any) -> Iterator[tuple[str, str, dict]]:
+    if type(entry) is dict:
+        if "X" in entry:
+            yield "X", entry["X"], entry
+        elif "G" in entry:
+            yield "G", entry["G"], entry
+
+
+class Record:
+    """A parsed record: its node and metadata tables and the physical names it uses."""
+
+    __slots__ = ("nodes", "attrs", "_attr_index", "_names", "dirty", "compact")
+
+    def __init__(self, nodes: list, attrs: list | None = None):
+        self.nodes = nodes
+        #: metadata shared by several nodes; a node's ``"a"`` may be an index here
+        self.attrs = [] if attrs is None else attrs
+        self._attr_index: dict | None = None  # serialised attrs -> index
+        self._names: set | None = None
+        self.dirty = False
+        self.compact = True  # nodes are in canonical order, unreferenced-free
+
+    def intern(self, attrs: dict) -> int:
+        """The index of (a JSON-exact copy of) ``attrs`` in the metadata table."""
+        index = self._attr_index
+        if index is None:
+            index = self._attr_index = {orjson.dumps(a): i for i, a in enumerate(self.attrs)}
+        copy = own_attrs(attrs)
+        key = orjson.dumps(copy)
+        i = index.get(key)
+        if i is None:
+            i = index[key] = len(self.attrs)
+            self.attrs.append(copy)
+        return i
+
+    def node_attrs(self, node: dict, where: str = "a record") -> dict:
+        """The metadata of ``node`` as stored (do not change it)."""
+        a = node.get("a")
+        if type(a) is int:
+            try:
+                if a < 0:
+                    raise IndexError
+                return self.attrs[a]
+            except IndexError:
+                raise CorruptStoreError(
+                    f"a node of {where} refers to metadata #{a}, which its record lacks; "
+                    "the record is damaged"
+                ) from None
+        return a if a else {}
+
+    @property
+    def names(self) -> set:
+        if self._names is None:
+            names = set()
+            for node in self.nodes:
+                if node is None:  # being filled in by add_tree
+                    continue
+                for entry in _children_entries(node):
+                    for _, name, _ in _entry_names(entry):
+                        names.add(name)
+            self._names = names
+        return self._names
+
+    def new_name(self, key: str) -> str:
+        base = safe_name(key, limit=100)
+        if base.endswith((".npy", ".bin")):  # would collide with the file of an external
+            base = base[:-4] + "%2e" + base[-3:]
+        name, i = base, 0
+        names = self.names
+        while name in names:
+            i += 1
+            name = f"{base}~{i}"
+        names.add(name)
+        return name
+
+    def canonical(self) -> list:
+        """The node table renumbered in canonical order, garbage dropped."""
+        if self.compact:
+            return self.nodes
+        old = self.nodes
+        new: list = [None]
+        stack = [(0, 0)]
+        while stack:
+            oi, ni = stack.pop()
+            node = dict(old[oi])
+            children = node.get("c")
+            pending = []
+            if type(children) is list:
+                children = list(children)
+                for j, e in enumerate(children):
+                    if type(e) is dict and type(e.get("@")) is int:
+                        pending.append((e["@"], len(new)))
+                        children[j] = {"@": len(new)}
+                        new.append(None)
+            elif children:
+                children = dict(children)
+                for k, e in children.items():
+                    if type(e) is dict and type(e.get("@")) is int:
+                        pending.append((e["@"], len(new)))
+                        children[k] = {"@": len(new)}
+                        new.append(None)
+            node["c"] = children if children is not None else {}
+            new[ni] = node
+            stack.extend(reversed(pending))
+        self.nodes = new
+        self.compact = True
+        return new
+
+
+def _target(nodes: list, at: Any) -> dict:
+    """The node an ``{"@": ...}`` entry stands for: a table index, or the node itself."""
+    return at if type(at) is dict else nodes[at]
+
+
+def _at(entry: Any, where: str = "a record") -> Any:
+    """What a node entry points at: a table index or a node; None for any other entry.
+
+    ``{"@": i}`` and ``{"@": node}`` say so directly; the short form of a small
+    node, ``{"@<n>": children}``, stands for ``{"a": <n>, "c": children}``.
+    """
+    if type(entry) is not dict:
+        return None
+    at = entry.get("@")
+    if at is not None:
+        return at
+    if len(entry) == 1:
+        (tag,) = entry
+        if tag[:1] == "@":
+            n = tag[1:]
+            if not (n.isascii() and n.isdigit()):
+                raise CorruptStoreError(f"{where} holds an invalid node entry {tag!r:.40}")
+            return {"a": int(n), "c": entry[tag]}
+    return None
+
+
+def _children_entries(node: dict) -> Any:
+    c = node.get("c")
+    if not c:
+        return ()
+    return c if type(c) is list else c.values()
+
+
+def _child_entry(node: dict, key: str) -> Any:
+    c = node.get("c")
+    if type(c) is list:
+        if key.isascii() and key.isdigit() and (key == "0" or key[0] != "0"):
+            i = int(key)
+            if i < len(c):
+                return c[i]
+        raise KeyError(key)
+    if c is None:
+        raise KeyError(key)
+    return c[key]
+
+
+def _leaf_info(entry: dict) -> LeafInfo:
+    from tinystore.storage.leaves import dtype_from_json
+
+    if entry.get("k") == "A":
+        dtype = dtype_from_json(entry["d"])
+        shape = tuple(entry["s"])
+        n = 1
+        for d in shape:
+            n *= d
+        return LeafInfo("numpy.ndarray", shape, dtype, n * dtype.itemsize)
+    kind = "bytearray" if entry.get("k") == "BA" else "bytes"
+    return LeafInfo(kind, nbytes=entry.get("n", 0))

@@ -1,0 +1,379 @@
+"""Packing between trees and record entries (no I/O of its own).
+
+:func:`add_tree` appends a :class:`~tinystore.storage.base.Tree` to a
+record's node table; :func:`read_tree` builds a Tree back from the records.
+Both reach records of other physical groups and external leaves only
+through the transaction state they are given (``store``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tinystore._paths import check_key
+from tinystore.errors import CorruptStoreError, InvalidKeyError, UnsupportedValueError
+from tinystore.storage.base import GroupTree, Tree
+from tinystore.storage.leaves import INT64_MAX, INT64_MIN, encode_inline
+from tinystore.storage.record.format import (
+    GPath,
+    Record,
+    _at,
+    _leaf_info,
+    _target,
+    check_name,
+    copy_attrs,
+)
+
+_EMBED_LEAVES = frozenset([str, int, float, bool, type(None)])
+
+
+def _plain_children(children: Any) -> Any:
+    """Children of plain values as entries (a copy); None if any is not plain.
+
+    "Plain" is what a node written inside its parent's entry may hold: at
+    most :data:`MAX_INPLACE_CHILDREN` values that are JSON values standing for themselves, or tagged
+    scalars (non-ASCII or surrogate strings, big ints, non-finite floats).
+    The common case costs one type test per value.
+    """
+    if len(children) > MAX_INPLACE_CHILDREN:
+        return None
+    is_list = type(children) is list
+    for v in children if is_list else children.values():
+        vt = type(v)
+        if vt is str:
+            if not v.isascii():
+                break
+        elif vt is int:
+            if not INT64_MIN <= v <= INT64_MAX:
+                break
+        elif vt is float:
+            if v - v != 0.0:
+                break
+        elif v is not None and vt is not bool:
+            return None
+    else:  # all JSON-exact
+        if is_list:
+            return list(children)
+        for k in children:
+            if type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN):
+                check_key(k) if type(k) is str else _bad_key(k)
+        return dict(children)
+    for v in children if is_list else children.values():
+        if type(v) not in _EMBED_LEAVES:
+            return None
+    if is_list:
+        return [v if _json_exact(v) else encode_inline(v) for v in children]
+    out = {}
+    for k, v in children.items():
+        if type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN):
+            check_key(k) if type(k) is str else _bad_key(k)
+        out[k] = v if _json_exact(v) else encode_inline(v)
+    return out
+
+
+def _json_exact(v: Any) -> bool:
+    """True if plain JSON carries ``v`` exactly (no tagged entry needed)."""
+    t = type(v)
+    if t is str:
+        return v.isascii()
+    if t is int:
+        return INT64_MIN <= v <= INT64_MAX
+    if t is float:
+        return v - v == 0.0
+    return v is None or t is bool
+
+
+def _bad_key(k: Any) -> None:
+    raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
+
+
+#: A small node of plain values is written in place (inside its parent's
+#: entry) if it has at most this many children.
+MAX_INPLACE_CHILDREN = 64
+#: Keys that are identifiers of at most this many characters are valid by
+#: construction; others go through :func:`tinystore._paths.check_key`.
+#: (A shortcut only: the rule is ``_paths``'s.)
+QUICK_KEY_LEN = 63
+
+
+class _MetaTable:
+    """The metadata table of one record while a tree is added to it.
+
+    Indexed by ``id()`` of the attrs dicts: the trees of one save share attrs
+    dicts (every tuple of a list has the same); they stay alive until
+    :func:`add_tree` returns.
+    """
+
+    __slots__ = ("intern", "indices", "tags")
+
+    def __init__(self, rec: Record):
+        self.intern = rec.intern
+        self.indices: dict[int, int] = {}
+        self.tags: dict[int, str] = {}  # the same, as the tag of a small node's entry
+
+    def index(self, attrs: dict) -> int:
+        i = self.indices.get(id(attrs))
+        if i is None:
+            i = self.indices[id(attrs)] = self.intern(attrs)
+        return i
+
+    def tag(self, attrs: dict) -> str:
+        """The short tag of nodes with ``attrs``: ``@`` and their table index."""
+        tag = self.tags.get(id(attrs))
+        if tag is None:
+            tag = self.tags[id(attrs)] = f"@{self.index(attrs)}"
+        return tag
+
+
+def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
+    store,
+    gpath: GPath,
+    rec: Record,
+    tree: Tree,
+    group: bool = False,
+    plain: dict | None = None,
+) -> int:
+    """Append ``tree`` to the node table of ``rec``; return its index.
+
+    ``plain``: ``{type: attrs}`` of containers the codec left in the tree
+    as they are (see :class:`~tinystore.storage.base.Codec`); each stands
+    for a node with those attrs and its items as children.
+    """
+    nodes = rec.nodes
+    root = len(nodes)
+    nodes.append(None)
+    stack = [(tree, root)]
+    table = _MetaTable(rec)
+    plain = plain or {}
+    ptags: dict[type, tuple] = {}  # type of a non-Tree child -> (short tag, attrs) or Nones
+    while stack:
+        t, idx = stack.pop()
+        a = t.attrs
+        if type(a) is not dict:
+            raise UnsupportedValueError(f"Tree.attrs must be a dict, not {type(a)}")
+        if a:
+            node: dict = {"a": table.index(a)}
+        else:
+            node = {}
+        children = t.children
+        pending: list = []
+        is_list = type(children) is list
+        out: Any = [] if is_list else {}
+        for k, v in enumerate(children) if is_list else children.items():
+            # The loop over every child of every node of a save: the common
+            # leaves and small plain containers are handled inline, without a
+            # function call each (a call per child cost 20% of a save), which
+            # is why this function is longer than the others.
+            vt = type(v)
+            if vt is str:
+                e = v if v.isascii() else encode_inline(v)
+            elif vt is int:
+                e = v if INT64_MIN <= v <= INT64_MAX else encode_inline(v)
+            elif vt is float:
+                e = v if v - v == 0.0 else encode_inline(v)
+            elif v is None or vt is bool:
+                e = v
+            elif vt is Tree:
+                e = _node_entry(v, v.attrs, v.children, table, nodes, pending)
+            else:  # a plain container the codec left as it is, or a leaf
+                known = ptags.get(vt)
+                if known is None:
+                    known = _plain_type(plain.get(vt), table)
+                    ptags[vt] = known
+                tag, va = known
+                if tag is not None and len(v) <= MAX_INPLACE_CHILDREN:
+                    # a small container of JSON values: the short form (the hot path;
+                    # _plain_children's first loop, inline: a call per tuple costs 20%)
+                    items: Any = v
+                    if vt is dict:
+                        items = v.values()
+                        for x in v:
+                            if type(x) is not str or not (
+                                x.isidentifier() and len(x) <= QUICK_KEY_LEN
+                            ):
+                                items = ()  # other keys: checked the general way below
+                                break
+                    for x in items:
+                        xt = type(x)
+                        if xt is str:
+                            if not x.isascii():
+                                break
+                        elif xt is int:
+                            if not INT64_MIN <= x <= INT64_MAX:
+                                break
+                        elif xt is float:
+                            if x - x != 0.0:
+                                break
+                        elif x is not None and xt is not bool:
+                            break
+                    else:
+                        if items or not v:
+                            e = {tag: dict(v) if vt is dict else list(v)}
+                            if is_list:
+                                out.append(e)
+                                continue
+                            if type(k) is not str or not (
+                                k.isidentifier() and len(k) <= QUICK_KEY_LEN
+                            ):
+                                check_key(k) if type(k) is str else _bad_key(k)
+                            out[k] = e
+                            continue
+                if va is not None:  # a plain container: a node like any other
+                    v = Tree(va, dict(v) if vt is dict else list(v))
+                    e = _node_entry(v, va, v.children, table, nodes, pending)
+                else:
+                    if not is_list and type(k) is not str:
+                        raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
+                    try:
+                        e = store.leaf_entry(gpath, rec, str(k), v)
+                    except TypeError:
+                        raise UnsupportedValueError(
+                            f"cannot store {vt.__name__} at {k!r}: not a leaf or Tree"
+                        ) from None
+            if is_list:
+                out.append(e)
+            else:
+                if type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN):
+                    check_key(k) if type(k) is str else _bad_key(k)
+                out[k] = e
+        node["c"] = out
+        nodes[idx] = node
+        stack.extend(reversed(pending))
+    if group:
+        nodes[root]["g"] = 1
+    return root
+
+
+def _plain_type(va: Any, table: _MetaTable) -> tuple:
+    """``(short tag, attrs)`` of the nodes a plain container type stands for
+    (``(None, None)``: not such a type, a leaf)."""
+    if va is None:
+        return None, None
+    if type(va) is not dict or not va:
+        raise UnsupportedValueError(f"the codec's plain_nodes attrs must be a dict: {va!r}")
+    return table.tag(va), va
+
+
+def _node_entry(
+    tree: Tree, attrs: Any, children: Any, table: _MetaTable, nodes: list, pending: list
+) -> dict:
+    """The entry of ``tree`` (with these ``attrs`` and ``children``): written in
+    place if small and plain, else a new node of the table ``nodes``, whose
+    ``(tree, index)`` is appended to ``pending`` to be filled in."""
+    plain = (
+        _plain_children(children)
+        if type(attrs) is dict and type(children) in (list, dict)
+        else None
+    )
+    if plain is not None:  # a small node of plain values: in place
+        if not attrs:
+            return {"@": {"c": plain}}
+        return {table.tag(attrs): plain}
+    pending.append((tree, len(nodes)))
+    nodes.append(None)
+    return {"@": len(nodes) - 1}
+
+
+def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) -> Tree:  # noqa: C901
+    """The subtree at node ``index`` of the record of ``gpath``, every leaf read.
+
+    Long on purpose: the loop over every entry of every node of a load, with
+    the small plain nodes (most of a list of tuples) rebuilt inline, without
+    a call each.
+    """
+    rec = store.record(gpath)
+    root = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
+    stack = [(gpath, rec, index, root)]
+    seen: set = set()
+    # one copy of each shared metadata dict per read (per record): the trees
+    # of this read share it, as the nodes of the record do
+    shared: dict[GPath, dict] = {}
+    while stack:
+        gp, rec, i, t = stack.pop()
+        known = shared.get(gp)
+        if known is None:
+            known = shared[gp] = {}
+        try:
+            node = i if type(i) is dict else rec.nodes[i]
+            a = node.get("a")
+            if type(a) is int:
+                attrs = known.get(a)
+                if attrs is None:
+                    attrs = known[a] = copy_attrs(rec.node_attrs(node, store.describe(gp)))
+                t.attrs = attrs
+            else:
+                t.attrs = copy_attrs(a) if a else {}
+            children = node.get("c")
+            if children is None:
+                children = {}
+        except (IndexError, TypeError, AttributeError):
+            raise CorruptStoreError(f"node table of {store.describe(gp)} is damaged") from None
+        if type(children) not in (list, dict) or type(t.attrs) is not dict:
+            raise CorruptStoreError(f"node table of {store.describe(gp)} is damaged")
+        if type(children) is list:
+            out: Any = list(children)
+            pairs: Any = enumerate(children)
+        else:
+            out = dict(children)
+            pairs = children.items()
+        for k, e in pairs:
+            if type(e) is dict:
+                if len(e) == 1:
+                    (tag,) = e
+                    short = known.get(tag)  # a short tag met before needs no checks
+                    if short is None and tag[:1] == "@" and tag != "@":
+                        where = store.describe(gp)
+                        attrs = copy_attrs(rec.node_attrs(_at(e, where), where))
+                        made = plain(attrs) if plain is not None else None
+                        make, takes = made if made is not None else (None, None)
+                        short = known[tag] = (attrs, make, takes)
+                    if short is not None:
+                        # a small node in place (short form): plain JSON values, hot path
+                        attrs, make, takes = short
+                        c = e[tag]
+                        tc = type(c)
+                        if tc is list or tc is dict:
+                            for x in c if tc is list else c.values():
+                                if type(x) is dict:
+                                    break
+                            else:
+                                if tc is takes:
+                                    try:
+                                        out[k] = make(c)
+                                    except Exception as exc:
+                                        raise CorruptStoreError(
+                                            f"a node of {store.describe(gp)} cannot be "
+                                            f"rebuilt: {exc}"
+                                        ) from exc
+                                else:
+                                    out[k] = Tree(attrs, c[:] if tc is list else dict(c))
+                                continue
+                        sub = Tree()
+                        out[k] = sub
+                        stack.append((gp, rec, _at(e, store.describe(gp)), sub))
+                        continue
+                if "@" in e:
+                    index = e["@"]
+                    if type(index) is not dict:
+                        if (gp, index) in seen or type(index) is not int or index <= 0:
+                            raise CorruptStoreError(
+                                f"the node table of {store.describe(gp)} is damaged (node "
+                                f"{index!r} is reached twice or is invalid)"
+                            )
+                        seen.add((gp, index))
+                    sub = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
+                    out[k] = sub
+                    stack.append((gp, rec, index, sub))
+                elif "G" in e:
+                    sub = GroupTree() if lazy and e.get("g") else Tree()
+                    out[k] = sub
+                    sgp = gp + (check_name(e["G"], store.describe(gp)),)
+                    if len(sgp) > 10_000:
+                        raise CorruptStoreError(f"{store.describe(gp)} nests groups endlessly")
+                    stack.append((sgp, store.record(sgp), 0, sub))
+                elif lazy and "X" in e:
+                    out[k] = _leaf_info(e)
+                else:
+                    out[k] = store.value(gp, e)
+        t.children = out
+    return root

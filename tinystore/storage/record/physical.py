@@ -1,0 +1,79 @@
+"""The :class:`Physical` interface: one open file, directory or memory store."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from tinystore.errors import StorageClosedError
+from tinystore.storage.record.format import GPath
+
+
+class Physical(abc.ABC):
+    """One open file, directory or memory store, as a backend sees it."""
+
+    readonly: bool = False
+    location: str = "?"
+    #: True if other processes may change the store between sessions (files):
+    #: cached records are then dropped when a session starts.
+    shared: bool = False
+    #: True to write records indented, one entry per line (for diffs under git).
+    pretty: bool = False
+
+    def begin(self, write: bool) -> None:
+        """Start a session: take the cross-process lock, open handles."""
+
+    def upgrade(self) -> None:
+        """Turn the current read session into a write session."""
+
+    def end(self) -> None:
+        """End a session: flush and close handles, release the lock."""
+
+    def journal(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
+        """Note a physical name about to be written (found again after a crash)."""
+
+    def read_journal(self) -> list:
+        """``[(gpath, kind, name, entry), ...]`` noted by an interrupted transaction."""
+        return []
+
+    def clear_journal(self) -> None:
+        """Forget the notes of a transaction that completed."""
+
+    @abc.abstractmethod
+    def read_record(self, gpath: GPath) -> bytes | None:
+        """The record bytes of a physical group, or None if there is none."""
+
+    @abc.abstractmethod
+    def write_record(self, gpath: GPath, data: bytes) -> None:
+        """Replace the record of a physical group (atomically where possible)."""
+
+    @abc.abstractmethod
+    def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
+        """The array (``entry["k"] == "A"``) or bytes stored as ``name``."""
+
+    @abc.abstractmethod
+    def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
+        """Store an array or bytes as ``name``; may add fields to ``entry``."""
+
+    @abc.abstractmethod
+    def delete_external(self, gpath: GPath, name: str, entry: dict) -> None: ...
+
+    @abc.abstractmethod
+    def create_group(self, gpath: GPath) -> None: ...
+
+    @abc.abstractmethod
+    def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
+        """What a physical group holds: ``("X", name, entry)`` externals, ``("G", name, {})``."""
+
+    @abc.abstractmethod
+    def delete_group(self, gpath: GPath) -> None: ...
+
+    def commit(self) -> None:
+        """Hand everything written so far to the operating system (flush; no fsync:
+        it survives the process being killed, not a power cut)."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def reopen(self) -> None:
+        raise StorageClosedError(f"{self.location} cannot be reopened")

@@ -1,0 +1,342 @@
+"""RecordStorage: a group of a record-packed store (the built-in backends)."""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+from tinystore.errors import (
+    InvalidKeyError,
+    ReadOnlyError,
+    StorageClosedError,
+    UnsupportedValueError,
+)
+from tinystore.storage.base import GenericStorage, Tree
+from tinystore.storage.record import packing
+from tinystore.storage.record.format import (
+    GPath,
+    Record,
+    _at,
+    _child_entry,
+    _leaf_info,
+    _target,
+    check_name,
+    copy_attrs,
+    own_attrs,
+)
+from tinystore.storage.record.physical import Physical
+from tinystore.storage.record.transactions import _Store
+
+
+class _Attrs(MutableMapping):
+    """The metadata side channel of one group (JSON-compatible values)."""
+
+    def __init__(self, storage: RecordStorage):
+        self._s = storage
+
+    def _data(self) -> dict:
+        s = self._s
+        store = s._store
+        return store.record(s._gpath).node_attrs(s._node(), store.describe(s._gpath))
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._data()[key]
+        return copy_attrs({key: value})[key] if type(value) in (dict, list) else value
+
+    def __iter__(self):
+        return iter(list(self._data()))
+
+    def __len__(self) -> int:
+        return len(self._data())
+
+    def _write(self, change) -> None:
+        s = self._s
+        if not s.is_group:
+            raise ReadOnlyError("the metadata of a stored object is written by the object model")
+        with s._store.transaction():
+            rec = s._store.record(s._gpath)
+            node = s._node(materialize=True)
+            attrs = dict(rec.node_attrs(node))
+            change(attrs)
+            node["a"] = own_attrs(attrs)
+            rec.dirty = True
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if type(key) is not str:
+            raise InvalidKeyError("attribute names must be str")
+        self._write(lambda a: a.__setitem__(key, value))
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self._data():
+            raise KeyError(key)
+        self._write(lambda a: a.__delitem__(key))
+
+    def __repr__(self) -> str:
+        return f"<attrs {self._data()!r}>"
+
+
+class RecordStorage(GenericStorage):
+    """A group of a record-packed store; base class of the built-in backends.
+
+    Subclasses create their :class:`Physical` in ``__init__`` and call
+    :meth:`_init_root`; every group object of one open store shares it.
+    """
+
+    _store: _Store
+    _gpath: GPath
+    _inner: tuple
+
+    def _init_root(self, physical: Physical) -> None:
+        self._store = _Store(physical)
+        self._gpath = ()
+        self._inner = ()
+        self._path = ""
+
+    @classmethod
+    def _view(cls, parent: RecordStorage, gpath: GPath, inner: tuple, key: str) -> RecordStorage:
+        view = cls.__new__(cls)
+        view._store = parent._store
+        view._gpath = gpath
+        view._inner = inner
+        view._path = f"{parent._path}/{key}" if parent._path else key
+        view.codec = parent.codec
+        return view
+
+    def _root(self) -> RecordStorage:
+        root = self._view(self, (), (), "")
+        root._path = ""
+        return root
+
+    # -- node resolution ------------------------------------------------
+    def _node(self, materialize: bool = False) -> dict:
+        """This group's node; ``materialize``: give an embedded node a table entry
+        first, so that it can be changed (and its children become any node)."""
+        rec = self._store.record(self._gpath)
+        node = rec.nodes[0]
+        for key in self._inner:
+            try:
+                entry = _child_entry(node, key)
+            except KeyError:
+                entry = None
+            at = _at(entry, self._store.describe(self._gpath))
+            if at is None:
+                raise StorageClosedError(f"{self!r} no longer exists (it was replaced or deleted)")
+            if materialize and type(at) is dict:
+                entry.clear()
+                entry["@"] = len(rec.nodes)
+                rec.nodes.append(at)
+                rec.compact = False
+            node = _target(rec.nodes, at)
+        return node
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def attrs(self) -> MutableMapping:
+        return _Attrs(self)
+
+    @property
+    def is_group(self) -> bool:
+        return bool(self._node().get("g"))
+
+    @property
+    def readonly(self) -> bool:
+        return self._store.physical.readonly
+
+    def _where(self) -> str:
+        return self._store.physical.location
+
+    def __repr__(self) -> str:
+        closed = " (closed)" if self._store.closed else ""
+        return f"<{type(self).__name__} '/{self._path}' in {self._where()!r}{closed}>"
+
+    # -- plain containers (see base.Codec) ------------------------------------
+    _takes_plain_nodes = True
+
+    def _plain_nodes(self) -> dict | None:
+        return getattr(self.codec, "plain_nodes", None)
+
+    # -- developer contract ----------------------------------------------
+    def _get(self, key: str) -> Any:
+        entry = _child_entry(self._node(), key)
+        if type(entry) is dict:
+            if _at(entry, self._store.describe(self._gpath)) is not None:
+                return self._view(self, self._gpath, self._inner + (key,), key)
+            if "G" in entry:
+                name = check_name(entry["G"], self._store.describe(self._gpath))
+                return self._view(self, self._gpath + (name,), (), key)
+        return self._store.value(self._gpath, entry)
+
+    def _peek(self, key: str) -> Any:
+        entry = _child_entry(self._node(), key)
+        if type(entry) is dict and "X" in entry:
+            return _leaf_info(entry)
+        return self._get(key)
+
+    def _list(self) -> list[tuple[str, bool]]:
+        node = self._node()
+        children = node.get("c")
+        if children is None:
+            children = {}
+        nodes = self._store.record(self._gpath).nodes
+        where = self._store.describe(self._gpath)
+        out = []
+        pairs = enumerate(children) if type(children) is list else children.items()
+        for k, e in pairs:
+            is_group = False
+            if type(e) is dict:
+                if "G" in e:
+                    is_group = bool(e.get("g"))
+                else:
+                    at = _at(e, where)
+                    if at is not None:
+                        is_group = bool(_target(nodes, at).get("g"))
+            out.append((str(k), is_group))
+        return out
+
+    def __contains__(self, path: object) -> bool:
+        with self._store.session():
+            try:
+                parent, key = self._lookup(path)  # type: ignore[arg-type]
+                _child_entry(parent._node(), key)
+            except (KeyError, InvalidKeyError):
+                return False
+            return True
+
+    def _put(self, key: str, make_entry) -> None:
+        store = self._store
+        with store.transaction():
+            rec = store.record(self._gpath)
+            node = self._node(materialize=True)
+            children = node.get("c")
+            if children is None:
+                children = node["c"] = {}
+            try:
+                old = _child_entry(node, key)
+                exists = True
+            except KeyError:
+                exists = False
+                if type(children) is list and key != str(len(children)):
+                    raise InvalidKeyError(
+                        f"{self._full(key)!r}: this node holds a sequence; its keys are the "
+                        f"indices 0..{len(children) - 1} (or {len(children)} to append)"
+                    ) from None
+            if exists:
+                store.discard(self._gpath, old)
+            entry = make_entry(store, rec)
+            if type(children) is list:
+                if exists:
+                    children[int(key)] = entry
+                else:
+                    children.append(entry)
+            else:
+                children[key] = entry
+            rec.compact = False
+            rec.dirty = True
+
+    def _set(self, key: str, value: Any) -> None:
+        physical_level = not self._inner
+
+        def make_entry(store: _Store, rec: Record) -> Any:
+            if type(value) is Tree:
+                if physical_level:
+                    return store.new_physical(
+                        self._gpath, rec, key, value, group=False, plain=self._plain_nodes()
+                    )
+                return {
+                    "@": packing.add_tree(store, self._gpath, rec, value, plain=self._plain_nodes())
+                }
+            try:
+                return store.leaf_entry(self._gpath, rec, key, value)
+            except TypeError:
+                raise UnsupportedValueError(
+                    f"cannot store {type(value).__name__} at {self._full(key)!r}"
+                ) from None
+
+        self._put(key, make_entry)
+
+    def _create_group(self, key: str) -> GenericStorage:
+        self._check_writable()
+        if self._inner or not self.is_group:
+            raise InvalidKeyError(f"cannot create group {self._full(key)!r} inside a stored object")
+        self._put(key, lambda store, rec: store.new_physical(self._gpath, rec, key, Tree(), True))
+        return self._get(key)
+
+    def _delete(self, key: str) -> None:
+        store = self._store
+        with store.transaction():
+            rec = store.record(self._gpath)
+            node = self._node(materialize=True)
+            old = _child_entry(node, key)
+            store.discard(self._gpath, old)
+            children = node["c"]
+            if type(children) is list:
+                children.pop(int(key))
+            else:
+                del children[key]
+            rec.compact = False
+            rec.dirty = True
+
+    def _read_tree(self, lazy: bool = False, plain: Any = None) -> Tree:
+        index: Any = 0
+        if self._inner:
+            rec = self._store.record(self._gpath)
+            node = rec.nodes[0]
+            for key in self._inner:
+                index = _at(_child_entry(node, key), self._store.describe(self._gpath))
+                node = _target(rec.nodes, index)
+        return self._store.read_tree(self._gpath, index, lazy, plain)
+
+    def _replace_root(self, tree: Tree) -> None:
+        """Make ``tree`` the whole content of the store (``tinystore.save``)."""
+        if self._gpath or self._inner:
+            raise InvalidKeyError("only the root of a store can be replaced")
+        store = self._store
+        with store.transaction():
+            # everything stored so far goes: list it physically (no need to parse the record)
+            old = store.physical.list_names(())
+            for kind, name, entry in old:
+                store.garbage.append(((), kind, name, entry))
+                store.physical.journal((), kind, name, entry)
+            new = Record([])
+            new._names = {name for _, name, _ in old}  # taken until they are deleted
+            packing.add_tree(store, (), new, tree, plain=self._plain_nodes())
+            new.dirty = True
+            store.records[()] = new
+
+    def batch(self):
+        """Group many writes into one: records are written once, at the end.
+
+        The store stays locked for the whole block, so other processes see
+        all of its writes or none.
+        """
+        return self._store.transaction()
+
+    def hold(self):
+        """Keep the store open and locked for a block of reads (faster, consistent)."""
+        return self._store.session()
+
+    def _session(self, write: bool = False):
+        return self._store.session(write)
+
+    def _transaction(self):
+        return self._store.transaction()
+
+    def _close(self) -> None:
+        self._store.close()
+
+    def _reopen(self) -> None:
+        if self._store.closed:
+            self._store.physical.reopen()
+            self._store.closed = False
+
+    def flush(self) -> None:
+        """Write everything pending to the file now.
+
+        Every operation (or ``batch()`` block) already ends with its writes on
+        disk, so for the built-in backends this has nothing left to do.
+        """
+        self._store.check_open()
+        self._store.physical.commit()

@@ -1,0 +1,303 @@
+"""Transactions: the state shared by the groups of one open store.
+
+Record cache, sessions (lock and handles), commit, rollback, recovery from
+an interrupted transaction, and the physical writes of leaves and groups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator
+
+import numpy as np
+
+from tinystore.errors import CorruptStoreError, NotAStoreError, ReadOnlyError, StorageClosedError
+from tinystore.storage.base import Tree
+from tinystore.storage.leaves import (
+    array_meta,
+    decode_inline,
+    encode_inline,
+    leaf_nbytes,
+    with_flags,
+)
+from tinystore.storage.record import packing
+from tinystore.storage.record.format import (
+    INLINE_LIMIT,
+    GPath,
+    Record,
+    _at,
+    _children_entries,
+    _entry_names,
+    _target,
+    check_name,
+    dumps_record,
+    loads_record,
+)
+from tinystore.storage.record.physical import Physical
+
+
+class _Store:
+    """State shared by all groups of one open storage: cache and transactions."""
+
+    def __init__(self, physical: Physical):
+        self.physical = physical
+        self.records: dict[GPath, Record] = {}
+        self.sessions = 0
+        self.session_write = False
+        self.depth = 0
+        self.garbage: list[tuple[GPath, str, str, dict]] = []
+        self.written: list[tuple[GPath, str, str, dict]] = []
+        self.closed = False
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise StorageClosedError(f"{self.physical.location} is closed; call .open() first")
+
+    @contextlib.contextmanager
+    def session(self, write: bool = False) -> Iterator[None]:
+        """Hold the store (lock and handles) for a group of operations."""
+        self.check_open()
+        physical = self.physical
+        if write and physical.readonly:
+            raise ReadOnlyError(f"{physical.location} is open read-only")
+        if self.sessions == 0:
+            physical.begin(write)
+            self.session_write = write
+            if physical.shared:
+                self.records.clear()  # another process may have written meanwhile
+            if write:
+                try:
+                    self._recover()
+                except BaseException:
+                    physical.end()
+                    raise
+        elif write and not self.session_write:
+            physical.upgrade()
+            self.session_write = True
+            if physical.shared:  # the lock was shared: another process may have written
+                self.records.clear()
+        self.sessions += 1
+        try:
+            yield
+        finally:
+            self.sessions -= 1
+            if self.sessions == 0:
+                self.session_write = False
+                physical.end()
+
+    def _recover(self) -> None:
+        """Remove what an interrupted transaction wrote but never referenced."""
+        notes = self.physical.read_journal()
+        for gpath, kind, name, entry in notes:
+            try:
+                check_name(name, "the journal")
+                for part in gpath:
+                    check_name(part, "the journal")
+                used = name in self._record(tuple(gpath)).names
+            except (CorruptStoreError, NotAStoreError, OSError, KeyError):
+                continue  # its group is gone: deleting that group removed it too
+            if not used:
+                with contextlib.suppress(OSError, KeyError):
+                    self._remove(tuple(gpath), kind, name, entry)
+        if notes:
+            self.physical.clear_journal()
+            self.physical.commit()
+
+    def record(self, gpath: GPath) -> Record:
+        if self.sessions:
+            return self._record(gpath)
+        with self.session():
+            return self._record(gpath)
+
+    def _record(self, gpath: GPath) -> Record:
+        self.check_open()
+        rec = self.records.get(gpath)
+        if rec is None:
+            where = self.describe(gpath)
+            try:
+                data = self.physical.read_record(gpath)
+            except MemoryError:
+                raise CorruptStoreError(f"the record of {where} is too large to read") from None
+            if data is None:
+                raise CorruptStoreError(f"the record of {where} is missing")
+            rec = loads_record(data, where)
+            self.records[gpath] = rec
+        return rec
+
+    def describe(self, gpath: GPath) -> str:
+        inner = "/".join(gpath)
+        return f"group '/{inner}' of {self.physical.location}"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing writes: records are written once, at the end."""
+        with self.session(write=True):
+            self.depth += 1
+            try:
+                yield
+            except BaseException:
+                self.depth -= 1
+                if self.depth == 0:
+                    self._rollback()
+                raise
+            self.depth -= 1
+            if self.depth == 0:
+                self._commit()
+
+    def _commit(self) -> None:
+        dirty = [(gp, rec) for gp, rec in self.records.items() if rec.dirty]
+        dirty.sort(key=lambda item: -len(item[0]))  # children before their parents
+        try:
+            for gpath, rec in dirty:
+                self.physical.write_record(
+                    gpath, dumps_record(rec.canonical(), self.physical.pretty, rec.attrs)
+                )
+                rec.dirty = False
+            self.physical.commit()
+        except BaseException:
+            self._rollback()
+            raise
+        self.written.clear()
+        garbage, self.garbage = self.garbage, []
+        if garbage:
+            self.physical.commit()  # the new state is flushed before the old goes
+        for gpath, kind, name, entry in garbage:
+            self._remove(gpath, kind, name, entry)
+            rec = self.records.get(gpath)
+            if rec is not None and rec._names is not None:
+                rec._names.discard(name)
+        self.physical.clear_journal()
+        self.physical.commit()
+
+    def _rollback(self) -> None:
+        """Forget unwritten changes and remove what this transaction wrote."""
+        for gpath, rec in list(self.records.items()):
+            if rec.dirty:
+                del self.records[gpath]
+        for gpath, kind, name, entry in reversed(self.written):
+            with contextlib.suppress(Exception):
+                self._remove(gpath, kind, name, entry)
+            self.records.pop(gpath, None)  # its name set may hold names now unused
+        self.written.clear()
+        self.garbage.clear()
+        with contextlib.suppress(Exception):
+            self.physical.clear_journal()
+
+    def _remove(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
+        check_name(name, self.describe(gpath))
+        if kind == "X":
+            self.physical.delete_external(gpath, name, entry)
+        else:
+            self.physical.delete_group(gpath + (name,))
+            for gp in [gp for gp in self.records if gp[: len(gpath) + 1] == gpath + (name,)]:
+                del self.records[gp]
+
+    def discard(self, gpath: GPath, entry: Any) -> None:
+        """Schedule everything physical below ``entry`` for deletion at commit."""
+        rec = self.records[gpath]
+        rec.names  # noqa: B018 - computed now, while the old names are still listed
+        stack = [entry]
+        while stack:
+            e = stack.pop()
+            if type(e) is not dict:
+                continue
+            at = _at(e, self.describe(gpath))
+            if at is not None:
+                stack.extend(_children_entries(_target(rec.nodes, at)))
+                rec.compact = False
+            else:
+                for kind, name, ent in _entry_names(e):
+                    check_name(name, self.describe(gpath))
+                    self.garbage.append((gpath, kind, name, ent))
+                    # noted before the commit, so a crash after it cannot leave it behind
+                    self.physical.journal(gpath, kind, name, ent)
+
+    # -- writing trees -------------------------------------------------
+    def leaf_entry(self, gpath: GPath, rec: Record, key: str, value: Any) -> Any:
+        if leaf_nbytes(value) <= INLINE_LIMIT:
+            return encode_inline(value)
+        name = rec.new_name(key)
+        if type(value) is np.ndarray:
+            entry = {"X": name, "k": "A"}
+            entry.update(array_meta(value))
+        else:
+            entry = {"X": name, "k": "B" if type(value) is bytes else "BA", "n": len(value)}
+        self.written.append((gpath, "X", name, entry))
+        self.physical.journal(gpath, "X", name, entry)
+        self.physical.write_external(gpath, name, value, entry)
+        return entry
+
+    def new_physical(
+        self,
+        gpath: GPath,
+        rec: Record,
+        key: str,
+        tree: Tree,
+        group: bool,
+        plain: dict | None = None,
+    ) -> dict:
+        name = rec.new_name(key)
+        sub = gpath + (name,)
+        entry = {"G": name, "g": 1} if group else {"G": name}
+        self.written.append((gpath, "G", name, entry))
+        self.physical.journal(gpath, "G", name, entry)
+        self.physical.create_group(sub)
+        subrec = Record([])
+        subrec._names = set()
+        packing.add_tree(self, sub, subrec, tree, group=group, plain=plain)
+        subrec.dirty = True
+        self.records[sub] = subrec
+        return entry
+
+    # -- reading -------------------------------------------------------
+    def value(self, gpath: GPath, entry: Any) -> Any:
+        if type(entry) is not dict:
+            return entry
+        if "X" in entry:
+            return self.external(gpath, entry)
+        return decode_inline(entry)
+
+    def external(self, gpath: GPath, entry: dict) -> Any:
+        if not self.sessions:
+            with self.session():
+                return self.external(gpath, entry)
+        try:
+            check_name(entry["X"], self.describe(gpath))
+            value = self.physical.read_external(gpath, entry["X"], entry)
+            if entry.get("k") != "A" and "n" in entry and len(value) != entry["n"]:
+                raise CorruptStoreError(
+                    f"external leaf {entry['X']!r} of {self.describe(gpath)} has {len(value)} "
+                    f"bytes, but the record says {entry['n']}"
+                )
+            if entry.get("k") == "A" and ("al" in entry or "m" in entry):
+                value = value.view(with_flags(value.dtype, entry))
+            return bytearray(value) if entry.get("k") == "BA" else value
+        except (CorruptStoreError, StorageClosedError):
+            raise
+        except MemoryError:
+            raise CorruptStoreError(
+                f"external leaf {entry.get('X')!r} of {self.describe(gpath)} claims more "
+                "memory than this machine has; the file is damaged or crafted"
+            ) from None
+        except Exception as exc:
+            raise CorruptStoreError(
+                f"external leaf {entry.get('X')!r} of {self.describe(gpath)} cannot be read: {exc}"
+            ) from exc
+
+    def read_tree(self, gpath: GPath, index: Any, lazy: bool = False, plain: Any = None) -> Tree:
+        """The subtree at node ``index`` of a record, every leaf read.
+
+        ``lazy``: for browsing; external leaves become :class:`LeafInfo`
+        (nothing but the records is read) and groups :class:`GroupTree`.
+        ``plain``: the codec's ``plain_maker`` (see
+        :class:`~tinystore.storage.base.Codec`), applied to small nodes of
+        plain values.
+        """
+        with self.session():
+            return packing.read_tree(self, gpath, index, lazy, plain)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.records.clear()
+            self.physical.close()
