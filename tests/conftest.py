@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from pathlib import Path
@@ -10,6 +11,8 @@ import pytest
 from hypothesis import settings
 
 import tinystore
+from tinystore.storage.reference import SPEC as REFERENCE
+from tinystore.storage.registry import register_backend
 
 # CI runs the property tests on fixed examples, so a run is reproducible (a
 # developer's runs keep exploring new ones); TINYSTORE_EXPLORE=1 lifts it.
@@ -18,12 +21,18 @@ if os.environ.get("CI") and not os.environ.get("TINYSTORE_EXPLORE"):
     settings.load_profile("ci")
 
 BACKENDS = ["memory", "hdf5", "json"]
+#: The object suites (round trip, pickle parity) run on the reference backend
+#: too: the developer contract alone, with the base class's slow defaults.
+OBJECT_BACKENDS = BACKENDS + ["reference"]
+register_backend(REFERENCE)
 _names = itertools.count()
 
 
 def location(backend: str, tmp_path) -> str:
     if backend == "memory":
         return f"memory://test-{next(_names)}"
+    if backend == "reference":
+        return f"reference://test-{next(_names)}"
     if backend == "hdf5":
         return str(tmp_path / "store.h5")
     return str(tmp_path / "store.json")
@@ -41,6 +50,9 @@ def filename(backend, tmp_path):
     yield loc
     if backend == "memory":
         tinystore.MemoryStorage.drop(loc)
+    if backend == "reference":
+        with contextlib.suppress(FileNotFoundError):
+            REFERENCE.remover(loc)
 
 
 @pytest.fixture

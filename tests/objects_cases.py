@@ -233,7 +233,7 @@ def _dict_pairs(a: dict, b: dict, where: str) -> list:
 def stored_tree(filename: str) -> Tree:
     """The encoded tree of the object saved at the root of ``filename``."""
     with tinystore.open(filename, "r") as s:
-        return s._read_tree()
+        return s.read_tree()
 
 
 def node_kinds(node: Any) -> Counter:

@@ -14,6 +14,7 @@ import copyreg
 import pickle
 
 import pytest
+from conftest import OBJECT_BACKENDS
 from objects_cases import (
     REDUCE_EX_SINGLETON,
     SINGLETON,
@@ -61,6 +62,12 @@ from objects_cases import (
 import tinystore
 from tinystore.errors import UnstorableError
 from tinystore.objects.encode import PROTOCOL
+
+
+@pytest.fixture(params=OBJECT_BACKENDS)
+def backend(request) -> str:
+    """Every backend, and the reference backend of the developer contract."""
+    return request.param
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ import weakref
 
 import numpy as np
 import pytest
+from conftest import OBJECT_BACKENDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from objects_cases import (
@@ -83,6 +84,12 @@ import tinystore
 from tinystore.errors import NodeNotFoundError, UnloadableError, UnstorableError
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+@pytest.fixture(params=OBJECT_BACKENDS)
+def backend(request) -> str:
+    """Every backend, and the reference backend of the developer contract."""
+    return request.param
 
 
 class Obj:

@@ -27,3 +27,13 @@ class TestHDF5StorageCompressed(StorageTests):
 class TestJSONDirStorage(StorageTests):
     def make_opener(self, tmp_path):
         return lambda mode: JSONDirStorage(tmp_path / "store.json", mode=mode)
+
+
+class TestReferenceStorage(StorageTests):
+    """The one-file reference backend: the developer contract only."""
+
+    def make_opener(self, tmp_path):
+        from tinystore.storage.reference import open_store
+
+        name = f"reference://conformance-{next(_names)}"
+        return lambda mode: open_store(name, mode)

@@ -9,7 +9,7 @@ from tinystore._paths import split_path
 from tinystore.errors import BackendError, NodeNotFoundError
 from tinystore.objects.browse import ColumnView
 from tinystore.objects.codec import ObjectCodec
-from tinystore.storage.base import GenericStorage, Tree, no_gc, read_for_codec
+from tinystore.storage.base import GenericStorage, Tree, no_gc
 from tinystore.storage.registry import choose_backend, resolve_location
 
 __all__ = ["open", "save", "load", "delete"]
@@ -121,14 +121,14 @@ def save(
             {"cloudpickle_fallback": cloudpickle_fallback, "reducers": reducers},
             check=False,
         ) as storage,
-        storage._session(write=True),
+        storage.batch(),
         no_gc(),
     ):
         if path is not None:
             storage[path] = obj
         else:
             node = storage.codec.encode(obj, storage, "")
-            storage._replace_root(_wrap(node))
+            storage.replace_root(_wrap(node))
 
 
 def load(
@@ -153,12 +153,12 @@ def load(
             {"safe": safe, "allow": allow, "version_check": version_check},
             check=False,
         ) as storage,
-        storage._session(),
+        storage.hold(),
         no_gc(),
     ):
         if path is not None:
             return _load_part(storage, path)
-        return _root_object(storage)
+        return storage.codec.load_root(storage)
 
 
 def _load_part(storage: GenericStorage, path: str) -> Any:
@@ -174,17 +174,6 @@ def _load_part(storage: GenericStorage, path: str) -> Any:
         if not isinstance(view, ColumnView):
             raise
         return view.to_object()
-
-
-def _root_object(storage: GenericStorage) -> Any:
-    """The object saved as the whole content of a file (``save`` without ``path``)."""
-    if storage.is_group:
-        keys = list(storage)
-        raise NodeNotFoundError(
-            f"{storage._where()} holds a group of {len(keys)} nodes ({', '.join(keys[:10])}"
-            f"{', ...' if len(keys) > 10 else ''}), not one saved object; pass path=..."
-        )
-    return storage.codec.decode(read_for_codec(storage), storage)
 
 
 def delete(

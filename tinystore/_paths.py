@@ -13,6 +13,9 @@ from tinystore.errors import InvalidKeyError
 
 MAX_KEY_BYTES = 255
 SEPARATOR = "/"
+#: Keys starting with this are tinystore's own (the metadata the storage base
+#: class keeps on backends without native metadata); users cannot make them.
+RESERVED_PREFIX = "@ts:"
 
 
 def _key_error(path: object, why: str) -> InvalidKeyError:
@@ -30,6 +33,10 @@ def check_key(key: str, path: object = None) -> str:
         raise _key_error(where, "keys may not contain NUL characters")
     if SEPARATOR in key:
         raise _key_error(where, "a single key may not contain '/'")
+    if key.startswith(RESERVED_PREFIX):
+        raise _key_error(
+            where, f"keys starting with {RESERVED_PREFIX!r} are reserved for tinystore"
+        )
     if not key.isascii():
         try:
             size = len(key.encode("utf-8"))

@@ -211,8 +211,8 @@ def copy_store(src, dst, progress=None) -> int:
     ``progress(value, path)`` is called with each value copied."""
     count = 0
     if not src.is_group:
-        tree = src._read_tree()
-        dst._replace_root(tree)
+        tree = src.read_tree()
+        dst.replace_root(tree)
         if progress is not None:
             progress(tree, "")
         return 1
@@ -221,18 +221,17 @@ def copy_store(src, dst, progress=None) -> int:
     stack = [(src, dst)]
     while stack:
         source, target = stack.pop()
-        for key, is_group in source._list():
-            child = source._get(key)
-            if is_group:
-                group = target._create_group(key)
+        groups = set(source.list_groups())
+        for key in source:
+            if key in groups:
+                child = source[key]
+                group = target.create_group(key)
                 for name, value in child.attrs.items():
                     group.attrs[name] = value
                 stack.append((child, group))
             else:
-                from tinystore.storage.base import GenericStorage
-
-                value = child._read_tree() if isinstance(child, GenericStorage) else child
-                target._set(key, value)
+                value = source.read_tree(key)
+                target[key] = value  # a Tree is stored as it is
                 if progress is not None:
                     progress(value, source.path + "/" + key if source.path else key)
             count += 1
@@ -263,34 +262,30 @@ def _cmd_verify(args) -> int:
     damaged = 0
     checked = 0
     with _open(args.file) as s:
-        items: list[tuple[str, Any]]
+        items: list[tuple[Any, str]] = []
         if s.is_group:
-            items = []
             stack = [s]
             while stack:
                 group = stack.pop()
-                for key, is_group in group._list():
+                groups = set(group.list_groups())
+                for key in group:
                     full = f"{group.path}/{key}" if group.path else key
-                    try:
-                        child = group._get(key)
-                    except TinystoreError as exc:
-                        print(f"DAMAGED /{full}: {exc}")
-                        damaged += 1
-                        continue
-                    if is_group:
-                        stack.append(child)
+                    if key in groups:
+                        try:
+                            stack.append(group[key])
+                        except TinystoreError as exc:
+                            print(f"DAMAGED /{full}: {exc}")
+                            damaged += 1
                     else:
-                        items.append((full, child))
+                        items.append((group, key))
         else:
-            items = [("", s)]
-        from tinystore.storage.base import GenericStorage
-
+            items = [(s, "")]
         progress = Progress("verify", quiet=args.quiet)
         try:
-            for full, child in items:
+            for group, key in items:
+                full = f"{group.path}/{key}" if group.path else key
                 try:
-                    value = child._read_tree() if isinstance(child, GenericStorage) else child
-                    progress(value, full)
+                    progress(group.read_tree(key), full)
                     checked += 1
                 except TinystoreError as exc:
                     print(f"DAMAGED /{full}: {exc}")

@@ -196,9 +196,7 @@ class NodeView:
     def to_object(self) -> Any:
         """Build the stored object (imports its classes, runs constructors)."""
         if not self.path:
-            from tinystore._api import _root_object
-
-            return _root_object(self._storage)
+            return self._storage.codec.load_root(self._storage)
         return self._storage[self.path]
 
     @property

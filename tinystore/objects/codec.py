@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable, Iterator
 import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapters)
 import tinystore.objects.recipe  # noqa: F401
 import tinystore.objects.storable  # noqa: F401
+from tinystore._paths import join_path
 from tinystore.errors import NodeNotFoundError, SharedNodeError, UnsafeLoadError
 from tinystore.objects.browse import NodeView, summarize
 from tinystore.objects.contents import anchor_finder
@@ -182,19 +183,19 @@ def _view_inside(codec: ObjectCodec, storage: GenericStorage, path: str) -> Node
         return None
 
 
-def _enclosing_locator(parent: GenericStorage) -> Callable[[int], Any] | None:
+def _enclosing_locator(storage: GenericStorage, path: str) -> Callable[[int], Any] | None:
     """For browsing a node inside a stored object: ``locate(anchor)`` over that
     whole object (read for browsing on first use), so references resolve."""
-    if parent.is_group:
+    head = path.rpartition("/")[0]
+    outer = storage.root_group().enclosing_object(join_path(storage.path, head))
+    if outer is None:
         return None  # the node is a whole stored object: its view finds its anchors
     cache: list = []
 
     def locate(anchor: int) -> Any:
         if not cache:
-            root = ObjectCodec._object_root(parent)
-            tree = root._read_tree(lazy=True) if root is not None else None
-            cache.append(anchor_finder(tree) if tree is not None else None)
-        return cache[0](anchor) if cache[0] is not None else None
+            cache.append(anchor_finder(outer.read_tree(lazy=True)))
+        return cache[0](anchor)
 
     return locate
 
@@ -310,27 +311,12 @@ class ObjectCodec:
         an object that other parts of the enclosing object refer to: an update
         in place would silently give those parts a different object.
         """
-        root = storage._root()
-        if root is None:
-            return None
         parts = path.split("/")
-        node: Any = root
-        outer = root if not root.is_group else None
-        depth = 0
-        if outer is None:
-            for depth, key in enumerate(parts[:-1], start=1):  # noqa: B007 - used below
-                try:
-                    node = node._get(key)
-                except KeyError:
-                    return None
-                if not isinstance(node, GenericStorage):
-                    return None
-                if not node.is_group:
-                    outer = node
-                    break
+        outer = storage.root_group().enclosing_object("/".join(parts[:-1]))
         if outer is None:
             return None
-        tree = outer._read_tree(lazy=True)
+        depth = len(outer.path.split("/")) if outer.path else 0
+        tree = outer.read_tree(lazy=True)
         target: Any = tree
         for key in parts[depth:]:
             target = _child(target, key)
@@ -367,19 +353,7 @@ class ObjectCodec:
     @staticmethod
     def _object_root(storage: GenericStorage) -> GenericStorage | None:
         """The outermost stored object containing ``storage`` (None if unknown)."""
-        root = storage._root()
-        if root is None:
-            return None
-        node: Any = root
-        if not root.is_group:
-            return root
-        for key in storage.path.split("/") if storage.path else ():
-            node = node._get(key)
-            if not isinstance(node, GenericStorage):
-                return None
-            if not node.is_group:
-                return node
-        return None
+        return storage.root_group().enclosing_object(storage.path)
 
     def _root_attrs(self, storage: GenericStorage | None) -> dict:
         if storage is None:
@@ -390,20 +364,25 @@ class ObjectCodec:
     # -- browsing -----------------------------------------------------------------
     def view(self, storage: GenericStorage, path: str = "") -> NodeView:
         if not path:
-            return NodeView(storage, "", storage._read_tree(lazy=True))
-        parent, key = storage._lookup(path)
+            return NodeView(storage, "", storage.read_tree(lazy=True))
         try:
-            value = parent._peek(key)
-        except KeyError:  # the key is named here: the KeyError would only repeat it
+            value = storage.read_tree(path, lazy=True)
+        except NodeNotFoundError:
             found = _view_inside(self, storage, path)
             if found is not None:
                 return found
+            raise
+        return NodeView(storage, path, value, locate=_enclosing_locator(storage, path))
+
+    def load_root(self, storage: GenericStorage) -> Any:
+        """The object saved as the whole content of a file (``save`` without ``path``)."""
+        if storage.is_group:
+            keys = list(storage)
             raise NodeNotFoundError(
-                f"no node {storage._full(path)!r} in {storage._where()}"
-            ) from None
-        if isinstance(value, GenericStorage):
-            value = value._read_tree(lazy=True)
-        return NodeView(storage, path, value, locate=_enclosing_locator(parent))
+                f"{storage.location} holds a group of {len(keys)} nodes ({', '.join(keys[:10])}"
+                f"{', ...' if len(keys) > 10 else ''}), not one saved object; pass path=..."
+            )
+        return self.decode(storage.read_tree(plain=True), storage)
 
     def info(self, storage: GenericStorage, path: str = "") -> dict:
         return summarize(self.view(storage, path))
@@ -420,7 +399,7 @@ class ObjectCodec:
                     return None
                 # one index of the object's anchors (a fallback part loaded alone
                 # looks up every part before it)
-                cache.append(anchor_finder(node._read_tree()))
+                cache.append(anchor_finder(node.read_tree()))
             return cache[0](anchor) if cache[0] is not None else None
 
         return locate

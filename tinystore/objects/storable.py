@@ -72,25 +72,40 @@ class GroupStorage(GenericStorage):
         self._readonly = readonly
         self._path = path
 
-    def _get(self, key: str) -> Any:
+    # the developer contract, on a dict of Python values (stored as they are:
+    # the base class hands ``_set`` any value when there is no codec)
+    supports = frozenset(["trees", "ordered", "node_meta", "paths"])
+
+    def __getitem__(self, key: str) -> Any:
         return self._data[key]
 
     def _set(self, key: str, value: Any) -> None:
         self._data[key] = value
 
-    def _delete(self, key: str) -> None:
+    def __delitem__(self, key: str) -> None:
         del self._data[key]
 
-    def _create_group(self, key: str) -> GenericStorage:
+    def create_group(self, key: str) -> GenericStorage:
         group = GroupStorage(path=f"{self._path}/{key}" if self._path else key)
         self._data[key] = group
         return group
 
+    @property
+    def name(self) -> str:
+        return self._path.rsplit("/", 1)[-1]
+
+    def list_nodes(self) -> list[str]:
+        return [k for k, v in self._data.items() if type(v) is not GroupStorage]
+
+    def list_groups(self) -> list[str]:
+        return [k for k, v in self._data.items() if type(v) is GroupStorage]
+
     def _list(self) -> list[tuple[str, bool]]:
         return [(k, type(v) is GroupStorage) for k, v in self._data.items()]
 
-    def _encode(self, value: Any, path: str) -> Any:
-        return value  # encoded later, together with the whole object
+    @property
+    def is_group(self) -> bool:
+        return True
 
     def __setitem__(self, path: str, value: Any) -> None:
         if isinstance(value, GenericStorage):

@@ -254,7 +254,7 @@ class StorageTests:
         storage = self.reopen(storage, opener)
         node = storage["t"]
         assert isinstance(node, GenericStorage) and not node.is_group
-        back = node._read_tree()
+        back = node.read_tree()
         assert back.attrs == tree.attrs
         assert list(back.children) == ["a", "seq", "empty"]
         seq = back.children["seq"]
@@ -275,7 +275,7 @@ class StorageTests:
         leaf.children["end"] = "bottom"
         storage["deep"] = tree
         storage = self.reopen(storage, opener)
-        back = storage["deep"]._read_tree()
+        back = storage["deep"].read_tree()
         n = 0
         while "next" in back.children:
             assert back.attrs["level"] == n

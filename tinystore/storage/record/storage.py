@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
+from tinystore._paths import join_path
 from tinystore.errors import (
     InvalidKeyError,
     ReadOnlyError,
@@ -145,18 +146,34 @@ class RecordStorage(GenericStorage):
     def readonly(self) -> bool:
         return self._store.physical.readonly
 
-    def _where(self) -> str:
+    @property
+    def location(self) -> str:
         return self._store.physical.location
+
+    @property
+    def name(self) -> str:
+        return self._path.rsplit("/", 1)[-1]
 
     def __repr__(self) -> str:
         closed = " (closed)" if self._store.closed else ""
-        return f"<{type(self).__name__} '/{self._path}' in {self._where()!r}{closed}>"
+        return f"<{type(self).__name__} '/{self._path}' in {self.location!r}{closed}>"
 
     # -- plain containers (see base.Codec) ------------------------------------
-    _takes_plain_nodes = True
-
-    def _plain_nodes(self) -> dict | None:
-        return getattr(self.codec, "plain_nodes", None)
+    supports = frozenset(
+        [
+            "trees",
+            "plain_nodes",
+            "ordered",
+            "node_meta",
+            "paths",
+            "root",
+            "sessions",
+            "peek",
+            "read_tree",
+            "replace_root",
+            "flush",
+        ]
+    )
 
     # -- developer contract ----------------------------------------------
     def _get(self, key: str) -> Any:
@@ -220,8 +237,9 @@ class RecordStorage(GenericStorage):
                 exists = False
                 if type(children) is list and key != str(len(children)):
                     raise InvalidKeyError(
-                        f"{self._full(key)!r}: this node holds a sequence; its keys are the "
-                        f"indices 0..{len(children) - 1} (or {len(children)} to append)"
+                        f"{join_path(self._path, key)!r}: this node holds a sequence; its "
+                        f"keys are the indices 0..{len(children) - 1} "
+                        f"(or {len(children)} to append)"
                     ) from None
             if exists:
                 store.discard(self._gpath, old)
@@ -252,7 +270,7 @@ class RecordStorage(GenericStorage):
                 return store.leaf_entry(self._gpath, rec, key, value)
             except TypeError:
                 raise UnsupportedValueError(
-                    f"cannot store {type(value).__name__} at {self._full(key)!r}"
+                    f"cannot store {type(value).__name__} at {join_path(self._path, key)!r}"
                 ) from None
 
         self._put(key, make_entry)
@@ -260,7 +278,9 @@ class RecordStorage(GenericStorage):
     def _create_group(self, key: str) -> GenericStorage:
         self._check_writable()
         if self._inner or not self.is_group:
-            raise InvalidKeyError(f"cannot create group {self._full(key)!r} inside a stored object")
+            raise InvalidKeyError(
+                f"cannot create group {join_path(self._path, key)!r} inside a stored object"
+            )
         self._put(key, lambda store, rec: store.new_physical(self._gpath, rec, key, Tree(), True))
         return self._get(key)
 
@@ -306,18 +326,6 @@ class RecordStorage(GenericStorage):
             new.dirty = True
             store.records[()] = new
 
-    def batch(self):
-        """Group many writes into one: records are written once, at the end.
-
-        The store stays locked for the whole block, so other processes see
-        all of its writes or none.
-        """
-        return self._store.transaction()
-
-    def hold(self):
-        """Keep the store open and locked for a block of reads (faster, consistent)."""
-        return self._store.session()
-
     def _session(self, write: bool = False):
         return self._store.session(write)
 
@@ -332,7 +340,7 @@ class RecordStorage(GenericStorage):
             self._store.physical.reopen()
             self._store.closed = False
 
-    def flush(self) -> None:
+    def _flush(self) -> None:
         """Write everything pending to the file now.
 
         Every operation (or ``batch()`` block) already ends with its writes on
@@ -340,3 +348,14 @@ class RecordStorage(GenericStorage):
         """
         self._store.check_open()
         self._store.physical.commit()
+
+    # the developer contract: single keys (the base class gives these names the user API)
+    __getitem__ = _get
+    __delitem__ = _delete
+    create_group = _create_group
+
+    def list_nodes(self) -> list[str]:
+        return [key for key, is_group in self._list() if not is_group]
+
+    def list_groups(self) -> list[str]:
+        return [key for key, is_group in self._list() if is_group]
