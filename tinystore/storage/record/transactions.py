@@ -11,7 +11,12 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from tinystore.errors import CorruptStoreError, NotAStoreError, ReadOnlyError, StorageClosedError
+from tinystore.errors import (
+    CorruptStoreError,
+    NotAStoreError,
+    ReadOnlyError,
+    StorageClosedError,
+)
 from tinystore.storage.base import Tree
 from tinystore.storage.leaves import (
     array_meta,
@@ -119,10 +124,19 @@ class _Store:
             except MemoryError:
                 raise CorruptStoreError(f"the record of {where} is too large to read") from None
             if data is None:
+                if gpath and not self._linked(gpath):
+                    raise StorageClosedError(
+                        f"{where} no longer exists (it was deleted or replaced); "
+                        "this handle to it is stale"
+                    )
                 raise CorruptStoreError(f"the record of {where} is missing")
             rec = loads_record(data, where)
             self.records[gpath] = rec
         return rec
+
+    def _linked(self, gpath: GPath) -> bool:
+        """True if the parent of physical group ``gpath`` still refers to it."""
+        return gpath[-1] in self._record(gpath[:-1]).names
 
     def describe(self, gpath: GPath) -> str:
         inner = "/".join(gpath)
@@ -174,14 +188,18 @@ class _Store:
         for gpath, rec in list(self.records.items()):
             if rec.dirty:
                 del self.records[gpath]
+        removed = True
         for gpath, kind, name, entry in reversed(self.written):
-            with contextlib.suppress(Exception):
+            try:
                 self._remove(gpath, kind, name, entry)
+            except Exception:
+                removed = False  # the journal keeps it: the next write session removes it
             self.records.pop(gpath, None)  # its name set may hold names now unused
         self.written.clear()
         self.garbage.clear()
-        with contextlib.suppress(Exception):
-            self.physical.clear_journal()
+        if removed:
+            with contextlib.suppress(Exception):
+                self.physical.clear_journal()
 
     def _remove(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
         check_name(name, self.describe(gpath))
