@@ -90,6 +90,8 @@ def _bad_key(k: Any) -> None:
 #: A small node of plain values is written in place (inside its parent's
 #: entry) if it has at most this many children.
 MAX_INPLACE_CHILDREN = 64
+#: Physical groups nested deeper than this are refused as damaged (a loop).
+MAX_GROUP_DEPTH = 10_000
 #: Keys that are identifiers of at most this many characters are valid by
 #: construction; others go through :func:`tinystore._paths.check_key`.
 #: (A shortcut only: the rule is ``_paths``'s.)
@@ -274,12 +276,13 @@ def _node_entry(
     return {"@": len(nodes) - 1}
 
 
-def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) -> Tree:  # noqa: C901
+def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) -> Tree:
     """The subtree at node ``index`` of the record of ``gpath``, every leaf read.
 
-    Long on purpose: the loop over every entry of every node of a load, with
-    the small plain nodes (most of a list of tuples) rebuilt inline, without
-    a call each.
+    ``lazy``: for browsing (groups as :class:`GroupTree`, external leaves as
+    :class:`LeafInfo`); ``plain``: the codec's ``plain_maker``.  The loop over
+    the entries handles small plain nodes (most of a list of tuples) inline,
+    without a call each: that is the hot path of a load.
     """
     rec = store.record(gpath)
     root = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
@@ -293,87 +296,101 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
         known = shared.get(gp)
         if known is None:
             known = shared[gp] = {}
-        try:
-            node = i if type(i) is dict else rec.nodes[i]
-            a = node.get("a")
-            if type(a) is int:
-                attrs = known.get(a)
-                if attrs is None:
-                    attrs = known[a] = copy_attrs(rec.node_attrs(node, store.describe(gp)))
-                t.attrs = attrs
-            else:
-                t.attrs = copy_attrs(a) if a else {}
-            children = node.get("c")
-            if children is None:
-                children = {}
-        except (IndexError, TypeError, AttributeError):
-            raise CorruptStoreError(f"node table of {store.describe(gp)} is damaged") from None
-        if type(children) not in (list, dict) or type(t.attrs) is not dict:
-            raise CorruptStoreError(f"node table of {store.describe(gp)} is damaged")
-        if type(children) is list:
-            out: Any = list(children)
-            pairs: Any = enumerate(children)
-        else:
-            out = dict(children)
-            pairs = children.items()
-        for k, e in pairs:
-            if type(e) is dict:
-                if len(e) == 1:
-                    (tag,) = e
-                    short = known.get(tag)  # a short tag met before needs no checks
-                    if short is None and tag[:1] == "@" and tag != "@":
-                        where = store.describe(gp)
-                        attrs = copy_attrs(rec.node_attrs(_at(e, where), where))
-                        made = plain(attrs) if plain is not None else None
-                        make, takes = made if made is not None else (None, None)
-                        short = known[tag] = (attrs, make, takes)
-                    if short is not None:
-                        # a small node in place (short form): plain JSON values, hot path
-                        attrs, make, takes = short
-                        c = e[tag]
-                        tc = type(c)
-                        if tc is list or tc is dict:
-                            for x in c if tc is list else c.values():
-                                if type(x) is dict:
-                                    break
+        children = _node_children(store, gp, rec, i, t, known)
+        out: Any = list(children) if type(children) is list else dict(children)
+        for k, e in enumerate(children) if type(children) is list else children.items():
+            if type(e) is not dict:
+                continue  # a plain JSON leaf: already in ``out``
+            if len(e) == 1:
+                (tag,) = e
+                short = known.get(tag)  # a short tag met before needs no checks
+                if short is None and tag[:1] == "@" and tag != "@":
+                    short = known[tag] = _short_kind(store, gp, rec, e, plain)
+                if short is not None:  # a small node in place: plain JSON values
+                    attrs, make, takes = short
+                    c = e[tag]
+                    tc = type(c)
+                    if tc is list or tc is dict:
+                        for x in c if tc is list else c.values():
+                            if type(x) is dict:
+                                break
+                        else:
+                            if tc is takes:
+                                out[k] = _rebuild(store, gp, make, c)
                             else:
-                                if tc is takes:
-                                    try:
-                                        out[k] = make(c)
-                                    except Exception as exc:
-                                        raise CorruptStoreError(
-                                            f"a node of {store.describe(gp)} cannot be "
-                                            f"rebuilt: {exc}"
-                                        ) from exc
-                                else:
-                                    out[k] = Tree(attrs, c[:] if tc is list else dict(c))
-                                continue
-                        sub = Tree()
-                        out[k] = sub
-                        stack.append((gp, rec, _at(e, store.describe(gp)), sub))
-                        continue
-                if "@" in e:
-                    index = e["@"]
-                    if type(index) is not dict:
-                        if (gp, index) in seen or type(index) is not int or index <= 0:
-                            raise CorruptStoreError(
-                                f"the node table of {store.describe(gp)} is damaged (node "
-                                f"{index!r} is reached twice or is invalid)"
-                            )
-                        seen.add((gp, index))
-                    sub = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
+                                out[k] = Tree(attrs, c[:] if tc is list else dict(c))
+                            continue
+                    sub = Tree()
                     out[k] = sub
-                    stack.append((gp, rec, index, sub))
-                elif "G" in e:
-                    sub = GroupTree() if lazy and e.get("g") else Tree()
-                    out[k] = sub
-                    sgp = gp + (check_name(e["G"], store.describe(gp)),)
-                    if len(sgp) > 10_000:
-                        raise CorruptStoreError(f"{store.describe(gp)} nests groups endlessly")
-                    stack.append((sgp, store.record(sgp), 0, sub))
-                elif lazy and "X" in e:
-                    out[k] = _leaf_info(e)
-                else:
-                    out[k] = store.value(gp, e)
+                    stack.append((gp, rec, _at(e, store.describe(gp)), sub))
+                    continue
+            out[k] = _entry_value(store, gp, rec, e, lazy, seen, stack)
         t.children = out
     return root
+
+
+def _node_children(store, gp: GPath, rec: Record, i: Any, t: Tree, known: dict) -> Any:
+    """Set ``t.attrs`` from node ``i`` of ``rec`` (shared attrs copied once, in
+    ``known``); return the node's children entries."""
+    try:
+        node = i if type(i) is dict else rec.nodes[i]
+        a = node.get("a")
+        if type(a) is int:
+            attrs = known.get(a)
+            if attrs is None:
+                attrs = known[a] = copy_attrs(rec.node_attrs(node, store.describe(gp)))
+            t.attrs = attrs
+        else:
+            t.attrs = copy_attrs(a) if a else {}
+        children = node.get("c")
+        if children is None:
+            children = {}
+    except (IndexError, TypeError, AttributeError):
+        raise CorruptStoreError(f"node table of {store.describe(gp)} is damaged") from None
+    if type(children) not in (list, dict) or type(t.attrs) is not dict:
+        raise CorruptStoreError(f"node table of {store.describe(gp)} is damaged")
+    return children
+
+
+def _short_kind(store, gp: GPath, rec: Record, entry: dict, plain: Any) -> tuple:
+    """``(attrs, build, children_type)`` for the short entries of one tag
+    (``build`` from the codec's ``plain_maker``, or Nones)."""
+    where = store.describe(gp)
+    attrs = copy_attrs(rec.node_attrs(_at(entry, where), where))
+    made = plain(attrs) if plain is not None else None
+    make, takes = made if made is not None else (None, None)
+    return attrs, make, takes
+
+
+def _rebuild(store, gp: GPath, make: Any, children: Any) -> Any:
+    try:
+        return make(children)
+    except Exception as exc:
+        raise CorruptStoreError(f"a node of {store.describe(gp)} cannot be rebuilt: {exc}") from exc
+
+
+def _entry_value(store, gp: GPath, rec: Record, e: dict, lazy: bool, seen: set, stack: list) -> Any:
+    """What a dict entry stands for: a node (a Tree, pushed on ``stack`` to be
+    filled in), a physical subgroup, an external leaf or a tagged leaf."""
+    if "@" in e:
+        index = e["@"]
+        if type(index) is not dict:
+            if (gp, index) in seen or type(index) is not int or index <= 0:
+                raise CorruptStoreError(
+                    f"the node table of {store.describe(gp)} is damaged (node "
+                    f"{index!r} is reached twice or is invalid)"
+                )
+            seen.add((gp, index))
+        sub = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
+        stack.append((gp, rec, index, sub))
+        return sub
+    if "G" in e:
+        sub = GroupTree() if lazy and e.get("g") else Tree()
+        sgp = gp + (check_name(e["G"], store.describe(gp)),)
+        if len(sgp) > MAX_GROUP_DEPTH:
+            raise CorruptStoreError(f"{store.describe(gp)} nests groups endlessly")
+        stack.append((sgp, store.record(sgp), 0, sub))
+        return sub
+    if lazy and "X" in e:
+        return _leaf_info(e)
+    return store.value(gp, e)
