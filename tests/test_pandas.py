@@ -142,7 +142,7 @@ def test_columns_are_native_array_leaves(filename):
     with tinystore.open(filename, "r") as s:
         assert type(s["df/data/energy"]) is np.ndarray
         assert type(s["df/data/count"]) is np.ndarray
-        tree = s._read_tree()
+        tree = s.read_tree()
     frame = tree.children["df"]
     assert frame.attrs["t"] == "pandas.DataFrame"
     data = frame.children["data"].children
@@ -454,7 +454,7 @@ def test_layout_uses_no_pandas_internals(filename):
     objects += [ARRAYS[name]() for name in ARRAYS]
     tinystore.save(objects, filename)
     with tinystore.open(filename, "r") as s:
-        assert not kinds(s._read_tree()) & FOREIGN_KINDS
+        assert not kinds(s.read_tree()) & FOREIGN_KINDS
 
 
 def test_exotic_zones_and_offsets_are_stored_as_objects(filename):
@@ -462,7 +462,7 @@ def test_exotic_zones_and_offsets_are_stored_as_objects(filename):
     tinystore.save(df, filename)
     with tinystore.open(filename, "r") as s:
         assert s["data/berlin"].tz is BERLIN
-        assert s._read_tree().children["data"].children["berlin"].attrs["tz"] == "Europe/Berlin"
+        assert s.read_tree().children["data"].children["berlin"].attrs["tz"] == "Europe/Berlin"
         assert s["data/dateutil"].tz == dateutil_tz.gettz("Asia/Tokyo")
     assert_same(df, tinystore.load(filename))
 
@@ -494,7 +494,7 @@ def _with(items, every: int, value, start: int = 0) -> np.ndarray:
 
 def _column_node(store, key: str):
     """The node of the column stored at ``key`` (a series' values, or the value itself)."""
-    node = store._read_tree().children[key]
+    node = store.read_tree().children[key]
     if node.attrs.get("t") in ("pandas.Series", "pandas.Index"):
         node = node.children["values"]
     return node
@@ -741,7 +741,7 @@ def test_string_layouts(store):
     with_nul = pd.array(["\x00"] * (STRING_LIST_MAX + 1), dtype="string")
     distinct = pd.array([None] + [f"{i}" for i in range(STRING_LIST_MAX)], dtype="string")
     store["x"] = [short, long, with_nul, distinct]
-    tree = store._read_tree().children["x"].children
+    tree = store.read_tree().children["x"].children
     assert tree[0].children["values"].children == ["a", None]
     assert set(tree[1].children) == {"codes", "values"}
     assert tree[1].children["values"].children == ["b\ud800", "ü"]

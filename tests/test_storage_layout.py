@@ -149,13 +149,13 @@ def test_tree_of_1000_floats_is_a_handful_of_operations(opener):
     assert counter.count("write_external") == 0
     assert counter.count("read_record") <= 2
     counter.reset()
-    back = s["floats"]._read_tree()
+    back = s["floats"].read_tree()
     assert back == floats_tree()
     # two operations; the file backends read the records again in each one
     assert counter.count("read_record", "read_external") <= 3, counter.calls
     counter.reset()
     with s.hold():
-        s["floats"]._read_tree()
+        s["floats"].read_tree()
     assert counter.count("read_record", "read_external") <= 2, counter.calls
     # inside a group, too
     s.create_group("g")
@@ -303,7 +303,7 @@ def test_reading_one_leaf_reads_only_its_external(opener):
     assert counter.count("read_external") == 0
     # control: reading the whole object reads every array
     counter.reset()
-    s["obj"]._read_tree()
+    s["obj"].read_tree()
     assert counter.count("read_external") == 20
 
 

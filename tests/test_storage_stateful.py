@@ -651,7 +651,7 @@ class StorageMachine(RuleBasedStateMachine):
                 if isinstance(node, MLeaf):
                     assert_leaf_identical(node.value, s[path])
                 elif isinstance(node, MObj) and "/" not in path:
-                    assert_tree_matches(s[path]._read_tree(), node, path)
+                    assert_tree_matches(s[path].read_tree(), node, path)
 
 
 def _settings(examples: int) -> settings:
@@ -797,7 +797,7 @@ def test_empty_numpy_string_scalar(opener, value):
 def test_empty_sequence_node_reads_as_list(opener):
     s = opener("w")
     s["t"] = Tree({}, {"seq": Tree({}, [])})
-    assert s["t"]._read_tree() == Tree({}, {"seq": Tree({}, [])})
+    assert s["t"].read_tree() == Tree({}, {"seq": Tree({}, [])})
 
 
 def test_hdf5_keeps_field_titles(tmp_path):
@@ -841,8 +841,8 @@ def test_read_tree_attrs_do_not_alias_the_record_cache():
     # attrs of a Tree that was read used to change what the storage holds
     s = MemoryStorage()
     s["t"] = Tree({"k": [1]}, {"x": 1})
-    s["t"]._read_tree().attrs["k"].append(3)
-    s["t"]._read_tree().attrs["new"] = 1
+    s["t"].read_tree().attrs["k"].append(3)
+    s["t"].read_tree().attrs["new"] = 1
     assert dict(s["t"].attrs) == {"k": [1]}
 
 

@@ -93,5 +93,6 @@ SPEC = BackendSpec(
     open_store,
     remover=_remove_store,
     detect=lambda location: str(location).startswith("reference://"),
+    schemes=("reference",),
     description="the reference backend (dicts in memory; the developer contract only)",
 )

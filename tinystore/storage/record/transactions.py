@@ -99,7 +99,7 @@ class _Store:
                 for part in gpath:
                     check_name(part, "the journal")
                 used = name in self._record(tuple(gpath)).names
-            except (CorruptStoreError, NotAStoreError, OSError, KeyError):
+            except (CorruptStoreError, NotAStoreError, StorageClosedError, OSError, KeyError):
                 continue  # its group is gone: deleting that group removed it too
             if not used:
                 with contextlib.suppress(OSError, KeyError):
