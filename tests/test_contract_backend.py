@@ -15,6 +15,7 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import OBJECT_BACKENDS, location
 from objects_cases import assert_same_structure
 from test_objects_pickle_parity import CASES, PROTOCOL
 
@@ -212,3 +213,27 @@ def test_registered_reference_backend_works_with_save_load_convert(tmp_path):
     finally:
         if registered is None:
             backend_specs().pop("reference", None)
+
+
+@pytest.mark.parametrize("backend", OBJECT_BACKENDS)
+def test_dict_keys_with_the_reserved_prefix_are_still_stored(backend, tmp_path):
+    # the object model knows them as keys it cannot use as child names (one rule: _paths)
+    loc = location(backend, tmp_path)
+    obj = {"@ts:meta": 1, "@ts:data": [2], "k": {"@ts:meta": (3,)}}
+    tinystore.save(obj, loc)
+    back = tinystore.load(loc)
+    assert back == obj and list(back) == list(obj) and type(back["k"]["@ts:meta"]) is tuple
+    tinystore.delete(loc)
+
+
+def test_speed_capabilities_have_defaults_on_the_reference_backend():
+    s = reference()
+    with s.hold():
+        s["a"] = 1
+    with s.batch():
+        s["b"] = (2, 3)
+    s.flush()
+    assert s.root_group() is s and s["a"] == 1 and s["b"] == (2, 3)
+    s.replace_root(Tree({"t": "leaf"}, [5]))
+    assert s.codec.load_root(s) == 5 and not s.is_group
+    assert s.enclosing_object("") is s

@@ -37,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from tinystore._paths import MAX_KEY_BYTES
+from tinystore._paths import QUICK_KEY_LEN
+from tinystore._paths import is_key as _paths_is_key
 from tinystore.errors import TinystoreError, UnstorableError
 from tinystore.objects import fallback
 from tinystore.objects.globals import global_name
@@ -90,17 +91,8 @@ _SINGLETON_TYPES = {type(None): None, type(NotImplemented): NotImplemented, type
 
 
 def is_key(k: Any) -> bool:
-    """True if ``k`` can be a child key in every backend (see ``_paths``)."""
-    if type(k) is not str:
-        return False
-    if k.isidentifier() and len(k) <= 63:
-        return True
-    if not k or k in (".", "..") or "/" in k or "\x00" in k:
-        return False
-    try:
-        return len(k.encode("utf-8")) <= MAX_KEY_BYTES
-    except UnicodeEncodeError:
-        return False
+    """True if ``k`` can be a child key in every backend (the rule of ``_paths``)."""
+    return _paths_is_key(k)
 
 
 _STR_ONLY = {str}
@@ -113,7 +105,7 @@ def all_keys(keys: Any) -> bool:
             # identifiers of at most 63 characters: the common case, checked in bulk
             if (
                 all(map(str.isidentifier, keys))
-                and max(map(len, keys)) <= 63
+                and max(map(len, keys)) <= QUICK_KEY_LEN
                 and set(map(type, keys)) == _STR_ONLY  # not a str subclass
             ):
                 return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tinystore._paths import check_key
+from tinystore._paths import QUICK_KEY_LEN, check_key
 from tinystore.errors import CorruptStoreError, InvalidKeyError, UnsupportedValueError
 from tinystore.storage.base import GroupTree, Tree
 from tinystore.storage.leaves import INT64_MAX, INT64_MIN, encode_inline
@@ -92,10 +92,6 @@ def _bad_key(k: Any) -> None:
 MAX_INPLACE_CHILDREN = 64
 #: Physical groups nested deeper than this are refused as damaged (a loop).
 MAX_GROUP_DEPTH = 10_000
-#: Keys that are identifiers of at most this many characters are valid by
-#: construction; others go through :func:`tinystore._paths.check_key`.
-#: (A shortcut only: the rule is ``_paths``'s.)
-QUICK_KEY_LEN = 63
 
 
 class _MetaTable:
