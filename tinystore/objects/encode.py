@@ -102,7 +102,7 @@ def all_keys(keys: Any) -> bool:
     """``all(map(is_key, keys))`` for a collection (a dict, say), in C when it can."""
     if len(keys) > 8:
         try:
-            # identifiers of at most 63 characters: the common case, checked in bulk
+            # short identifiers (QUICK_KEY_LEN): the common case, checked in bulk
             if (
                 all(map(str.isidentifier, keys))
                 and max(map(len, keys)) <= QUICK_KEY_LEN
