@@ -312,7 +312,10 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
                                 break
                         else:
                             if tc is takes:
-                                out[k] = _rebuild(store, gp, make, c)
+                                try:  # inline, not a helper: this runs once per tuple
+                                    out[k] = make(c)
+                                except Exception as exc:
+                                    raise _cannot_rebuild(store, gp, exc) from exc
                             else:
                                 out[k] = Tree(attrs, c[:] if tc is list else dict(c))
                             continue
@@ -358,11 +361,8 @@ def _short_kind(store, gp: GPath, rec: Record, entry: dict, plain: Any) -> tuple
     return attrs, make, takes
 
 
-def _rebuild(store, gp: GPath, make: Any, children: Any) -> Any:
-    try:
-        return make(children)
-    except Exception as exc:
-        raise CorruptStoreError(f"a node of {store.describe(gp)} cannot be rebuilt: {exc}") from exc
+def _cannot_rebuild(store, gp: GPath, exc: Exception) -> CorruptStoreError:
+    return CorruptStoreError(f"a node of {store.describe(gp)} cannot be rebuilt: {exc}")
 
 
 def _entry_value(store, gp: GPath, rec: Record, e: dict, lazy: bool, seen: set, stack: list) -> Any:
