@@ -414,7 +414,21 @@ class StorageTests:
 
     @pytest.mark.parametrize(
         "key",
-        ["", ".", "..", "/abs", "a//b", "a/", "a/../b", "x\x00y", "y" * 256, "é" * 128, "s\ud800"],
+        [
+            "",
+            ".",
+            "..",
+            "/abs",
+            "a//b",
+            "a/",
+            "a/../b",
+            "x\x00y",
+            "y" * 256,
+            "é" * 128,
+            "s\ud800",
+            "@ts:meta",
+            "g/@ts:x",
+        ],
     )
     def test_invalid_keys(self, storage, key):
         with pytest.raises(ValueError):
