@@ -253,7 +253,7 @@ def test_a_part_referring_to_a_missing_object_raises_unloadable(filename):
     data = [1, 2]
     tinystore.save({"data": data, "f": lambda: data}, filename, cloudpickle_fallback=True)
     with tinystore.open(filename, "r") as s:
-        tree = s._read_tree()
+        tree = s.read_tree()
     assert tree.children["data"].attrs.get("id") is not None
     tree.children["data"] = [1, 2]  # the anchor the part refers to is gone
     with pytest.raises(UnloadableError, match="cannot be resolved"):

@@ -297,7 +297,7 @@ def _save_payload(filename: str, root_filename: str, payload: Tree) -> None:
         s["doc"] = D(ok=1, nested=L(1, 2, payload))
         s["plain"] = {"a": 1}
     with tinystore.open(root_filename, "w") as s:
-        s._replace_root(D(ok=1, payload=payload))
+        s.replace_root(D(ok=1, payload=payload))
 
 
 def _every_way_to_load(filename: str, root_filename: str, **kw) -> dict:
@@ -589,7 +589,7 @@ def test_json_records_cannot_delete_outside_the_store(tmp_path, outside, how):
             elif how == "del external":
                 del s["b"]
             elif how == "save over":
-                s._replace_root(D(x=1))
+                s.replace_root(D(x=1))
             else:
                 s["new"] = 2  # any write recovers the journal first
     except TinystoreError:
@@ -728,7 +728,7 @@ def test_safe_loading_does_not_amplify_a_tiny_record_into_gigabytes(case, backen
         "Counter(range(10**8))": R(G("collections:Counter"), T(R(G("builtins:range"), T(10**8)))),
     }[case]
     with tinystore.open(root_filename, "w") as s:
-        s._replace_root(payload)
+        s.replace_root(payload)
     outcome = run_one(
         lambda: measured(lambda: tinystore.load(root_filename, safe=True), lambda v: len(v)),
         timeout=20,
@@ -764,7 +764,7 @@ def _deep_store(location: str, layout: str) -> None:
             node = child
         node.children.append(1)
         with tinystore.open(location, "w") as s:
-            s._replace_root(root)
+            s.replace_root(root)
     else:
         deep = b"[" * DEPTH + b"1" + b"]" * DEPTH
         with tinystore.open(location, "w") as s:
@@ -1014,7 +1014,7 @@ def evil_package(bait):
 def _versions_store(filename: str, modules: list[str]) -> None:
     info = {"dist": "evil", "version": "6.6.6", "sha256": "0" * 64, "git": "0" * 40, "dirty": True}
     with tinystore.open(filename, "w") as s:
-        s._replace_root(
+        s.replace_root(
             Tree({"t": "dict", "python": PYTHON, "versions": {m: info for m in modules}}, {"x": 1})
         )
 
