@@ -69,8 +69,11 @@ class Physical(abc.ABC):
     def delete_group(self, gpath: GPath) -> None: ...
 
     def commit(self) -> None:
-        """Hand everything written so far to the operating system (flush; no fsync:
-        it survives the process being killed, not a power cut)."""
+        """Hand everything written so far to the operating system (a flush).
+
+        It survives the process being killed; a power cut only with the
+        backend's ``durable=True``, which adds ``fsync`` (HDF5 and JSON).
+        """
 
     @abc.abstractmethod
     def close(self) -> None: ...
