@@ -149,3 +149,16 @@ def test_module_entry_point_prints_the_version(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"tinystore {tinystore.__version__}"
+
+
+def test_no_test_puts_the_checkout_on_the_path_of_a_child():
+    """Child processes get their PYTHONPATH from helpers/procs.py only: a test
+    that named the checkout there would test the source tree, not the package."""
+    offenders = []
+    for path in (CHECKOUT / "tests").rglob("*.py"):
+        if path.name in ("procs.py", "test_packaging.py"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "PYTHONPATH" in line and not line.lstrip().startswith("#"):
+                offenders.append(f"{path.relative_to(CHECKOUT)}:{number}")
+    assert offenders == [], "use procs.child_env() instead of setting PYTHONPATH"

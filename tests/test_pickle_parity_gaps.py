@@ -29,6 +29,9 @@ import tinystore.objects.encode as encode_module
 from tinystore.errors import CorruptStoreError, UnstorableError
 from tinystore.storage.leaves import decode_inline, dtype_from_json, encode_inline
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "helpers"))
+from procs import child_env  # noqa: E402
+
 PROTOCOL = 4
 
 
@@ -654,7 +657,7 @@ def test_endless_object_stops_under_a_memory_cap(backend, tmp_path):
     where = location(backend, tmp_path)
     tests = os.path.dirname(os.path.abspath(__file__))
     script = _ENDLESS_SCRIPT.format(tests=tests, cap=1024, where=where)
-    env = {**os.environ, "PYTHONPATH": os.path.dirname(tests)}
+    env = child_env()  # the tinystore under test; the script finds this module itself
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
     )
