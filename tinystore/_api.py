@@ -6,7 +6,7 @@ import os
 from typing import Any, Iterable
 
 from tinystore._paths import split_path
-from tinystore.errors import BackendError, NodeNotFoundError
+from tinystore.errors import BackendError, NodeNotFoundError, NotAStoreError
 from tinystore.objects.browse import ColumnView
 from tinystore.objects.codec import ObjectCodec
 from tinystore.storage.base import GenericStorage, Tree, no_gc
@@ -22,7 +22,7 @@ def open(  # noqa: A001 - the natural name, like h5py.File / zarr.open
     backend: Any = None,
     cloudpickle_fallback: bool = False,
     reducers: dict | None = None,
-    safe: bool = False,
+    safe: bool | None = None,
     allow: Iterable[str] = (),
     version_check: Any = "warn",
     **options: Any,
@@ -33,7 +33,10 @@ def open(  # noqa: A001 - the natural name, like h5py.File / zarr.open
     ``backend``: a name from :mod:`tinystore.backends` (default: chosen from
     ``filename``: ``.h5``/``.hdf5``/``.hdf`` HDF5, ``.json`` or an existing
     tinystore directory JSON, ``memory://name`` memory).  Other keywords go
-    to the backend (e.g. ``compression="gzip"`` for HDF5).
+    to the backend (e.g. ``compression="gzip"`` for HDF5).  ``safe``:
+    ``True`` imports only safe names plus ``allow`` and never unpickles; the
+    default (``None``) is ``False`` for tinystore files and ``True`` for
+    h5io / pyiron files (see :mod:`tinystore.legacy`).
 
     >>> import tinystore
     >>> with tinystore.open("memory://doc-open", mode="w") as s:
@@ -61,6 +64,11 @@ def _open(filename, mode, backend, options: dict, codec: dict, check: bool) -> G
         options = {"check": False, **options}
     try:
         storage = spec.opener(filename, mode, **options)
+    except NotAStoreError:
+        legacy = _legacy_instead(filename, backend)
+        if legacy is None:
+            raise
+        storage = legacy.opener(filename, mode, **options)
     except TypeError as exc:
         if "unexpected keyword" in str(exc):
             raise BackendError(f"backend {spec.name!r}: {exc}") from exc
@@ -86,6 +94,15 @@ def _choose(location: Any, backend: Any, must_exist: bool):
             raise FileNotFoundError(f"no such file or directory: {location!r}") from None
         raise
     return spec
+
+
+def _legacy_instead(location: Any, backend: Any):
+    """The ``legacy`` backend, for an h5io / pyiron file no backend was named for."""
+    from tinystore.storage.registry import backend_specs, is_legacy_file
+
+    if backend is None and is_legacy_file(location):
+        return backend_specs()["legacy"]
+    return None
 
 
 def _wrap(node: Any) -> Tree:
@@ -136,21 +153,37 @@ def load(
     *,
     path: str | None = None,
     backend: Any = None,
-    safe: bool = False,
+    safe: bool | None = None,
     allow: Iterable[str] = (),
     version_check: Any = "warn",
     **options: Any,
 ) -> Any:
     """Load the object saved in ``filename`` (or only the part at ``path``;
-    ``path=""`` raises :class:`~tinystore.errors.InvalidKeyError`)."""
+    ``path=""`` raises :class:`~tinystore.errors.InvalidKeyError`).
+
+    h5io / pyiron_base files load as plain data by default (see
+    :mod:`tinystore.legacy`); ``safe=False`` rebuilds their objects and
+    unpickles their pickled parts, ``allow=[...]`` rebuilds those classes.
+    """
     _check_path(path)
+    codec = {"safe": safe, "allow": allow, "version_check": version_check}
+    try:
+        return _load(filename, path, backend, options, codec)
+    except NotAStoreError:
+        legacy = _legacy_instead(resolve_location(filename), backend)
+        if legacy is None:
+            raise
+        return _load(filename, path, legacy, options, codec)
+
+
+def _load(filename, path, backend, options: dict, codec: dict) -> Any:
     with (
         _open(
             filename,
             "r",
             backend,
             options,
-            {"safe": safe, "allow": allow, "version_check": version_check},
+            codec,
             check=False,
         ) as storage,
         storage.hold(),

@@ -149,6 +149,19 @@ def _is_memory(location) -> bool:
     return str(location).startswith("memory://")
 
 
+def _open_legacy(location, mode="r", **options):
+    from tinystore.legacy.storage import open_legacy
+
+    return open_legacy(location, mode, **options)
+
+
+def is_legacy_file(location) -> bool:
+    """An h5io / pyiron_base HDF5 file (read by the ``legacy`` backend)."""
+    from tinystore.legacy.reader import is_legacy
+
+    return isinstance(location, (str, os.PathLike)) and os.path.isfile(location) and is_legacy(location)
+
+
 BUILTIN = (
     BackendSpec(
         "hdf5",
@@ -175,6 +188,14 @@ BUILTIN = (
         _is_memory,
         "in-process memory, named stores (memory://name)",
         schemes=("memory",),
+    ),
+    BackendSpec(
+        "legacy",
+        _open_legacy,
+        (),
+        None,
+        is_legacy_file,
+        "h5io / pyiron_base HDF5 files, read-only (tinystore.legacy)",
     ),
 )
 

@@ -1,0 +1,315 @@
+"""A read-only storage over an h5io / pyiron_base HDF5 file.
+
+:class:`LegacyStorage` presents the file through the :class:`GenericStorage`
+interface: ``s[path]`` loads plain data (see :mod:`tinystore.legacy.reader`),
+``s.node(path)`` gives a :class:`LegacyView` (kind, type, shape, flags,
+children, ``to_object()``), ``s.tree()`` and ``s.info()`` report what is
+lossy or opaque.  Keys are the logical ones (``key_energy`` is ``energy``,
+``idx_3`` is ``3``, ``forces__index_2`` is ``forces``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any, Iterator
+
+import h5py
+
+from tinystore.errors import NodeNotFoundError, ReadOnlyError
+from tinystore.legacy import reader
+from tinystore.storage.base import GenericStorage, LeafInfo
+
+__all__ = ["LegacyStorage", "LegacyView", "open_legacy"]
+
+#: datasets up to this size are read for previews while browsing
+_PREVIEW_BYTES = 256
+
+
+def open_legacy(location: Any, mode: str = "r", **options: Any) -> LegacyStorage:
+    """The backend opener: ``mode`` ``"r"`` (``"a"`` is taken as ``"r"``)."""
+    if mode not in ("r", "a"):
+        raise ReadOnlyError(
+            f"{location}: h5io / pyiron files are read-only in tinystore (mode {mode!r}); "
+            "convert them with `tinystore convert` to write"
+        )
+    options.pop("check", None)  # the HDF5 backend's option, when it handed the file on
+    if options:
+        raise TypeError(f"unexpected keyword arguments {sorted(options)}")
+    path = os.fspath(location)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    return LegacyStorage(h5py.File(path, "r"), "", None)
+
+
+class LegacyStorage(GenericStorage):
+    """One group of a legacy file (the root, or a group below it)."""
+
+    def __init__(self, h5: Any, path: str, root: LegacyStorage | None):
+        self._h5 = h5
+        self._path = path
+        self._root_storage = root or self
+        self._info = reader.classify(h5) if path else reader.Info("group", "")
+
+    # -- developer contract (read-only) -------------------------------------------
+    def _policy(self) -> reader.Policy:
+        codec = self._root_storage.codec
+        return reader.Policy.from_options(getattr(codec, "safe", None), getattr(codec, "allow", ()))
+
+    def _child_h5(self, key: str) -> Any:
+        return reader.resolve(self._h5, key)
+
+    def _child(self, key: str, obj: Any) -> LegacyStorage:
+        return LegacyStorage(obj, self._full(key), self._root_storage)
+
+    def _get(self, key: str) -> Any:
+        obj = self._child_h5(key)
+        if isinstance(obj, h5py.Group):
+            return self._child(key, obj)
+        return reader.load(obj, self._policy())
+
+    def _list(self) -> list[tuple[str, bool]]:
+        out = []
+        for key, name in reader.children(self._h5, self._info):
+            obj = self._h5[name]
+            out.append((key, isinstance(obj, h5py.Group) and reader.classify(obj).kind == "group"))
+        return out
+
+    def _set(self, key: str, value: Any) -> None:
+        self._check_writable()
+
+    def _delete(self, key: str) -> None:
+        self._check_writable()
+
+    def _create_group(self, key: str) -> GenericStorage:
+        self._check_writable()
+        raise AssertionError  # pragma: no cover
+
+    def __delitem__(self, path: str) -> None:
+        self._check_writable()
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def attrs(self) -> dict:
+        return {"kind": self._info.kind, "type": self._info.type, **self._info.meta}
+
+    @property
+    def is_group(self) -> bool:
+        return self._info.kind == "group"
+
+    @property
+    def readonly(self) -> bool:
+        return True
+
+    def _check_writable(self) -> None:
+        raise ReadOnlyError(
+            f"{self!r} is an h5io / pyiron file, read-only in tinystore; "
+            "convert it with `tinystore convert` to write"
+        )
+
+    def _root(self) -> GenericStorage:
+        return self._root_storage
+
+    def _close(self) -> None:
+        if self._root_storage is self and self._h5.id.valid:
+            self._h5.close()
+
+    def _where(self) -> str:
+        return f"{self._root_storage._h5.filename} (h5io / pyiron)"
+
+    def __repr__(self) -> str:
+        return f"<LegacyStorage {('/' + self.path)!r}>"
+
+    # -- loading -------------------------------------------------------------
+    def _getitem(self, path: str) -> Any:
+        parent, key = self._lookup(path)
+        try:
+            obj = parent._child_h5(key)
+        except KeyError:
+            raise NodeNotFoundError(f"no node {self._full(path)!r} in {self._where()}") from None
+        if isinstance(obj, h5py.Group) and reader.classify(obj).kind == "group":
+            return parent._child(key, obj)
+        return reader.load(obj, self._policy())
+
+    def _load_root(self) -> Any:
+        """What :func:`tinystore.load` returns without ``path``: the only
+        top-level node (an h5io file's ``/h5io``, a pyiron file's job), else
+        the whole file as a dict."""
+        top = list(self._h5.keys())
+        if len(top) == 1:
+            return reader.load(self._h5[top[0]], self._policy())
+        return reader.load(self._h5, self._policy())
+
+    # -- browsing ------------------------------------------------------------
+    def node(self, path: str = "") -> LegacyView:
+        target: Any = self
+        if path:
+            parent, key = self._lookup(path)
+            try:
+                obj = parent._child_h5(key)
+            except KeyError:
+                raise NodeNotFoundError(
+                    f"no node {self._full(path)!r} in {self._where()}"
+                ) from None
+            return LegacyView(self, self._full(path), obj)
+        return LegacyView(self, self.path, target._h5)
+
+    def info(self, path: str = "") -> dict:
+        """Counts, types and bytes below ``path``, and what is ``lost`` (h5io
+        dropped it at write time) or ``opaque`` (pickled, not unpickled)."""
+        return summarize(self.node(path))
+
+
+class LegacyView:
+    """A lazy, read-only view of one node of a legacy file (metadata only)."""
+
+    def __init__(self, storage: LegacyStorage, path: str, obj: Any):
+        self._storage = storage
+        self._obj = obj
+        self.path = path
+        self._info = reader.classify(obj) if path else reader.Info("group", "")
+        self.kind = self._info.kind
+        self.type = self._info.type
+        self.versions: dict = {}
+        self.attrs: dict = dict(self._info.meta)
+        if self._info.lost:
+            self.attrs["lost"] = f"h5io wrote no data for this {self.type}"
+        if self._info.opaque:
+            self.attrs["opaque"] = self._info.opaque
+        self.shape, self.dtype, self.nbytes = self._info.shape, self._info.dtype, self._info.nbytes
+        self._keys: list | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1]
+
+    @property
+    def lost(self) -> bool:
+        return self._info.lost
+
+    @property
+    def opaque(self) -> str:
+        return self._info.opaque
+
+    def _items(self) -> list[tuple[str, str]]:
+        if self._keys is None:
+            obj = self._obj
+            self._keys = reader.children(obj, self._info) if isinstance(obj, h5py.Group) else []
+        return self._keys
+
+    def keys(self) -> list[str]:
+        return [k for k, _ in self._items()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.keys()
+
+    @property
+    def children(self) -> list[LegacyView]:
+        return [self[k] for k in self.keys()]
+
+    def __getitem__(self, key: str | int) -> LegacyView:
+        view = self
+        for part in str(key).split("/"):
+            names = dict(view._items())
+            if part not in names:
+                raise KeyError(f"no node {part!r} under {view.path!r}")
+            path = f"{view.path}/{part}" if view.path else part
+            view = LegacyView(self._storage, path, view._obj[names[part]])
+        return view
+
+    def to_object(self) -> Any:
+        """Load this node (plain data unless the storage was opened with
+        ``safe=False`` or ``allow=``)."""
+        if not self.path:
+            return self._storage._load_root()
+        return reader.load(self._obj, self._storage._policy())
+
+    def preview(self) -> Any:
+        """The value of a small plain leaf (None for anything else)."""
+        if self.kind == "leaf" and self.nbytes <= _PREVIEW_BYTES:
+            return reader.load(self._obj, reader.Policy())
+        return None
+
+    @property
+    def size(self) -> int:
+        return summarize(self)["leaf_bytes"]
+
+    def summary(self) -> str:
+        parts = [self.kind]
+        if self.type and self.type != self.kind:
+            parts.append(self.type)
+        if self.shape is not None:
+            parts.append(f"{self.dtype} {self.shape}")
+        elif self.kind == "leaf":
+            text = repr(self.preview()) if self.nbytes <= _PREVIEW_BYTES else ""
+            parts.append(text if len(text) <= 40 else text[:37] + "...")
+        elif isinstance(self._obj, h5py.Group) and self.kind not in ("lost", "dataframe"):
+            parts.append(f"{len(self)} item" if len(self) == 1 else f"{len(self)} items")
+        if self.lost:
+            parts.append("LOST by h5io at write time")
+        if self.opaque:
+            parts.append(f"{self.nbytes} bytes, opaque ({self.opaque}, not unpickled)")
+        return "  ".join(p for p in parts if p)
+
+    def tree(self, max_depth: int | None = None, max_children: int = 50) -> str:
+        from tinystore.objects.browse import render_tree
+
+        return render_tree(self, max_depth=max_depth, max_children=max_children)  # type: ignore[arg-type]
+
+    def _repr_html_(self) -> str:
+        from tinystore.objects.browse import render_html
+
+        return render_html(self)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<LegacyView {('/' + self.path)!r}: {self.summary()}>"
+
+    def as_leafinfo(self) -> LeafInfo:
+        return LeafInfo(self.type, self.shape, self.dtype, self.nbytes)
+
+
+def summarize(view: LegacyView) -> dict:
+    """What ``info()`` returns for a legacy node: tinystore's keys plus
+    ``lost`` and ``opaque`` (lists of ``{"path", "type"}``) and ``layouts``."""
+    kinds: Counter = Counter()
+    types: Counter = Counter()
+    layouts: Counter = Counter()
+    lost, opaque = [], []
+    leaf_bytes = 0
+    stack = [view]
+    while stack:
+        v = stack.pop()
+        kinds[v.kind] += 1
+        if v.kind != "group":
+            types[v.type] += 1
+        if "layout" in v.attrs:
+            layouts[v.attrs["layout"]] += 1
+        if v.lost:
+            lost.append({"path": v.path, "type": v.type})
+        if v.opaque:
+            opaque.append({"path": v.path, "type": v.type, "pickle": v.opaque})
+        if isinstance(v._obj, h5py.Dataset):
+            leaf_bytes += v.nbytes
+        else:
+            stack.extend(reversed(v.children))
+    return {
+        "nodes": sum(kinds.values()),
+        "kinds": dict(kinds),
+        "types": dict(types.most_common(20)),
+        "leaf_bytes": leaf_bytes,
+        "fallbacks": len(opaque),
+        "versions": {},
+        "format": "legacy (h5io / pyiron_base)",
+        "layouts": dict(layouts),
+        "lost": lost,
+        "opaque": opaque,
+    }
