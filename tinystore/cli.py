@@ -5,7 +5,9 @@
     tinystore ls FILE [PATH] [--json]           the children of a node, one per line
     tree FILE [PATH] [--depth N] [--json]       a text tree of kinds, types, shapes, versions
     show FILE PATH [--json]                     metadata, versions, shape/dtype and a preview
-    convert SRC DST                             copy a store to another backend, exactly
+    convert SRC DST                             copy a store to another backend, exactly;
+                                                an h5io / pyiron file or project folder
+                                                becomes a tinystore store (with a report)
     verify FILE                                 read every node; report damage
     demo [--dir DIR]                            save, browse and load a realistic job
     --version
@@ -238,8 +240,49 @@ def copy_store(src, dst, progress=None) -> int:
     return count
 
 
+def _is_legacy_source(src: str) -> bool:
+    from tinystore.storage.registry import is_legacy_file
+
+    return os.path.isdir(src) and not os.path.exists(os.path.join(src, "@record.json")) or (
+        is_legacy_file(src)
+    )
+
+
+def _cmd_convert_legacy(args) -> int:
+    """``convert`` of an h5io / pyiron file or project folder (tinystore.legacy)."""
+    from tinystore.legacy.convert import convert
+
+    progress = Progress("convert", quiet=args.quiet)
+    try:
+        report = convert(
+            args.src, args.dst, backend=args.backend, unsafe=args.unsafe, progress=progress
+        )
+    finally:
+        progress.close()
+    print(report.text())
+    print(f"wrote {args.dst} ({progress.leaves} leaves, {progress.bytes:,} bytes)")
+    return 0
+
+
+def _verify_legacy(s) -> int:
+    """``verify`` of an h5io / pyiron file: data h5io lost at write time is damage."""
+    info = s.info()
+    for item in info["lost"]:
+        print(f"LOST /{item['path']}: {item['type']} (h5io wrote no data for it)")
+    for item in info["opaque"]:
+        print(f"OPAQUE /{item['path']}: {item['type']} (pickled; not unpickled)")
+    print(
+        f"{info['nodes']} nodes read ({info['leaf_bytes']:,} bytes), "
+        f"{len(info['lost'])} lost at write time, {len(info['opaque'])} opaque"
+    )
+    return 1 if info["lost"] else 0
+
+
 def _cmd_convert(args) -> int:
     import tinystore
+
+    if _is_legacy_source(args.src):
+        return _cmd_convert_legacy(args)
 
     progress = Progress("convert", quiet=args.quiet)
     try:
@@ -262,6 +305,8 @@ def _cmd_verify(args) -> int:
     damaged = 0
     checked = 0
     with _open(args.file) as s:
+        if hasattr(s, "_load_root"):  # an h5io / pyiron file
+            return _verify_legacy(s)
         items: list[tuple[Any, str]] = []
         if s.is_group:
             stack = [s]
@@ -335,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dst")
     p.add_argument("--backend", default=None, help="backend of DST (default: from its name)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="h5io / pyiron sources: rebuild objects and unpickle (runs code from the files)",
+    )
     p.set_defaults(run=_cmd_convert)
     p = sub.add_parser("verify", help="read every node and report damage")
     p.add_argument("file")

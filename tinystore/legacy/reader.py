@@ -202,7 +202,7 @@ def _is_pickle(raw: bytes) -> bool:
 
 
 def _b64_pickle(text: str) -> bool:
-    return text.startswith(_PICKLE_B64) and len(text) > 8
+    return text.startswith(_PICKLE_B64) and len(text) >= 8
 
 
 # ----------------------------------------------------------------------------
@@ -278,6 +278,7 @@ def _classify_group(group: h5py.Group) -> Info:
         meta = {k: _text(group[k]) for k in PYIRON_META if isinstance(group.get(k), h5py.Dataset)}
         if "status" in group and "server" in group:
             meta["layout"] = "pyiron job"
+            meta["status_note"] = "as last written to the file; pyiron's database may differ"
             return Info("job", cls, meta=meta)
         meta["layout"] = "pyiron object"
         return Info("object", cls, meta=meta)

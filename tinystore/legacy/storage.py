@@ -24,6 +24,8 @@ __all__ = ["LegacyStorage", "LegacyView", "open_legacy"]
 
 #: datasets up to this size are read for previews while browsing
 _PREVIEW_BYTES = 256
+#: group kinds that load as one value: no item count in summaries
+_NO_COUNT = ("lost", "dataframe", "ndarray", "sparse")
 
 
 def open_legacy(location: Any, mode: str = "r", **options: Any) -> LegacyStorage:
@@ -248,16 +250,17 @@ class LegacyView:
         if self.type and self.type != self.kind:
             parts.append(self.type)
         if self.shape is not None:
-            parts.append(f"{self.dtype} {self.shape}")
+            parts.append(f"{self.dtype} {self.shape}" if self.dtype is not None else str(self.shape))
         elif self.kind == "leaf":
             text = repr(self.preview()) if self.nbytes <= _PREVIEW_BYTES else ""
             parts.append(text if len(text) <= 40 else text[:37] + "...")
-        elif isinstance(self._obj, h5py.Group) and self.kind not in ("lost", "dataframe"):
+        elif isinstance(self._obj, h5py.Group) and self.kind not in _NO_COUNT:
             parts.append(f"{len(self)} item" if len(self) == 1 else f"{len(self)} items")
         if self.lost:
             parts.append("LOST by h5io at write time")
         if self.opaque:
-            parts.append(f"{self.nbytes} bytes, opaque ({self.opaque}, not unpickled)")
+            size = f"{self.nbytes} bytes, " if self.nbytes else ""
+            parts.append(f"{size}opaque ({self.opaque}, not unpickled)")
         return "  ".join(p for p in parts if p)
 
     def tree(self, max_depth: int | None = None, max_children: int = 50) -> str:
@@ -272,6 +275,13 @@ class LegacyView:
 
     def __repr__(self) -> str:
         return f"<LegacyView {('/' + self.path)!r}: {self.summary()}>"
+
+    @property
+    def _node(self) -> Any:
+        """The preview value of a small leaf, else a :class:`LeafInfo` (the CLI shows it)."""
+        if self.kind == "leaf" and self.nbytes <= _PREVIEW_BYTES:
+            return self.preview()
+        return self.as_leafinfo()
 
     def as_leafinfo(self) -> LeafInfo:
         return LeafInfo(self.type, self.shape, self.dtype, self.nbytes)
