@@ -245,7 +245,7 @@ def test_use_state_rebuilt_only_when_allowed(files):
     rebuilt = quiet_load(path, safe=False)
     assert rebuilt["point"] == Point(1.5, ["a"]) and rebuilt["cls"] is Point
     allowed = quiet_load(path, allow=["helpers.legacy_golden:Point"])
-    assert allowed["point"] == Point(1.5, ["a"])
+    assert allowed["point"] == Point(1.5, ["a"]) and allowed["cls"] is Point
     assert tinystore.load(path, path="h5io/point", allow=["other:Name"]) == {
         "tags": ["a"],
         "x": 1.5,
@@ -268,6 +268,14 @@ def test_lost_data_is_reported_never_valid(files, capsys):
     assert "LOST /h5io/lost_set: builtins.set" in out and "6 lost at write time" in out
 
 
+def test_several_top_level_nodes_load_as_a_dict(tmp_path):
+    path = tmp_path / "two.h5"
+    with h5py.File(path, "w") as f:
+        for name, value in (("a", 1), ("b", 2)):
+            f.create_dataset(name, data=np.array([value])).attrs["TITLE"] = "int"
+    assert tinystore.load(path) == {"a": 1, "b": 2}
+
+
 def test_timezone_is_parsed_never_evaluated(tmp_path):
     path = tmp_path / "evil.h5"
     payload = "__import__('os').system('touch " + str(tmp_path / "ran") + "')"
@@ -288,7 +296,9 @@ def test_pyiron_job_browses(files):
         (name,) = list(s)
         view = s.node(name)
         assert view.kind == "job"
-        assert view.type == "pyiron_base.jobs.flex.pythonfunctioncontainer.PythonFunctionContainerJob"
+        assert (
+            view.type == "pyiron_base.jobs.flex.pythonfunctioncontainer.PythonFunctionContainerJob"
+        )
         assert view.attrs["layout"] == "pyiron job"
         assert view.attrs["NAME"] == "PythonFunctionContainerJob"
         assert "status" in view.keys() and "server" in view.keys()
@@ -297,8 +307,12 @@ def test_pyiron_job_browses(files):
         assert (storage.kind, storage.attrs["layout"]) == ("object", "pyiron object")
         assert storage.keys() == ["input", "output"]  # <key>__index_<i>, metadata apart
         assert s[f"{name}/storage/output/result"] == 3
+        group = s[f"{name}/input"]  # an untitled, untyped group: a storage group
+        assert group.is_group and list(group) == ["data", "generic_dict"]
         info = s.info()
-        assert info["opaque"] == [{"path": f"{name}/function", "type": "pickle bytes", "pickle": "pickle"}]
+        assert info["opaque"] == [
+            {"path": f"{name}/function", "type": "pickle bytes", "pickle": "pickle"}
+        ]
         assert info["layouts"] == {"pyiron job": 1, "pyiron object": 3}
 
 
@@ -431,7 +445,10 @@ def test_convert_h5io_file(files, tmp_path):
     state = convert(os.path.join(files, "h5io_state.h5"), tmp_path / "state.h5")
     assert sorted(item["type"] for item in state.lost) == sorted(LOST.values())
     with tinystore.open(tmp_path / "state.h5", "r") as s:
-        assert (s.node("point").kind, s.node("point").type) == ("object", "helpers.legacy_golden.Point")
+        assert (s.node("point").kind, s.node("point").type) == (
+            "object",
+            "helpers.legacy_golden.Point",
+        )
         assert s.node("cls").kind == "global"
         assert s.node("lost_set").type == "tinystore.legacy.reader.Lost"
     rebuilt = tinystore.load(tmp_path / "state.h5")
@@ -439,11 +456,23 @@ def test_convert_h5io_file(files, tmp_path):
     assert rebuilt["lost_set"] == Lost("builtins.set", "/h5io/key_lost_set")
 
 
+def test_convert_unsafe_unpickles_columns(files, tmp_path, capsys):
+    src = os.path.join(files, "h5io_pandas.h5")
+    assert cli(["convert", src, str(tmp_path / "safe.h5"), "--quiet"]) == 0
+    assert "OPAQUE" in capsys.readouterr().out
+    assert type(tinystore.load(tmp_path / "safe.h5")["words"]["s"][0]) is Opaque
+    assert cli(["convert", src, str(tmp_path / "unsafe.h5"), "--quiet", "--unsafe"]) == 0
+    assert "OPAQUE" not in capsys.readouterr().out
+    assert list(tinystore.load(tmp_path / "unsafe.h5")["words"]["s"]) == ["x", "y", "z"]
+
+
 def test_convert_progress_on_a_folder(files, tmp_path):
     from tinystore.legacy.convert import convert
 
     seen = []
-    convert(os.path.join(files, "project"), tmp_path / "p.json", progress=lambda t, k: seen.append(k))
+    convert(
+        os.path.join(files, "project"), tmp_path / "p.json", progress=lambda t, k: seen.append(k)
+    )
     assert sorted(seen) == sorted(
         os.path.splitext(os.path.relpath(p, os.path.join(files, "project")))[0]
         for p in glob.glob(os.path.join(files, "project", "**", "*.h5"), recursive=True)
@@ -459,4 +488,3 @@ def test_cli_browses_legacy_files(files, capsys):
     assert cli(["ls", path, "h5io", "--json"]) == 0
     names = [n["name"] for n in json.loads(capsys.readouterr().out)]
     assert "when" in names
-

@@ -243,8 +243,10 @@ def copy_store(src, dst, progress=None) -> int:
 def _is_legacy_source(src: str) -> bool:
     from tinystore.storage.registry import is_legacy_file
 
-    return os.path.isdir(src) and not os.path.exists(os.path.join(src, "@record.json")) or (
-        is_legacy_file(src)
+    return (
+        os.path.isdir(src)
+        and not os.path.exists(os.path.join(src, "@record.json"))
+        or (is_legacy_file(src))
     )
 
 

@@ -75,8 +75,9 @@ def write_h5io(folder: str) -> None:
     h5io.write_hdf5(
         os.path.join(folder, "h5io_pandas.h5"),
         {
-            "df": pd.DataFrame({"a": [1, 2, 3], "b": [0.5, 1.5, 2.5], "c": [True, False, True]},
-                               index=[10, 20, 30]),
+            "df": pd.DataFrame(
+                {"a": [1, 2, 3], "b": [0.5, 1.5, 2.5], "c": [True, False, True]}, index=[10, 20, 30]
+            ),
             "words": pd.DataFrame({"s": ["x", "y", "z"], "n": [1, 2, 3]}),
             "ser": pd.Series([1.0, 2.0], index=["p", "q"], name="ser"),
         },
@@ -114,7 +115,7 @@ def write_h5io_by_hand(path: str) -> None:
             root.create_dataset(key, data=data).attrs["TITLE"] = title
 
 
-PYIRON_SCRIPT = r'''
+PYIRON_SCRIPT = r"""
 import base64, sys
 import cloudpickle, numpy as np
 from pyiron_base import Project, DataContainer
@@ -131,7 +132,7 @@ sub = pr.open("sub")
 job2 = sub.wrap_python_function(add)
 job2.input["a"] = 5
 job2.run()
-'''
+"""
 
 
 def write_pyiron(folder: str) -> None:
@@ -140,7 +141,10 @@ def write_pyiron(folder: str) -> None:
     home = os.path.dirname(os.path.abspath(folder))
     env = dict(os.environ, HOME=home, PYIRONPROJECTPATHS="", PYIRONRESOURCEPATHS="")
     subprocess.run(
-        [sys.executable, "-c", PYIRON_SCRIPT, folder], check=True, env=env, cwd=home,
+        [sys.executable, "-c", PYIRON_SCRIPT, folder],
+        check=True,
+        env=env,
+        cwd=home,
         capture_output=True,
     )
     for top, _, files in os.walk(folder):

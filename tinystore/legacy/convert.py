@@ -50,11 +50,15 @@ class ConvertReport:
     def text(self) -> str:
         lines = [f"converted {len(self.files)} file(s)"]
         for item in self.lost:
-            lines.append(f"LOST    {item['file']}:/{item['path']}  {item['type']} (h5io wrote no data)")
+            lines.append(
+                f"LOST    {item['file']}:/{item['path']}  {item['type']} (h5io wrote no data)"
+            )
         for item in self.opaque:
             lines.append(f"OPAQUE  {item['file']}:/{item['path']}  {item['type']} (kept pickled)")
         for item in self.objects:
-            lines.append(f"RECORD  {item['file']}:/{item['path']}  {item['type']} ({item['layout']})")
+            lines.append(
+                f"RECORD  {item['file']}:/{item['path']}  {item['type']} ({item['layout']})"
+            )
         for name in self.skipped:
             lines.append(f"SKIPPED {name} (not an h5io / pyiron file)")
         return "\n".join(lines)
@@ -204,5 +208,7 @@ def _as_tree(value: Any) -> Tree:
     if type(value) is Tree:
         return value
     if type(value) in PLAIN_NODES:
-        return Tree(dict(PLAIN_NODES[type(value)]), dict(value) if type(value) is dict else list(value))
+        return Tree(
+            dict(PLAIN_NODES[type(value)]), dict(value) if type(value) is dict else list(value)
+        )
     return Tree({"t": "leaf"}, [value])

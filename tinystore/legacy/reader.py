@@ -239,7 +239,9 @@ def _classify_dataset(ds: h5py.Dataset) -> Info:
     elif t in ("unicode", "str", "ascii"):
         head = ds[:8].tobytes() if ds.shape and ds.dtype == np.uint8 else b""
         if _b64_pickle(head.decode("ascii", "replace")):
-            return Info("opaque", "cloudpickle (base64)", nbytes=nbytes, opaque="cloudpickle-base64")
+            return Info(
+                "opaque", "cloudpickle (base64)", nbytes=nbytes, opaque="cloudpickle-base64"
+            )
         kind, name = "leaf", "builtins.str"
     elif t == "void":
         head = bytes(ds[()].tobytes()[:3]) if nbytes else b""
@@ -521,7 +523,9 @@ def parse_timezone(text: str) -> datetime.timezone:
     )
     if name is None:
         return datetime.timezone(delta)
-    return datetime.timezone(delta, name.encode("latin-1", "backslashreplace").decode("unicode_escape"))
+    return datetime.timezone(
+        delta, name.encode("latin-1", "backslashreplace").decode("unicode_escape")
+    )
 
 
 # ----------------------------------------------------------------------------

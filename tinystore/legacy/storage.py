@@ -250,7 +250,9 @@ class LegacyView:
         if self.type and self.type != self.kind:
             parts.append(self.type)
         if self.shape is not None:
-            parts.append(f"{self.dtype} {self.shape}" if self.dtype is not None else str(self.shape))
+            parts.append(
+                f"{self.dtype} {self.shape}" if self.dtype is not None else str(self.shape)
+            )
         elif self.kind == "leaf":
             text = repr(self.preview()) if self.nbytes <= _PREVIEW_BYTES else ""
             parts.append(text if len(text) <= 40 else text[:37] + "...")

@@ -159,7 +159,11 @@ def is_legacy_file(location) -> bool:
     """An h5io / pyiron_base HDF5 file (read by the ``legacy`` backend)."""
     from tinystore.legacy.reader import is_legacy
 
-    return isinstance(location, (str, os.PathLike)) and os.path.isfile(location) and is_legacy(location)
+    return (
+        isinstance(location, (str, os.PathLike))
+        and os.path.isfile(location)
+        and is_legacy(location)
+    )
 
 
 BUILTIN = (
