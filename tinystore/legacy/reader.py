@@ -171,6 +171,12 @@ def _text(ds: h5py.Dataset) -> str:
     return str(value)
 
 
+def _scalar(ds: h5py.Dataset) -> str:
+    """A scalar string dataset as str."""
+    value = ds[()]
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
 def _attr_text(obj: Any, key: str) -> str | None:
     value = obj.attrs.get(key)
     if isinstance(value, (bytes, np.bytes_)):
@@ -250,6 +256,15 @@ def _classify_dataset(ds: h5py.Dataset) -> Info:
         kind, name = "leaf", "builtins.bytes"
     elif t in _DATASET_TYPES:
         kind, name = _DATASET_TYPES[t]
+    elif t is None and shape == ():  # a plain h5py scalar
+        if h5py.check_string_dtype(dtype) is not None or dtype.kind == "S":
+            if _b64_pickle(_scalar(ds)[:8]):
+                return Info(
+                    "opaque", "cloudpickle (base64)", nbytes=nbytes, opaque="cloudpickle-base64"
+                )
+            kind, name = "leaf", "builtins.str"
+        else:
+            kind, name = "leaf", f"numpy.{dtype.name}"
     elif t is None:
         kind, name = "ndarray", "numpy.ndarray"  # plain h5py data
     else:
@@ -344,6 +359,19 @@ def _pyiron_children(group: h5py.Group, names: list[str]) -> list[tuple[str, str
     return [(k, n) for _, k, n in indexed] + plain
 
 
+def _pyiron_types(group: h5py.Group) -> list[str]:
+    """``module:qualname`` of the pyiron objects in ``group`` (itself included)."""
+    out = []
+    stack = [group]
+    while stack:
+        g = stack.pop()
+        name = pyiron_type(g)
+        if name is not None:
+            out.append(_dotted_to_global(name))
+        stack.extend(v for v in g.values() if isinstance(v, h5py.Group))
+    return out
+
+
 def _is_list_container(group: h5py.Group) -> bool:
     names = [n for n in group if n not in PYIRON_META and n not in PYIRON_BOOKKEEPING]
     return bool(names) and all(n.startswith("__index_") for n in names)
@@ -409,11 +437,14 @@ class _Loader:
             return ds[()].tobytes()
         if t == "ndarray_str":
             return _str_array(ds[()])
+        if t is None and ds.shape == ():
+            value = ds[()]
+            return _scalar(ds) if isinstance(value, bytes) else value
         return _array(ds)
 
     def opaque(self, ds: h5py.Dataset, info: Info) -> Any:
         if info.opaque == "cloudpickle-base64":
-            raw = base64.b64decode(_text(ds))
+            raw = base64.b64decode(_scalar(ds) if ds.shape == () else _text(ds))
         else:
             raw = ds[()].tobytes()
         if self.policy.unpickle:
@@ -475,17 +506,38 @@ class _Loader:
         return Lost(info.type, group.name)
 
     def group_object(self, group: h5py.Group, info: Info) -> Any:
-        if info.meta.get("layout") == "pyiron object" and _is_list_container(group):
+        layout = info.meta.get("layout", "")
+        if layout == "pyiron object" and all(map(self.policy.rebuild, _pyiron_types(group))):
+            create = _import("pyiron_base.interfaces.has_dict:create_from_dict")
+            return create(self.pyiron_dict(group))
+        if layout == "pyiron object" and _is_list_container(group):
             state: Any = [self.load(group[n]) for _, n in children(group, info)]
         else:
             state = self.group_group(group, info)
         qual = _dotted_to_global(info.type)
-        layout = info.meta.get("layout", "")
         if layout == "h5io use_state" and self.policy.rebuild(qual):
             return _setstate(_import(qual), state)
         return Record(info.type, state, layout) if self.policy.records else state
 
-    group_job = group_object
+    def group_job(self, group: h5py.Group, info: Info) -> Any:
+        """A job is always its content: rebuilding one needs its project and database."""
+        state = self.group_group(group, info)
+        return Record(info.type, state, "pyiron job") if self.policy.records else state
+
+    def pyiron_dict(self, group: h5py.Group) -> dict:
+        """The ``to_dict`` form pyiron_base rebuilds an object from (its
+        ``create_from_dict``): content, metadata and ``KEY_ORDER``."""
+        out: dict = {}
+        keys = children(group)
+        for key, name in keys:
+            obj = group[name]
+            nested = isinstance(obj, h5py.Group) and pyiron_type(obj) is not None
+            out[key] = self.pyiron_dict(obj) if nested else self.load(obj)
+        for name in PYIRON_META + ("READ_ONLY",):
+            if isinstance(group.get(name), h5py.Dataset):
+                out[name] = self.load(group[name])
+        out["KEY_ORDER"] = [key for key, _ in keys]
+        return out
 
 
 def _array(ds: h5py.Dataset) -> np.ndarray:
