@@ -411,7 +411,12 @@ def test_read_only(files):
             del s["h5io"]
     with pytest.raises(ReadOnlyError):
         tinystore.open(path, "w", backend="legacy")
+    with tinystore.open(path) as s:  # the default mode, "a": read-only here
+        assert s.readonly and s["h5io/i"] == 7
+    with pytest.raises(ReadOnlyError):
+        tinystore.save(1, path, path="x")
     assert is_legacy(path)
+    assert not glob.glob(os.path.join(files, "**", "*.lock"), recursive=True)
 
 
 # --------------------------------------------------------------------------
