@@ -155,6 +155,8 @@ def test_h5io_values_browse(files):
         text = s.tree()
         assert "when  leaf  datetime.datetime" in text
         assert "pair  tuple  builtins.tuple  2 items" in text
+        short = s.tree(max_children=3, max_depth=2)
+        assert "└── ... 14 more" in short and "items/" not in short and "    │   " not in short
         assert s.info()["lost"] == [] and s.info()["opaque"] == []
 
 
@@ -279,6 +281,7 @@ def test_several_top_level_nodes_load_as_a_dict(tmp_path):
         g["text"] = "hi"
         g["blob"] = "gASVCgAAAAAAAAB9lIwBa5RLAXMu"
         g["x"] = np.float32(2.5)
+        g["<i>"] = 1  # a name that HTML must escape
     with pytest.warns(OpaqueDataWarning):
         loaded = tinystore.load(path)
     assert loaded["a"] == 1 and loaded["b"] == 2
@@ -288,7 +291,8 @@ def test_several_top_level_nodes_load_as_a_dict(tmp_path):
     with tinystore.open(path, "r") as s:
         assert (s.node("plain/text").kind, s.node("plain/text").type) == ("leaf", "builtins.str")
         assert s.node("plain/blob").kind == "opaque"
-        assert "<details" in s._repr_html_()
+        page = s._repr_html_()
+        assert "<details" in page and "&lt;i&gt;" in page and "<i>" not in page
 
 
 def test_timezone_is_parsed_never_evaluated(tmp_path):

@@ -10,6 +10,7 @@ lossy or opaque.  Keys are the logical ones (``key_energy`` is ``energy``,
 
 from __future__ import annotations
 
+import html
 import os
 from collections import Counter
 from typing import Any, Iterator
@@ -235,7 +236,7 @@ class LegacyView:
             return self._storage._load_root()
         return reader.load(self._obj, self._storage._policy())
 
-    def preview(self) -> Any:
+    def value(self) -> Any:
         """The value of a small plain leaf (None for anything else)."""
         if self.kind == "leaf" and self.nbytes <= _PREVIEW_BYTES:
             return reader.load(self._obj, reader.Policy())
@@ -254,7 +255,7 @@ class LegacyView:
                 f"{self.dtype} {self.shape}" if self.dtype is not None else str(self.shape)
             )
         elif self.kind == "leaf":
-            text = repr(self.preview()) if self.nbytes <= _PREVIEW_BYTES else ""
+            text = repr(self.value()) if self.nbytes <= _PREVIEW_BYTES else ""
             parts.append(text if len(text) <= 40 else text[:37] + "...")
         elif isinstance(self._obj, h5py.Group) and self.kind not in _NO_COUNT:
             parts.append(f"{len(self)} item" if len(self) == 1 else f"{len(self)} items")
@@ -266,14 +267,11 @@ class LegacyView:
         return "  ".join(p for p in parts if p)
 
     def tree(self, max_depth: int | None = None, max_children: int = 50) -> str:
-        from tinystore.objects.browse import render_tree
-
-        return render_tree(self, max_depth=max_depth, max_children=max_children)  # type: ignore[arg-type]
+        """A text tree of this node and its descendants."""
+        return render_tree(self, max_depth=max_depth, max_children=max_children)
 
     def _repr_html_(self) -> str:
-        from tinystore.objects.browse import render_html
-
-        return render_html(self)  # type: ignore[arg-type]
+        return render_html(self)
 
     def __repr__(self) -> str:
         return f"<LegacyView {('/' + self.path)!r}: {self.summary()}>"
@@ -282,11 +280,67 @@ class LegacyView:
     def _node(self) -> Any:
         """The preview value of a small leaf, else a :class:`LeafInfo` (the CLI shows it)."""
         if self.kind == "leaf" and self.nbytes <= _PREVIEW_BYTES:
-            return self.preview()
+            return self.value()
         return self.as_leafinfo()
 
     def as_leafinfo(self) -> LeafInfo:
         return LeafInfo(self.type, self.shape, self.dtype, self.nbytes)
+
+
+def _entries(view: LegacyView, max_children: int) -> list[tuple[str, LegacyView | None]]:
+    keys = view.keys()
+    out: list = [(k, view[k]) for k in keys[:max_children]]
+    if len(keys) > max_children:
+        out.append((f"... {len(keys) - max_children} more", None))
+    return out
+
+
+def render_tree(view: LegacyView, max_depth: int | None = None, max_children: int = 50) -> str:
+    """Text tree of ``view`` and its descendants (at most ``max_children`` each)."""
+    lines = [f"/{view.path}  {view.summary()}"]
+    stack = [(_entries(view, max_children), 0, "", 0)]
+    while stack:
+        entries, i, prefix, depth = stack.pop()
+        if i == len(entries):
+            continue
+        stack.append((entries, i + 1, prefix, depth))
+        key, child = entries[i]
+        last = i == len(entries) - 1
+        if child is None:
+            lines.append(f"{prefix}└── {key}")
+            continue
+        lines.append(f"{prefix}{'└── ' if last else '├── '}{key}  {child.summary()}")
+        if len(child) and (max_depth is None or depth + 1 < max_depth):
+            pad = prefix + ("    " if last else "│   ")
+            stack.append((_entries(child, max_children), 0, pad, depth + 1))
+    return "\n".join(lines)
+
+
+def render_html(view: LegacyView, max_children: int = 200) -> str:
+    """A collapsible HTML tree (``<details>`` elements) for notebooks."""
+
+    def label(v: LegacyView, key: str) -> str:
+        summary = html.escape(v.summary())
+        return f"<b>{html.escape(key)}</b> <span style='color:#666'>{summary}</span>"
+
+    out = [f"<div class='tinystore-tree'><details open><summary>{label(view, '/' + view.path)}"]
+    out.append("</summary><ul>")
+    stack: list = [iter(_entries(view, max_children))]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            out.append("</ul></details></li>" if stack else "</ul></details></div>")
+            continue
+        key, child = entry
+        if child is None:
+            out.append(f"<li>{html.escape(key)}</li>")
+        elif len(child):
+            out.append(f"<li><details><summary>{label(child, key)}</summary><ul>")
+            stack.append(iter(_entries(child, max_children)))
+        else:
+            out.append(f"<li>{label(child, key)}</li>")
+    return "".join(out)
 
 
 def summarize(view: LegacyView) -> dict:
