@@ -557,6 +557,13 @@ def test_cli_browses_legacy_files(files, capsys):
     assert "arr  ndarray  numpy.ndarray  float64 (2, 3)" in capsys.readouterr().out
     assert cli(["show", path, "h5io/i"]) == 0
     assert "value:    7" in capsys.readouterr().out
+    assert cli(["show", os.path.join(files, "h5io_state.h5"), "h5io/lost_set", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["kind"], shown["type"]) == ("lost", "builtins.set")
+    assert "h5io wrote no data" in shown["metadata"]["lost"]
+    assert cli(["tree", job_file(files), "--json", "--depth", "1"]) == 0
+    (job,) = json.loads(capsys.readouterr().out)["nodes"]
+    assert job["kind"] == "job" and job["metadata"]["layout"] == "pyiron job"
     assert cli(["ls", path, "h5io", "--json"]) == 0
     names = [n["name"] for n in json.loads(capsys.readouterr().out)]
     assert "when" in names

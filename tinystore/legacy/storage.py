@@ -190,6 +190,31 @@ class LegacyView:
         return self.path.rsplit("/", 1)[-1]
 
     @property
+    def metadata(self) -> dict:
+        """What the file says about this node beyond kind and type (pyiron's
+        ``NAME``/``VERSION``..., the layout, lost and opaque flags)."""
+        return self.attrs
+
+    def details(self) -> dict:
+        """What ``tinystore show`` prints: plain, JSON-compatible."""
+        out: dict = {"path": "/" + self.path, "kind": self.kind, "type": self.type}
+        out["summary"] = self.summary()
+        if self.shape is not None:
+            out["shape"] = list(self.shape)
+            if self.dtype is not None:
+                out.update(dtype=str(self.dtype), nbytes=int(self.nbytes))
+        if self.kind == "leaf" and self.nbytes <= _PREVIEW_BYTES:
+            out["value"] = repr(self.value())
+        keys = self.keys()
+        if keys:
+            out["children"] = keys[:50]
+            out["children_count"] = len(keys)
+        if self.metadata:
+            out["metadata"] = self.metadata
+        out["size"] = self.size
+        return out
+
+    @property
     def lost(self) -> bool:
         return self._info.lost
 
