@@ -145,6 +145,7 @@ class Info:
     lost: bool = False
     opaque: str = ""  # the kind of pickle, if any
     meta: dict = field(default_factory=dict)
+    title: str | None = None  # the h5io TITLE it was classified from
 
 
 # ----------------------------------------------------------------------------
@@ -213,12 +214,13 @@ def _b64_pickle(text: str) -> bool:
 
 # ----------------------------------------------------------------------------
 # classification
-def classify(obj: Any) -> Info:
+def classify(obj: Any, meta: bool = True) -> Info:
     """The :class:`Info` of an h5py node, from its metadata (reads at most the
-    first bytes of a text dataset, to recognise base64 pickles)."""
+    first bytes of a text dataset, to recognise base64 pickles).  ``meta=False``
+    leaves pyiron's metadata datasets (``NAME``, ``VERSION``...) unread."""
     if isinstance(obj, h5py.Dataset):
-        return _classify_dataset(obj)
-    return _classify_group(obj)
+        return _classify_dataset(obj, meta)
+    return _classify_group(obj, meta)
 
 
 _DATASET_TYPES = {
@@ -234,8 +236,14 @@ _DATASET_TYPES = {
 }
 
 
-def _classify_dataset(ds: h5py.Dataset) -> Info:
+def _classify_dataset(ds: h5py.Dataset, peek: bool = True) -> Info:
     t = title(ds)
+    info = _classify_dataset_titled(ds, t, peek)
+    info.title = t
+    return info
+
+
+def _classify_dataset_titled(ds: h5py.Dataset, t: str | None, peek: bool) -> Info:
     shape, dtype = ds.shape, ds.dtype
     nbytes = int(np.prod(shape or (1,), dtype=np.int64)) * dtype.itemsize
     if t == "int":
@@ -243,7 +251,8 @@ def _classify_dataset(ds: h5py.Dataset) -> Info:
     elif t is not None and t.startswith("np_"):
         kind, name = "leaf", f"numpy.{t[3:]}"
     elif t in ("unicode", "str", "ascii"):
-        head = ds[:8].tobytes() if ds.shape and ds.dtype == np.uint8 else b""
+        # (the loader, peek=False, looks at the text it reads anyway)
+        head = ds[:8].tobytes() if peek and ds.shape and ds.dtype == np.uint8 else b""
         if _b64_pickle(head.decode("ascii", "replace")):
             return Info(
                 "opaque", "cloudpickle (base64)", nbytes=nbytes, opaque="cloudpickle-base64"
@@ -275,7 +284,7 @@ def _classify_dataset(ds: h5py.Dataset) -> Info:
     return info
 
 
-def _classify_group(group: h5py.Group) -> Info:
+def _classify_group(group: h5py.Group, full: bool = True) -> Info:
     t = title(group)
     pandas_type = _attr_text(group, "pandas_type")
     if pandas_type is not None or t in ("pd_dataframe", "pd_series"):
@@ -292,7 +301,8 @@ def _classify_group(group: h5py.Group) -> Info:
         return Info("object", t, meta={"layout": "h5io use_state"})
     cls = pyiron_type(group)
     if cls is not None:
-        meta = {k: _text(group[k]) for k in PYIRON_META if isinstance(group.get(k), h5py.Dataset)}
+        names = PYIRON_META if full else ()
+        meta = {k: _text(group[k]) for k in names if isinstance(group.get(k), h5py.Dataset)}
         if "status" in group and "server" in group:
             meta["layout"] = "pyiron job"
             meta["status_note"] = "as last written to the file; pyiron's database may differ"
@@ -398,7 +408,7 @@ class _Loader:
         self.policy = policy
 
     def load(self, obj: Any) -> Any:
-        info = classify(obj)
+        info = classify(obj, meta=False)
         if isinstance(obj, h5py.Dataset):
             return self.dataset(obj, info)
         handler = getattr(self, "group_" + info.kind, None)
@@ -408,7 +418,7 @@ class _Loader:
 
     # datasets
     def dataset(self, ds: h5py.Dataset, info: Info) -> Any:  # noqa: C901 - one branch per title
-        t = title(ds)
+        t = info.title
         if info.opaque:
             return self.opaque(ds, info)
         if t == "int":
@@ -420,7 +430,10 @@ class _Loader:
             value = ds[()].reshape(-1)[0]
             return np.bool_(value) if t == "np_bool" else value
         if t in ("unicode", "str", "ascii"):
-            return _text(ds)
+            text = _text(ds)
+            if _b64_pickle(text[:8]):
+                return self.opaque(ds, classify(ds))
+            return text
         if t == "json":
             return json.loads(_text(ds))
         if t == "None":
@@ -507,14 +520,18 @@ class _Loader:
 
     def group_object(self, group: h5py.Group, info: Info) -> Any:
         layout = info.meta.get("layout", "")
-        if layout == "pyiron object" and all(map(self.policy.rebuild, _pyiron_types(group))):
+        qual = _dotted_to_global(info.type)
+        if (
+            layout == "pyiron object"
+            and self.policy.rebuild(qual)
+            and all(map(self.policy.rebuild, _pyiron_types(group)))
+        ):
             create = _import("pyiron_base.interfaces.has_dict:create_from_dict")
             return create(self.pyiron_dict(group))
         if layout == "pyiron object" and _is_list_container(group):
             state: Any = [self.load(group[n]) for _, n in children(group, info)]
         else:
             state = self.group_group(group, info)
-        qual = _dotted_to_global(info.type)
         if layout == "h5io use_state" and self.policy.rebuild(qual):
             return _setstate(_import(qual), state)
         return Record(info.type, state, layout) if self.policy.records else state

@@ -75,7 +75,8 @@ class LegacyStorage(GenericStorage):
         out = []
         for key, name in reader.children(self._h5, self._info):
             obj = self._h5[name]
-            out.append((key, isinstance(obj, h5py.Group) and reader.classify(obj).kind == "group"))
+            is_group = isinstance(obj, h5py.Group) and reader.classify(obj, False).kind == "group"
+            out.append((key, is_group))
         return out
 
     def _set(self, key: str, value: Any) -> None:
@@ -133,7 +134,7 @@ class LegacyStorage(GenericStorage):
             obj = parent._child_h5(key)
         except KeyError:
             raise NodeNotFoundError(f"no node {self._full(path)!r} in {self._where()}") from None
-        if isinstance(obj, h5py.Group) and reader.classify(obj).kind == "group":
+        if isinstance(obj, h5py.Group) and reader.classify(obj, False).kind == "group":
             return parent._child(key, obj)
         return reader.load(obj, self._policy())
 
