@@ -295,6 +295,31 @@ def test_several_top_level_nodes_load_as_a_dict(tmp_path):
         assert "<details" in page and "&lt;i&gt;" in page and "<i>" not in page
 
 
+def test_unread_pandas_layouts_named_and_verify(tmp_path, capsys):
+    path = tmp_path / "multi.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("h5io")
+        g.attrs["TITLE"] = "dict"
+        df = g.create_group("key_df")
+        df.attrs["TITLE"] = "pd_dataframe"
+        df.attrs["pandas_type"] = np.bytes_(b"frame")
+        df.attrs["axis1_variety"] = np.bytes_(b"multi")
+        g.create_dataset("key_ok", data=np.array([1])).attrs["TITLE"] = "int"
+        table = g.create_group("key_table")  # pandas' format="table"
+        table.attrs["TITLE"] = "pd_dataframe"
+        table.attrs["pandas_type"] = np.bytes_(b"frame_table")
+    with pytest.raises(tinystore.errors.UnloadableError, match="axis1_variety 'multi'"):
+        tinystore.load(path)
+    with pytest.raises(tinystore.errors.UnloadableError, match="pandas_type 'frame_table'"):
+        tinystore.load(path, path="h5io/table")
+    assert tinystore.load(path, path="h5io/ok") == 1
+    assert cli(["verify", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "UNREADABLE /h5io: " in out and "1 unreadable" in out
+    assert cli(["verify", os.path.join(COMMITTED, "h5io_values.h5")]) == 0
+    assert "0 lost at write time, 0 opaque, 0 unreadable" in capsys.readouterr().out
+
+
 def test_timezone_is_parsed_never_evaluated(tmp_path):
     path = tmp_path / "evil.h5"
     payload = "__import__('os').system('touch " + str(tmp_path / "ran") + "')"

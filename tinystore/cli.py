@@ -267,17 +267,37 @@ def _cmd_convert_legacy(args) -> int:
 
 
 def _verify_legacy(s) -> int:
-    """``verify`` of an h5io / pyiron file: data h5io lost at write time is damage."""
+    """``verify`` of an h5io / pyiron file: every value is loaded as plain data;
+    data h5io lost at write time and values that cannot be read are damage."""
+    import warnings
+
     info = s.info()
     for item in info["lost"]:
         print(f"LOST /{item['path']}: {item['type']} (h5io wrote no data for it)")
     for item in info["opaque"]:
         print(f"OPAQUE /{item['path']}: {item['type']} (pickled; not unpickled)")
+    unreadable = 0
+    stack = [s]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lost and opaque parts are listed above
+        while stack:
+            group = stack.pop()
+            for key, is_group in group._list():
+                full = f"{group.path}/{key}" if group.path else key
+                try:
+                    value = group[key]
+                except (TinystoreError, OSError, ValueError, KeyError) as exc:
+                    print(f"UNREADABLE /{full}: {exc}")
+                    unreadable += 1
+                    continue
+                if is_group:
+                    stack.append(value)
     print(
         f"{info['nodes']} nodes read ({info['leaf_bytes']:,} bytes), "
-        f"{len(info['lost'])} lost at write time, {len(info['opaque'])} opaque"
+        f"{len(info['lost'])} lost at write time, {len(info['opaque'])} opaque, "
+        f"{unreadable} unreadable"
     )
-    return 1 if info["lost"] else 0
+    return 1 if info["lost"] or unreadable else 0
 
 
 def _cmd_convert(args) -> int:

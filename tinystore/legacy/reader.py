@@ -30,6 +30,8 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
+from tinystore.errors import UnloadableError
+
 __all__ = [
     "Opaque",
     "Lost",
@@ -631,9 +633,23 @@ def _block(ds: h5py.Dataset, policy: Policy, columns: int, rows: int) -> np.ndar
     return values if int(ds.attrs.get("transposed", 0)) else values.T
 
 
+def _check_fixed_format(group: h5py.Group) -> None:
+    """Refuse, by name, the pandas layouts this reader does not read."""
+    kind = _attr_text(group, "pandas_type") or "frame"
+    odd = [k for k in group.attrs if k.endswith("_variety") and _attr_text(group, k) != "regular"]
+    if kind not in ("frame", "series") or odd:
+        what = f"pandas_type {kind!r}" if not odd else f"{odd[0]} {_attr_text(group, odd[0])!r}"
+        raise UnloadableError(
+            f"{group.name}: a pandas object in a layout this reader does not read ({what}; "
+            "it reads PyTables' fixed format with plain indexes); pandas.read_hdf reads it"
+        )
+
+
 def read_pandas(group: h5py.Group, info: Info, policy: Policy) -> Any:
     """A DataFrame or Series from PyTables' fixed format, with h5py only."""
     import pandas as pd
+
+    _check_fixed_format(group)
 
     if info.type == "pandas.Series":
         index = _axis(group["index"])
