@@ -113,8 +113,7 @@ def convert(
                     progress(tree, key)
         else:
             tree = _file_tree(src, codec, unsafe, report)
-            with store._session(write=True):
-                store._replace_root(tree)
+            store.replace_root(tree)
             if progress is not None:
                 progress(tree, "")
     return report

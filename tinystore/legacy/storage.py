@@ -17,7 +17,8 @@ from typing import Any, Iterator
 
 import h5py
 
-from tinystore.errors import NodeNotFoundError, ReadOnlyError
+from tinystore._paths import join_path
+from tinystore.errors import ReadOnlyError
 from tinystore.legacy import reader
 from tinystore.storage.base import GenericStorage, LeafInfo
 
@@ -46,31 +47,71 @@ def open_legacy(location: Any, mode: str = "r", **options: Any) -> LegacyStorage
 
 
 class LegacyStorage(GenericStorage):
-    """One group of a legacy file (the root, or a group below it)."""
+    """One group of a legacy file (the root, or a group below it).
+
+    The developer contract gives, for a key, the child storage of an HDF5
+    group (``is_group`` only for plain groups; dicts, lists, objects are
+    stored *values*) or the loaded value of a dataset.  Values reach the user
+    through the codec seam: ``read_tree`` of a value gives a
+    :class:`LegacyNode`, and :class:`LegacyCodec` (which wraps whatever codec
+    :func:`tinystore.open` attaches) loads it with the reader under the
+    codec's ``safe``/``allow``, and gives views, ``info()`` and the root value.
+    """
+
+    #: "trees" only to say that no tinystore metadata leaf is to be looked for
+    #: (nothing is ever written: every write raises ReadOnlyError)
+    supports = frozenset(["ordered", "node_meta", "paths", "root", "read_tree", "trees"])
 
     def __init__(self, h5: Any, path: str, root: LegacyStorage | None):
         self._h5 = h5
         self._path = path
         self._root_storage = root or self
         self._info = reader.classify(h5) if path else reader.Info("group", "")
+        self._legacy_codec: LegacyCodec | None = None
+
+    # -- the codec seam: whatever tinystore.open attaches is wrapped
+    @property  # type: ignore[override]
+    def codec(self) -> LegacyCodec | None:
+        return self._root_storage._legacy_codec
+
+    @codec.setter
+    def codec(self, value: Any) -> None:
+        if value is not None and not isinstance(value, LegacyCodec):
+            value = LegacyCodec(value)
+        self._root_storage._legacy_codec = value
+
+    def _policy(self) -> reader.Policy:
+        inner = getattr(self.codec, "inner", None)
+        return reader.Policy.from_options(getattr(inner, "safe", None), getattr(inner, "allow", ()))
 
     # -- developer contract (read-only) -------------------------------------------
-    def _policy(self) -> reader.Policy:
-        codec = self._root_storage.codec
-        return reader.Policy.from_options(getattr(codec, "safe", None), getattr(codec, "allow", ()))
-
-    def _child_h5(self, key: str) -> Any:
-        return reader.resolve(self._h5, key)
-
-    def _child(self, key: str, obj: Any) -> LegacyStorage:
-        return LegacyStorage(obj, self._full(key), self._root_storage)
-
-    def _get(self, key: str) -> Any:
-        obj = self._child_h5(key)
+    def __getitem__(self, key: str) -> Any:
+        obj = reader.resolve(self._h5, key)
         if isinstance(obj, h5py.Group):
-            return self._child(key, obj)
+            return LegacyStorage(obj, join_path(self._path, key), self._root_storage)
         return reader.load(obj, self._policy())
 
+    def _set(self, key: str, value: Any) -> None:
+        self._check_writable()
+
+    def __delitem__(self, key: str) -> None:
+        self._check_writable()
+
+    def create_group(self, key: str) -> GenericStorage:
+        self._check_writable()
+        raise AssertionError  # pragma: no cover - _check_writable raised
+
+    @property
+    def name(self) -> str:
+        return self._path.rsplit("/", 1)[-1]
+
+    def list_nodes(self) -> list[str]:
+        return [key for key, is_group in self._list() if not is_group]
+
+    def list_groups(self) -> list[str]:
+        return [key for key, is_group in self._list() if is_group]
+
+    # -- capabilities
     def _list(self) -> list[tuple[str, bool]]:
         out = []
         for key, name in reader.children(self._h5, self._info):
@@ -79,18 +120,11 @@ class LegacyStorage(GenericStorage):
             out.append((key, is_group))
         return out
 
-    def _set(self, key: str, value: Any) -> None:
-        self._check_writable()
+    def _read_tree(self, lazy: bool, maker: Any = None) -> Any:
+        return LegacyNode(self._h5)
 
-    def _delete(self, key: str) -> None:
-        self._check_writable()
-
-    def _create_group(self, key: str) -> GenericStorage:
-        self._check_writable()
-        raise AssertionError  # pragma: no cover
-
-    def __delitem__(self, path: str) -> None:
-        self._check_writable()
+    def _root(self) -> GenericStorage:
+        return self._root_storage
 
     @property
     def path(self) -> str:
@@ -108,35 +142,22 @@ class LegacyStorage(GenericStorage):
     def readonly(self) -> bool:
         return True
 
+    @property
+    def location(self) -> str:
+        return f"{self._root_storage._h5.filename} (h5io / pyiron)"
+
     def _check_writable(self) -> None:
         raise ReadOnlyError(
             f"{self!r} is an h5io / pyiron file, read-only in tinystore; "
             "convert it with `tinystore convert` to write"
         )
 
-    def _root(self) -> GenericStorage:
-        return self._root_storage
-
     def _close(self) -> None:
         if self._root_storage is self and self._h5.id.valid:
             self._h5.close()
 
-    def _where(self) -> str:
-        return f"{self._root_storage._h5.filename} (h5io / pyiron)"
-
     def __repr__(self) -> str:
         return f"<LegacyStorage {('/' + self.path)!r}>"
-
-    # -- loading -------------------------------------------------------------
-    def _getitem(self, path: str) -> Any:
-        parent, key = self._lookup(path)
-        try:
-            obj = parent._child_h5(key)
-        except KeyError:
-            raise NodeNotFoundError(f"no node {self._full(path)!r} in {self._where()}") from None
-        if isinstance(obj, h5py.Group) and reader.classify(obj, False).kind == "group":
-            return parent._child(key, obj)
-        return reader.load(obj, self._policy())
 
     def _load_root(self) -> Any:
         """What :func:`tinystore.load` returns without ``path``: the only
@@ -147,24 +168,63 @@ class LegacyStorage(GenericStorage):
             return reader.load(self._h5[top[0]], self._policy())
         return reader.load(self._h5, self._policy())
 
-    # -- browsing ------------------------------------------------------------
-    def node(self, path: str = "") -> LegacyView:
-        target: Any = self
-        if path:
-            parent, key = self._lookup(path)
-            try:
-                obj = parent._child_h5(key)
-            except KeyError:
-                raise NodeNotFoundError(
-                    f"no node {self._full(path)!r} in {self._where()}"
-                ) from None
-            return LegacyView(self, self._full(path), obj)
-        return LegacyView(self, self.path, target._h5)
+    def _view(self, path: str) -> LegacyView:
+        if not path:
+            return LegacyView(self, self.path, self._h5)
+        parent, key = self._lookup(path)
+        try:
+            obj = reader.resolve(parent._h5, key)  # type: ignore[attr-defined]
+        except KeyError:
+            raise self._missing(path) from None
+        return LegacyView(self, join_path(self.path, path), obj)
 
-    def info(self, path: str = "") -> dict:
+
+class LegacyNode:
+    """What ``read_tree`` gives for a node of a legacy file: its h5py object."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+
+class LegacyCodec:
+    """The codec of a :class:`LegacyStorage`: the reader behind the codec seam.
+
+    ``inner`` is the codec :func:`tinystore.open` made; its ``safe`` and
+    ``allow`` choose what loading may import or unpickle.
+    """
+
+    plain_nodes: dict = {}
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    @staticmethod
+    def plain_maker(attrs: dict) -> None:
+        return None
+
+    def encode(self, obj: Any, storage: Any, path: str) -> Any:
+        storage._check_writable()
+
+    def check_replace(self, storage: Any, path: str) -> None:
+        storage._check_writable()
+
+    def decode(self, node: Any, storage: Any) -> Any:
+        if isinstance(node, LegacyNode):
+            return reader.load(node.obj, storage._policy())
+        return node  # a leaf (datasets are loaded by the storage)
+
+    def view(self, storage: LegacyStorage, path: str = "") -> LegacyView:
+        return storage._view(path)
+
+    def info(self, storage: LegacyStorage, path: str = "") -> dict:
         """Counts, types and bytes below ``path``, and what is ``lost`` (h5io
         dropped it at write time) or ``opaque`` (pickled, not unpickled)."""
-        return summarize(self.node(path))
+        return summarize(storage._view(path))
+
+    def load_root(self, storage: LegacyStorage) -> Any:
+        return storage._load_root()
 
 
 class LegacyView:
