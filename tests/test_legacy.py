@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import pytest
 from helpers.legacy_golden import Point, h5io_values
+from helpers.procs import child_env
 
 import tinystore
 from tinystore.cli import main as cli
@@ -396,7 +397,7 @@ print(json.dumps([repr(dc), type(job).__name__, repr(job["storage"])]))
 
 
 def _rebuild(folder: str, options: dict, tmp_path) -> list:
-    env = dict(os.environ, HOME=str(tmp_path), PYTHONPATH=os.getcwd())
+    env = child_env(HOME=str(tmp_path))
     done = subprocess.run(
         [sys.executable, "-c", REBUILD, folder, json.dumps(options)],
         capture_output=True,
@@ -485,7 +486,7 @@ print(json.dumps({"events": events, "new": new}))
 
 def _audit(files: str, options: dict) -> dict:
     paths = sorted(glob.glob(os.path.join(files, "**", "*.h5"), recursive=True))
-    env = dict(os.environ, PYTHONPATH=os.getcwd())
+    env = child_env()
     done = subprocess.run(
         [sys.executable, "-c", AUDIT, json.dumps(options), *paths],
         capture_output=True,
