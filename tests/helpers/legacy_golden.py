@@ -135,13 +135,20 @@ job2.run()
 """
 
 
+def pyiron_python() -> str:
+    """The interpreter that writes pyiron files: ``TINYSTORE_PYIRON_PYTHON``
+    (CI keeps pyiron_base in a venv of its own, since it pins an older pandas
+    than the one tinystore is tested with), else this one."""
+    return os.environ.get("TINYSTORE_PYIRON_PYTHON") or sys.executable
+
+
 def write_pyiron(folder: str) -> None:
     """A pyiron project folder written by pyiron_base (in a subprocess, with
     its database in ``folder``'s parent, HOME pointed there too)."""
     home = os.path.dirname(os.path.abspath(folder))
     env = dict(os.environ, HOME=home, PYIRONPROJECTPATHS="", PYIRONRESOURCEPATHS="")
     subprocess.run(
-        [sys.executable, "-c", PYIRON_SCRIPT, folder],
+        [pyiron_python(), "-c", PYIRON_SCRIPT, folder],
         check=True,
         env=env,
         cwd=home,
