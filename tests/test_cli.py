@@ -85,7 +85,7 @@ def test_verify_reports_damage(tmp_path, capsys):
         s["good"] = {"x": np.arange(1000)}
         s["bad"] = {"y": np.arange(1000)}
     assert main(["verify", str(fn)]) == 0
-    assert "2 nodes read (16,000 bytes), 0 damaged" in capsys.readouterr().out
+    assert "2 nodes read (2 leaves, 16,000 bytes), 0 damaged" in capsys.readouterr().out
     (npy,) = (fn / "bad").glob("*.npy")
     npy.write_bytes(b"garbage")
     assert main(["verify", str(fn)]) == 1
@@ -292,3 +292,13 @@ def test_show_prints_values_and_metadata_not_internal_tags(tmp_path, capsys):
         assert main(["show", str(fn), path, "--json"]) == 0
         data = json.loads(capsys.readouterr().out)
         assert "t" not in data and data["path"] == "/" + path
+
+
+def test_counts_are_worded_for_people(tmp_path, capsys):
+    """One node is "1 node"; counts have thousands separators (as bytes do)."""
+    src, dst = tmp_path / "one.h5", tmp_path / "one.json"
+    tinystore.save([{"i": i} for i in range(1500)], src)
+    assert main(["convert", "--quiet", str(src), str(dst)]) == 0
+    assert "copied 1 node (1,500 leaves, " in capsys.readouterr().out
+    assert main(["verify", "--quiet", str(dst)]) == 0
+    assert "1 node read (1,500 leaves, " in capsys.readouterr().out

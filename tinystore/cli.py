@@ -199,7 +199,7 @@ class Progress:
         self.bytes += size
         if self._bar is not None:
             self._bar.update(size)
-            self._bar.set_postfix_str(f"{self.leaves} leaves, {path[-40:]}", refresh=False)
+            self._bar.set_postfix_str(f"{self.leaves:,} leaves, {path[-40:]}", refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -238,6 +238,11 @@ def copy_store(src, dst, progress=None) -> int:
     return count
 
 
+def _count(n: int, one: str, many: str = "") -> str:
+    """``1 node``, ``2 nodes``, ``15,300 leaves``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
 def _cmd_convert(args) -> int:
     import tinystore
 
@@ -252,8 +257,8 @@ def _cmd_convert(args) -> int:
     finally:
         progress.close()
     print(
-        f"copied {n} nodes ({progress.leaves} leaves, {progress.bytes:,} bytes) "
-        f"from {args.src} to {args.dst}"
+        f"copied {_count(n, 'node')} ({_count(progress.leaves, 'leaf', 'leaves')}, "
+        f"{progress.bytes:,} bytes) from {args.src} to {args.dst}"
     )
     return 0
 
@@ -292,7 +297,10 @@ def _cmd_verify(args) -> int:
                     damaged += 1
         finally:
             progress.close()
-    print(f"{checked} nodes read ({progress.bytes:,} bytes), {damaged} damaged")
+    print(
+        f"{_count(checked, 'node')} read ({_count(progress.leaves, 'leaf', 'leaves')}, "
+        f"{progress.bytes:,} bytes), {damaged} damaged"
+    )
     return 1 if damaged else 0
 
 
