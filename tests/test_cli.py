@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tinystore
@@ -302,3 +303,27 @@ def test_counts_are_worded_for_people(tmp_path, capsys):
     assert "copied 1 node (1,500 leaves, " in capsys.readouterr().out
     assert main(["verify", "--quiet", str(dst)]) == 0
     assert "1 node read (1,500 leaves, " in capsys.readouterr().out
+
+
+def test_ls_and_json_list_what_tree_lists(filename, capsys):
+    """A DataFrame's children are its columns by name in ``ls`` and ``--json``
+    too, as in the text tree (not its stored layout: index, columns, data)."""
+    if filename.startswith("memory://"):
+        pytest.skip("the CLI opens files")
+    frame = pd.DataFrame({"energy": [1.5, 2.5], "label": ["a", "b"]})
+    tinystore.save({"table": frame, "s": frame["energy"]}, filename)
+    assert main(["ls", filename, "table"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in listed] == ["energy", "label"]
+    assert "column 'energy'  float64  2 rows" in listed[0]
+    assert main(["ls", "--json", filename, "table"]) == 0
+    assert [n["path"] for n in json.loads(capsys.readouterr().out)] == [
+        "table/energy",
+        "table/label",
+    ]
+    assert main(["tree", "--json", filename]) == 0
+    tree = {n["name"]: n for n in json.loads(capsys.readouterr().out)["nodes"]}
+    assert [n["name"] for n in tree["table"]["nodes"]] == ["energy", "label"]
+    assert (
+        tree["table"]["children"] == 2 and tree["s"]["children"] == 0 and tree["s"]["nodes"] == []
+    )

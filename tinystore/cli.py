@@ -42,6 +42,17 @@ def _json_value(value: Any) -> Any:
     return repr(value)
 
 
+def _shown_keys(view) -> list[str]:
+    from tinystore.objects.browse import shown_keys
+
+    return shown_keys(view)
+
+
+def _shown(view) -> list:
+    """The children that ``tree`` lists: a DataFrame's columns by name, not its layout."""
+    return [view[key] for key in _shown_keys(view)]
+
+
 def _describe(view, depth: int | None = 0, max_children: int = 50) -> dict:
     """One node as a JSON object: what ``ls``/``tree``/``show`` print, for scripts."""
     out: dict[str, Any] = {
@@ -50,7 +61,7 @@ def _describe(view, depth: int | None = 0, max_children: int = 50) -> dict:
         "kind": view.kind,
         "type": view.type,
         "summary": view.summary(),
-        "children": len(view),
+        "children": len(_shown_keys(view)),
     }
     if view.shape is not None:
         out.update(shape=list(view.shape), dtype=str(view.dtype), nbytes=view.nbytes)
@@ -60,7 +71,7 @@ def _describe(view, depth: int | None = 0, max_children: int = 50) -> dict:
         out["versions"] = view.versions
     if depth is None or depth > 0:
         below = None if depth is None else depth - 1
-        children = view.children
+        children = _shown(view)
         out["nodes"] = [_describe(c, below, max_children) for c in children[:max_children]]
         if len(children) > max_children:
             out["more"] = len(children) - max_children
@@ -75,9 +86,9 @@ def _cmd_ls(args) -> int:
     with _open(args.file) as s:
         view = s.node(args.path or "")
         if args.json:
-            _print_json([_describe(child) for child in view.children])
+            _print_json([_describe(child) for child in _shown(view)])
             return 0
-        for child in view.children:
+        for child in _shown(view):
             print(f"{child.name}\t{child.summary()}")
     return 0
 
