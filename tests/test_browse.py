@@ -13,6 +13,7 @@ import decimal
 import fractions
 import json
 import pathlib
+import pickle
 import sys
 import uuid
 from pathlib import Path
@@ -393,3 +394,26 @@ def test_html_escapes_what_the_file_holds(store):
     for raw in ("<script>", "<img", "<u>", "<i>"):
         assert raw not in page
     assert "&lt;script&gt;" in page and "&lt;i&gt;x&lt;/i&gt;" in page
+
+
+def test_frame_with_multiindex_columns_and_a_tuple_named_series(store):
+    """Labels of MultiIndex columns are tuples, built from the stored levels and
+    codes (not the positions the layout uses as keys); a Series named by a
+    tuple shows that name."""
+    columns = pd.MultiIndex.from_tuples([("a", "x"), ("b", 2), (np.nan, "z")])
+    frame = pd.DataFrame([[1, 2.5, 3]], columns=columns)
+    series = pd.Series([1.5], name=("energy", 1))
+    store["t"], store["s"] = frame, series
+    with not_importable("pandas"):
+        text = store.node("t").summary()
+        details = store.node("t").details()
+        tree = store.tree()
+        named = store.node("s").summary()
+        page = store.node("t")._repr_html_()
+    assert "('a', 'x') int64, ('b', 2) float64, (None, 'z') int64" in text
+    assert [c["name"] for c in details["columns"]] == ["('a', 'x')", "('b', 2)", "(None, 'z')"]
+    assert "column ('b', 2)  float64  1 rows" in tree
+    assert "name ('energy', 1)" in named
+    assert "<th>(&#x27;a&#x27;, &#x27;x&#x27;)</th>" in page and "<td>2.5</td>" in page
+    loaded = store["t"]
+    pd.testing.assert_frame_equal(loaded, pickle.loads(pickle.dumps(frame)))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tinystore
@@ -85,7 +86,7 @@ def test_verify_reports_damage(tmp_path, capsys):
         s["good"] = {"x": np.arange(1000)}
         s["bad"] = {"y": np.arange(1000)}
     assert main(["verify", str(fn)]) == 0
-    assert "2 nodes read (16,000 bytes), 0 damaged" in capsys.readouterr().out
+    assert "2 nodes read (2 leaves, 16,000 bytes), 0 damaged" in capsys.readouterr().out
     (npy,) = (fn / "bad").glob("*.npy")
     npy.write_bytes(b"garbage")
     assert main(["verify", str(fn)]) == 1
@@ -292,3 +293,37 @@ def test_show_prints_values_and_metadata_not_internal_tags(tmp_path, capsys):
         assert main(["show", str(fn), path, "--json"]) == 0
         data = json.loads(capsys.readouterr().out)
         assert "t" not in data and data["path"] == "/" + path
+
+
+def test_counts_are_worded_for_people(tmp_path, capsys):
+    """One node is "1 node"; counts have thousands separators (as bytes do)."""
+    src, dst = tmp_path / "one.h5", tmp_path / "one.json"
+    tinystore.save([{"i": i} for i in range(1500)], src)
+    assert main(["convert", "--quiet", str(src), str(dst)]) == 0
+    assert "copied 1 node (1,500 leaves, " in capsys.readouterr().out
+    assert main(["verify", "--quiet", str(dst)]) == 0
+    assert "1 node read (1,500 leaves, " in capsys.readouterr().out
+
+
+def test_ls_and_json_list_what_tree_lists(filename, capsys):
+    """A DataFrame's children are its columns by name in ``ls`` and ``--json``
+    too, as in the text tree (not its stored layout: index, columns, data)."""
+    if filename.startswith("memory://"):
+        pytest.skip("the CLI opens files")
+    frame = pd.DataFrame({"energy": [1.5, 2.5], "label": ["a", "b"]})
+    tinystore.save({"table": frame, "s": frame["energy"]}, filename)
+    assert main(["ls", filename, "table"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in listed] == ["energy", "label"]
+    assert "column 'energy'  float64  2 rows" in listed[0]
+    assert main(["ls", "--json", filename, "table"]) == 0
+    assert [n["path"] for n in json.loads(capsys.readouterr().out)] == [
+        "table/energy",
+        "table/label",
+    ]
+    assert main(["tree", "--json", filename]) == 0
+    tree = {n["name"]: n for n in json.loads(capsys.readouterr().out)["nodes"]}
+    assert [n["name"] for n in tree["table"]["nodes"]] == ["energy", "label"]
+    assert (
+        tree["table"]["children"] == 2 and tree["s"]["children"] == 0 and tree["s"]["nodes"] == []
+    )

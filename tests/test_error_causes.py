@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import os
+import re
 import sys
 
 import pytest
@@ -61,3 +62,24 @@ def test_an_unknown_backend_option_shows_the_call_that_refused_it(filename):
         tinystore.open(filename, mode="w", no_such_option=1)
     assert type(info.value.__cause__) is TypeError
     assert "no_such_option" in str(info.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    "value, where",
+    [
+        (memoryview(b"ab"), "<root>"),
+        (staticmethod(len), "<root>"),
+        ([1, memoryview(b"ab")], "[1]"),
+        ({"k": memoryview(b"ab")}, "k"),
+    ],
+    ids=["memoryview", "staticmethod", "in_list", "in_dict"],
+)
+def test_the_path_of_an_unstorable_part_names_the_value_itself_at_the_root(filename, value, where):
+    """The value saved is ``<root>`` (it was called ``[0]``, an index it has not);
+    below a group it is the group's key."""
+    with pytest.raises(UnstorableError, match=rf"object at {re.escape(where)}: cannot pickle"):
+        tinystore.save(value, filename)
+    with tinystore.open(filename, "w") as s:
+        below = "grp/x" if where == "<root>" else f"grp/x/{where}".replace("/[", "[")
+        with pytest.raises(UnstorableError, match=rf"object at {re.escape(below)}: cannot"):
+            s["grp/x"] = value

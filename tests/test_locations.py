@@ -61,6 +61,19 @@ def test_file_urls_are_local_paths(tmp_path, kind):
     assert not target.exists()
 
 
+@pytest.mark.parametrize("kind", FILE_SUFFIXES)
+def test_short_file_urls_are_local_paths_not_a_folder_called_file(tmp_path, monkeypatch, kind):
+    """RFC 8089's ``file:/abs/path`` (no ``//``) is the same file, not
+    ``./file:/abs/path``."""
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "runs" / ("x" + FILE_SUFFIXES[kind])
+    url = "file:" + target.as_uri()[len("file://") :]
+    tinystore.save(OBJ, url)
+    assert target.exists() and not (tmp_path / "file:").exists()
+    _same(tinystore.load(str(target)), OBJ)
+    _same(tinystore.load(url), OBJ)
+
+
 def test_file_urls_of_other_hosts_are_refused(tmp_path):
     with pytest.raises(BackendError, match="another host"):
         tinystore.save(1, "file://server/share/x.h5")

@@ -377,7 +377,10 @@ def test_newobj_with_the_wrong_class_is_refused_like_pickle(filename):
 
 
 def _same_dtype(a: np.dtype, b: np.dtype) -> bool:
-    """Equal, and equal in every attribute numpy keeps (``==`` ignores alignment)."""
+    """Equal, and equal in every attribute numpy keeps (``==`` ignores alignment,
+    and the scalar type: ``numpy.record`` or a union's ``int32``)."""
+    if a.type is not b.type:
+        return False
     if a != b or (a.itemsize, a.isalignedstruct, a.names) != (
         b.itemsize,
         b.isalignedstruct,
@@ -417,6 +420,13 @@ NESTED_DTYPES = {
     "padded": np.dtype({"names": ["a"], "formats": ["<i4"], "offsets": [2], "itemsize": 12}),
     "titles": np.dtype([(("title", "a"), "<i4"), ("b", "S3")]),
     "deep": np.dtype([("a", [("b", [("c", ("<i2", (2,)), (2,))])])]),
+    # fields over another scalar type: numpy.record (recarrays), or a union
+    "record": np.dtype((np.record, [("x", "<i8"), ("y", "<U1")])),
+    "record_aligned": np.dtype(
+        (np.record, {"names": ["a", "b"], "formats": ["u1", "<f8"]}), align=True
+    ),
+    "record_inside": np.dtype([("r", (np.record, [("q", "<i2")])), ("s", "i1")]),
+    "union": np.dtype(("<i4", [("lo", "<i2"), ("hi", "<i2")])),
 }
 
 

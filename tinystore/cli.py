@@ -44,6 +44,17 @@ def _json_value(value: Any) -> Any:
     return repr(value)
 
 
+def _shown_keys(view) -> list[str]:
+    from tinystore.objects.browse import shown_keys
+
+    return shown_keys(view)
+
+
+def _shown(view) -> list:
+    """The children that ``tree`` lists: a DataFrame's columns by name, not its layout."""
+    return [view[key] for key in _shown_keys(view)]
+
+
 def _describe(view, depth: int | None = 0, max_children: int = 50) -> dict:
     """One node as a JSON object: what ``ls``/``tree``/``show`` print, for scripts."""
     out: dict[str, Any] = {
@@ -52,7 +63,7 @@ def _describe(view, depth: int | None = 0, max_children: int = 50) -> dict:
         "kind": view.kind,
         "type": view.type,
         "summary": view.summary(),
-        "children": len(view),
+        "children": len(_shown_keys(view)),
     }
     if view.shape is not None:
         out.update(shape=list(view.shape), dtype=str(view.dtype), nbytes=view.nbytes)
@@ -62,7 +73,7 @@ def _describe(view, depth: int | None = 0, max_children: int = 50) -> dict:
         out["versions"] = view.versions
     if depth is None or depth > 0:
         below = None if depth is None else depth - 1
-        children = view.children
+        children = _shown(view)
         out["nodes"] = [_describe(c, below, max_children) for c in children[:max_children]]
         if len(children) > max_children:
             out["more"] = len(children) - max_children
@@ -77,9 +88,9 @@ def _cmd_ls(args) -> int:
     with _open(args.file) as s:
         view = s.node(args.path or "")
         if args.json:
-            _print_json([_describe(child) for child in view.children])
+            _print_json([_describe(child) for child in _shown(view)])
             return 0
-        for child in view.children:
+        for child in _shown(view):
             print(f"{child.name}\t{child.summary()}")
     return 0
 
@@ -201,7 +212,7 @@ class Progress:
         self.bytes += size
         if self._bar is not None:
             self._bar.update(size)
-            self._bar.set_postfix_str(f"{self.leaves} leaves, {path[-40:]}", refresh=False)
+            self._bar.set_postfix_str(f"{self.leaves:,} leaves, {path[-40:]}", refresh=False)
 
     def close(self) -> None:
         if self._bar is not None:
@@ -282,7 +293,9 @@ def _verify_legacy(s) -> int:
         warnings.simplefilter("ignore")  # lost and opaque parts are listed above
         while stack:
             group = stack.pop()
-            for key, is_group in group._list():
+            groups = set(group.list_groups())
+            for key in group.list_nodes():
+                is_group = key in groups
                 full = f"{group.path}/{key}" if group.path else key
                 try:
                     value = group[key]
@@ -298,6 +311,11 @@ def _verify_legacy(s) -> int:
         f"{unreadable} unreadable"
     )
     return 1 if info["lost"] or unreadable else 0
+
+
+def _count(n: int, one: str, many: str = "") -> str:
+    """``1 node``, ``2 nodes``, ``15,300 leaves``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"
 
 
 def _cmd_convert(args) -> int:
@@ -317,8 +335,8 @@ def _cmd_convert(args) -> int:
     finally:
         progress.close()
     print(
-        f"copied {n} nodes ({progress.leaves} leaves, {progress.bytes:,} bytes) "
-        f"from {args.src} to {args.dst}"
+        f"copied {_count(n, 'node')} ({_count(progress.leaves, 'leaf', 'leaves')}, "
+        f"{progress.bytes:,} bytes) from {args.src} to {args.dst}"
     )
     return 0
 
@@ -359,7 +377,10 @@ def _cmd_verify(args) -> int:
                     damaged += 1
         finally:
             progress.close()
-    print(f"{checked} nodes read ({progress.bytes:,} bytes), {damaged} damaged")
+    print(
+        f"{_count(checked, 'node')} read ({_count(progress.leaves, 'leaf', 'leaves')}, "
+        f"{progress.bytes:,} bytes), {damaged} damaged"
+    )
     return 1 if damaged else 0
 
 

@@ -348,7 +348,37 @@ def index_labels(view: Any, limit: int | None = None) -> list | None:
         return None if n is None else list(range(a["start"], a["stop"], a["step"])[:limit])
     if view.kind == "pandas.Index" and "values" in view:
         return column_head(view["values"], limit)
+    if view.kind == "pandas.MultiIndex":
+        return _multi_labels(view, limit)
     return None
+
+
+def _multi_labels(view: Any, limit: int | None) -> list | None:
+    """Tuples of a MultiIndex's labels, from its levels and codes (-1: missing)."""
+    levels, codes = _child(view, "levels"), _child(view, "codes")
+    if levels is None or codes is None or len(levels) != len(codes):
+        return None
+    columns = []
+    for key in levels.keys():
+        labels = index_labels(levels[key])
+        level_codes = _items_of(codes[key], limit, None)
+        if labels is None or level_codes is None:
+            return None
+        if not all(-1 <= c < len(labels) for c in level_codes):
+            return None
+        labels = [x.item() if isinstance(x, np.generic) else x for x in labels]
+        columns.append([labels[c] if c >= 0 else None for c in level_codes])
+    return [tuple(row) for row in zip(*columns)]
+
+
+def plain_value(view: Any) -> Any:
+    """The value of a leaf, or a tuple of such values (a label such as
+    ``("a", 1)``); None if the node is something else."""
+    if view.kind == "tuple":
+        items = [plain_value(view[k]) for k in view.keys()]
+        return None if any(i is None for i in items) else tuple(items)
+    leaf = _leaf(view)
+    return None if type(leaf) is LeafInfo else leaf
 
 
 # -- first items of a column --------------------------------------------------------------------
@@ -460,8 +490,8 @@ class FrameInfo:
         if view.kind == "pandas.Series":
             values = _child(view, "values")
             self.keys = ["values"]
-            name = _leaf(view["name"]) if "name" in view else None
-            self.labels = [name if isinstance(name, (str, int, float)) else "values"]
+            name = plain_value(view["name"]) if "name" in view else None
+            self.labels = [name if isinstance(name, (str, int, float, tuple)) else "values"]
             self.dtypes = [child_dtype(values) if values is not None else None]
             if self.rows is None and values is not None:
                 self.rows = length_of(values)

@@ -258,6 +258,8 @@ class Encoder:
             if label is not None and label != "":
                 parts.append(f"[{label}]" if type(label) is int else str(label))
         text = "/".join(parts).replace("/[", "[")  # "a/b[0]", as the decoder writes paths
+        if not self._stack and type(key) is int:  # the value itself (holder[0] in encode)
+            key = None
         if key is not None:
             if type(key) is int:
                 text += f"[{key}]"

@@ -124,6 +124,8 @@ def full_description(dtype: np.dtype) -> Any:
         out["titles"] = titles
     if dtype.isalignedstruct:
         out["aligned"] = 1
+    if dtype.type is not np.void:  # fields over numpy.record, or over a plain type (a union)
+        out["type"] = "record" if dtype.type is np.record else dtype.str
     return out
 
 
@@ -142,13 +144,21 @@ def _from_full(descr: Any) -> np.dtype:
     }
     if "titles" in descr:
         spec["titles"] = descr["titles"]
-    return np.dtype(spec, align=bool(descr.get("aligned")))
+    dtype = np.dtype(spec, align=bool(descr.get("aligned")))
+    if "type" not in descr:
+        return dtype
+    over = np.record if descr["type"] == "record" else np.dtype(descr["type"])
+    if over is not np.record and over.kind == "V":
+        raise TypeError(f"fields stored over {descr['type']!r}")
+    return np.dtype((over, dtype))
 
 
 def same_dtype(a: np.dtype, b: np.dtype) -> bool:
     """True if ``a`` and ``b`` are the same dtype in every respect numpy keeps
     (``==`` ignores the aligned flag and a nested dtype's)."""
     if a != b or a.str != b.str or a.itemsize != b.itemsize or a.names != b.names:
+        return False
+    if a.type is not b.type:  # numpy.record, or a union (int32, fields): == ignores it
         return False
     if a.isalignedstruct != b.isalignedstruct or a.alignment != b.alignment:
         return False

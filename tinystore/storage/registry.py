@@ -244,7 +244,8 @@ def _available() -> str:
 def resolve_location(location: Any) -> Any:
     """The location a backend opens, from what a user typed.
 
-    ``~`` is expanded; ``file://`` URLs become local paths; a URL whose scheme
+    ``~`` is expanded; ``file://`` URLs (and ``file:/path``) become local
+    paths; a URL whose scheme
     a backend declares (``memory://name``) is kept as it is.  Any other
     scheme (``s3://``, ``http://`` ...) raises :class:`BackendError` naming
     the available backends, before anything is created: ``s3://b/x.h5`` must
@@ -257,23 +258,31 @@ def resolve_location(location: Any) -> Any:
         text = os.fsdecode(text)
     match = _URL_SCHEME.match(text)
     if match is None:
+        if text[:5].lower() == "file:":  # RFC 8089's short form: file:/abs/path
+            return _file_url_path(text)
         return os.path.expanduser(text)
     scheme = match.group(1).lower()
     if any(scheme in spec.schemes for spec in backend_specs().values()):
         return text
     if scheme == "file":
-        url = urllib.parse.urlsplit(text)
-        if url.netloc not in ("", "localhost"):
-            raise BackendError(
-                f"{text!r} names a file on another host ({url.netloc!r}); "
-                "only local file:// URLs are supported"
-            )
-        if url.query or url.fragment:
-            raise BackendError(f"{text!r}: file:// URLs take no query or fragment")
-        return urllib.request.url2pathname(url.path)
+        return _file_url_path(text)
     raise BackendError(
         f"no tinystore backend reads {scheme}:// locations ({text!r}); available: {_available()}"
     )
+
+
+def _file_url_path(text: str) -> str:
+    """The local path of a ``file:`` URL (``file:///p``, ``file://localhost/p``,
+    ``file:/p``); never a folder called ``file:``."""
+    url = urllib.parse.urlsplit(text)
+    if url.netloc not in ("", "localhost"):
+        raise BackendError(
+            f"{text!r} names a file on another host ({url.netloc!r}); "
+            "only local file:// URLs are supported"
+        )
+    if url.query or url.fragment:
+        raise BackendError(f"{text!r}: file:// URLs take no query or fragment")
+    return urllib.request.url2pathname(url.path)
 
 
 def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
