@@ -327,3 +327,19 @@ def test_ls_and_json_list_what_tree_lists(filename, capsys):
     assert (
         tree["table"]["children"] == 2 and tree["s"]["children"] == 0 and tree["s"]["nodes"] == []
     )
+
+
+def test_no_arguments_prints_help(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for command in ("ls", "tree", "show", "convert", "verify", "demo"):
+        assert command in out
+
+
+def test_show_of_a_group_has_no_empty_lines(tmp_path, capsys):
+    fn = tmp_path / "g.h5"
+    with tinystore.open(fn, "w") as s:
+        s.create_group("jobs")["x"] = 1
+    assert main(["show", str(fn), "jobs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.split(":", 1)[1].strip() for line in lines)

@@ -109,7 +109,7 @@ def _show_lines(details: dict) -> list[str]:
     """``show``'s text: one ``label: value`` line per fact of ``view.details()``."""
     lines = []
     for key in ("path", "kind", "type", "shape", "dtype", "nbytes", "length", "rows", "index"):
-        if key in details:
+        if details.get(key) not in (None, ""):  # a group has no type
             value = details[key]
             value = tuple(value) if key == "shape" else value
             lines.append(f"{key + ':':<10}{value}")
@@ -436,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="save, browse and load a realistic simulation job")
     p.add_argument("--dir", help="where to write the demo files (default: a temporary folder)")
     p.set_defaults(run=lambda a: __import__("tinystore.demo").demo.run(a.dir))
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()  # `tinystore` alone: what it can do, not a usage error
+        return 0
     args = parser.parse_args(argv)
     try:
         code = args.run(args)
