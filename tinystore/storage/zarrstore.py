@@ -542,39 +542,54 @@ class _ZarrPhysical(Physical):
         else:  # zarr has no such data type: the raw bytes, rebuilt from the entry
             data = np.frombuffer(value.tobytes(order=entry.get("o", "C")), np.uint8)
             entry["zr"] = 1
-        self._write_array(gpath, key, data, attrs, [f"{name}_{i}" for i in range(data.ndim)])
+        try:
+            meta = self._array_metadata(data, attrs, [f"{name}_{i}" for i in range(data.ndim)])
+        except (TypeError, ValueError):  # a data type zarr turns down after all: raw bytes
+            data = np.frombuffer(value.tobytes(order=entry.get("o", "C")), np.uint8)
+            entry["zr"] = 1
+            meta = self._array_metadata(data, attrs, [f"{name}_0"])
+        self._write_array(gpath, key, data, meta)
 
-    def _write_array(self, gpath: GPath, key: str, data: np.ndarray, attrs: dict, dims: list):
-        """A Zarr array with zarr's defaults, written with no request but its own.
-
-        ``zarr.create_array`` on the store would first look for existing nodes
-        at the array and at each parent, then create each parent (about two
-        requests per level); here zarr makes the metadata in memory, the
-        parents' ``zarr.json`` are written once per process, and every chunk is
-        written even if empty, so that chunks left by a killed writer under
-        this (unreferenced, hence free) name are all replaced.
-        """
+    @staticmethod
+    def _array_metadata(data: np.ndarray, attrs: dict, dims: list) -> Any:
+        """The metadata zarr gives such an array by default, made in memory."""
         zarr = _zarr()
-        from zarr.core.buffer import default_buffer_prototype
-        from zarr.storage import MemoryStore, StorePath
+        from zarr.storage import MemoryStore
 
         with warnings.catch_warnings():  # "no Zarr v3 specification yet" (strings, records)
             warnings.simplefilter("ignore")
-            meta = zarr.create_array(
+            return zarr.create_array(
                 MemoryStore(),
                 shape=data.shape,
                 dtype=data.dtype,
                 attributes=attrs,
                 dimension_names=dims,  # own names: xarray needs some, shared ones clash
             ).metadata
-            for name, buf in meta.to_buffer_dict(default_buffer_prototype()).items():
-                self._set(f"{key}/{name}", buf.to_bytes())
-            self._ensure_parents(gpath)
-            array = zarr.AsyncArray(
-                metadata=meta,
-                store_path=StorePath(self.store, key),
-                config={"write_empty_chunks": True},
-            )
+
+    def _write_array(self, gpath: GPath, key: str, data: np.ndarray, meta: Any) -> None:
+        """A Zarr array, written with no request but its own.
+
+        ``zarr.create_array`` on the store would first look for existing nodes
+        at the array and at each parent, then create each parent (about two
+        requests per level); here the metadata was made in memory, the
+        parents' ``zarr.json`` are written once per handle, and every chunk is
+        written even if empty, so that chunks left by a killed writer under
+        this (unreferenced, hence free) name are all replaced.
+        """
+        zarr = _zarr()
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.storage import StorePath
+
+        for name, buf in meta.to_buffer_dict(default_buffer_prototype()).items():
+            self._set(f"{key}/{name}", buf.to_bytes())
+        self._ensure_parents(gpath)
+        array = zarr.AsyncArray(
+            metadata=meta,
+            store_path=StorePath(self.store, key),
+            config={"write_empty_chunks": True},
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             zarr.Array(array)[...] = data
 
     def _ensure_parents(self, gpath: GPath) -> None:
@@ -688,6 +703,8 @@ def _native(dtype: np.dtype) -> bool:
     """True if zarr stores arrays of ``dtype`` as such (else: their raw bytes)."""
     if not dtype.itemsize or dtype.hasobject:
         return False
+    if dtype.names is not None and len(dtype.fields) != len(dtype.names):
+        return False  # fields with titles
     if dtype.names is None:
         return (
             dtype.kind in "biufcmMSU"
