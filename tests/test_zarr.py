@@ -8,10 +8,10 @@ local folder, ``zarr-s3`` on the moto server of the ``s3_server`` fixture).
 from __future__ import annotations
 
 import itertools
-import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import orjson
@@ -24,6 +24,9 @@ zarr = pytest.importorskip("zarr", reason="the zarr extra is not installed (pip 
 
 from tinystore.storage.zarrstore import LEASE, ZarrStorage  # noqa: E402
 from tinystore.testing.zarr_requests import CountingStore  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from procs import child_env  # noqa: E402
 
 _names = itertools.count()
 
@@ -369,8 +372,7 @@ def test_tinystore_imports_without_zarr(tmp_path):
         "except BackendError as e:\n"
         "    print(e)\n"
     )
-    root = os.path.dirname(os.path.dirname(tinystore.__file__))
-    env = dict(os.environ, PYTHONPATH=root)
+    env = child_env()  # the tinystore these tests import
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr
     assert "pip install 'tinystore[zarr]'" in out.stdout
