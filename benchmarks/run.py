@@ -5,8 +5,11 @@ One command runs every workload on every engine in the same process and run::
     python benchmarks/run.py [--quick | --smoke] [--json out.json] [--only NAME[,NAME]]
 
 Engines: tinystore's ``memory``, ``hdf5`` and ``json`` backends, ``pickle``
-(the reference every ratio is computed against), and ``cloudpickle`` and
-``bagofholding`` when they are installed (skipped otherwise).  Workloads are
+(the reference every ratio is computed against), and ``cloudpickle``,
+``bagofholding`` and the ``zarr`` backend (``ts.zarr`` on a local folder,
+``ts.zarr-s3`` on a local moto S3 server) when they are installed (skipped
+otherwise).  ``benchmarks/zarr_bench.py`` compares the zarr backend with
+plain zarr and counts requests.  Workloads are
 built from a seeded RNG in :mod:`benchmarks.workloads`; see
 ``benchmarks/README.md`` for the list, the targets and a full run's table.
 
@@ -29,6 +32,7 @@ import gc
 import importlib
 import itertools
 import json
+import logging
 import math
 import os
 import pickle
@@ -252,6 +256,65 @@ class TinystoreJSON(TinystoreEngine):
     suffix = ".json"
 
 
+class TinystoreZarr(TinystoreEngine):
+    """The zarr backend on a local folder."""
+
+    backend = "zarr"
+    suffix = ".zarr"
+    module = "zarr"
+
+
+_S3: dict = {}
+
+
+def s3_server() -> str:
+    """A local S3 server (moto) for this process, reached through the AWS
+    environment variables; its bucket's name."""
+    if not _S3:
+        import atexit
+
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        atexit.register(server.stop)
+        host, port = server.get_host_and_port()
+        os.environ.update(
+            AWS_ENDPOINT_URL=f"http://{host}:{port}",
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_REGION="us-east-1",
+            AWS_ALLOW_HTTP="true",
+        )
+        boto3.client("s3").create_bucket(Bucket="tinystore-bench")
+        _S3["bucket"] = "tinystore-bench"
+    return _S3["bucket"]
+
+
+class TinystoreZarrS3(TinystoreEngine):
+    """The zarr backend on a local S3 server (moto, in this process: requests
+    cost a local HTTP round trip, far less than a real service's)."""
+
+    backend = "zarr-s3"
+    module = ("zarr", "obstore", "moto.server", "boto3")
+
+    def __init__(self, tmpdir: str):
+        super().__init__(tmpdir)
+        self.bucket = s3_server()
+
+    def location(self, stem):
+        return f"s3://{self.bucket}/{stem}-{os.getpid()}-{next(self._names)}.zarr"
+
+    def remove(self, location):
+        with contextlib.suppress(Exception):
+            tinystore.delete(location)
+
+    def size(self, location):
+        return None
+
+
 class PickleEngine(Engine):
     name = label = "pickle"
     suffix = ".pkl"
@@ -332,6 +395,8 @@ ENGINE_CLASSES = [
     TinystoreMemory,
     TinystoreHDF5,
     TinystoreJSON,
+    TinystoreZarr,
+    TinystoreZarrS3,
     PickleEngine,
     CloudpickleEngine,
     BagOfHoldingEngine,
@@ -344,7 +409,8 @@ def installed(cls) -> bool:
     if module is None:
         return True
     try:
-        importlib.import_module(module)
+        for name in (module,) if isinstance(module, str) else module:
+            importlib.import_module(name)
     except ImportError:
         return False
     return True
@@ -1105,7 +1171,7 @@ def keep_freed_memory() -> bool:
 def select(only: list[str]) -> tuple[list[Workload], list[type], bool]:
     tokens = [t.strip().lower() for item in only for t in item.split(",") if t.strip()]
     engine_names = {engine_name_of(c): c for c in ENGINE_CLASSES}
-    aliases = {**{n: n for n in engine_names}, **{n[3:]: n for n in TINYSTORE}}
+    aliases = {**{n: n for n in engine_names}, **{n[3:]: n for n in engine_names if n[:3] == "ts."}}
     w_tokens = [t for t in tokens if t not in aliases]
     e_tokens = [aliases[t] for t in tokens if t in aliases]
     known = {w.letter for w in WORKLOADS} | {w.name for w in WORKLOADS} | {PEAK_MEMORY}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 from pathlib import Path
 
@@ -20,21 +21,47 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI") and not os.environ.get("TINYSTORE_EXPLORE"):
     settings.load_profile("ci")
 
-BACKENDS = ["memory", "hdf5", "json"]
+try:
+    import zarr  # noqa: F401
+except ImportError:  # without the zarr extra, the zarr backends are not tested (test_zarr says so)
+    HAVE_ZARR = False
+else:
+    HAVE_ZARR = True
+try:
+    import moto.server  # noqa: F401
+    import obstore  # noqa: F401
+except ImportError:
+    HAVE_S3 = False
+else:
+    HAVE_S3 = HAVE_ZARR
+
+if os.environ.get("CI") and not HAVE_S3:
+    # CI installs ".[all,test]": the zarr backend is tested there, on S3 too, never skipped
+    raise pytest.UsageError("CI needs zarr, obstore and moto[server]: install '.[all,test]'")
+
+#: ``backend`` of every test that takes it; "zarr" is a local folder
+BACKENDS = ["memory", "hdf5", "json"] + (["zarr"] if HAVE_ZARR else [])
 #: The object suites (round trip, pickle parity) run on the reference backend
 #: too: the developer contract alone, with the base class's slow defaults.
 OBJECT_BACKENDS = BACKENDS + ["reference"]
 register_backend(REFERENCE)
+#: "zarr-s3": a zarr store on a local S3 server (moto), for the object suites
+#: only (every request is an HTTP round trip): OBJECT_BACKENDS + S3_BACKENDS
+S3_BACKENDS = ["zarr-s3"] if HAVE_S3 else []
 _names = itertools.count()
 
 
-def location(backend: str, tmp_path) -> str:
+def location(backend: str, tmp_path, s3: dict | None = None) -> str:
     if backend == "memory":
         return f"memory://test-{next(_names)}"
     if backend == "reference":
         return f"reference://test-{next(_names)}"
     if backend == "hdf5":
         return str(tmp_path / "store.h5")
+    if backend == "zarr":
+        return str(tmp_path / "store.zarr")
+    if backend == "zarr-s3":
+        return f"s3://{s3['bucket']}/test-{next(_names)}/store.zarr"
     return str(tmp_path / "store.json")
 
 
@@ -43,10 +70,46 @@ def backend(request) -> str:
     return request.param
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3 server (moto) for the session, with a bucket, reached through the
+    standard AWS environment variables (no ``storage_options`` needed):
+    ``{"endpoint": url, "bucket": name}``."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="tinystore-tests")
+        yield {"endpoint": endpoint, "bucket": "tinystore-tests"}
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
 @pytest.fixture
-def filename(backend, tmp_path):
+def filename(backend, tmp_path, request):
     """A fresh store location for the parametrised backend (removed afterwards)."""
-    loc = location(backend, tmp_path)
+    s3 = request.getfixturevalue("s3_server") if backend == "zarr-s3" else None
+    loc = location(backend, tmp_path, s3)
     yield loc
     if backend == "memory":
         tinystore.MemoryStorage.drop(loc)

@@ -90,3 +90,25 @@ def test_only_selects_workloads_and_engines(capsys):
     assert rows == {(w, e) for w in "ag" for e in ("ts.json", "pickle")}
     assert result["peak_memory"] == []
     assert "(g) partial-load" in capsys.readouterr().out
+
+
+def test_zarr_benchmark_compares_with_plain_zarr_and_counts_requests(tmp_path):
+    pytest.importorskip("zarr", reason="the zarr extra is not installed")
+    pytest.importorskip("moto.server", reason="moto[server] is in the test extra")
+    out = tmp_path / "zarr.json"
+    script = os.path.join(ROOT, "benchmarks", "zarr_bench.py")
+    proc = subprocess.run(
+        [sys.executable, script, "--smoke", "--json", str(out)],
+        capture_output=True,
+        check=False,
+        text=True,
+        cwd=str(tmp_path),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["target"] for r in rows} == {"local", "s3"}
+    for r in rows:
+        assert r["tinystore"]["requests"] > 0 and r["zarr"]["requests"] > 0
+        if r["operation"].startswith("browse"):  # one request, where zarr needs one per node
+            assert r["tinystore"]["requests"] <= 2 < r["zarr"]["requests"]

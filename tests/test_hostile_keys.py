@@ -168,7 +168,7 @@ def _snapshot(location: str):
     kind = kind_of(location)
     if kind == "memory":
         return copy.deepcopy(_memory._REGISTRY[location[len("memory://") :]].groups)
-    if kind == "json":
+    if kind in ("json", "zarr"):  # directories
         out = {}
         for dirpath, dirnames, filenames in os.walk(location):
             for name in dirnames:
@@ -337,7 +337,7 @@ _WINDOWS_BAD_CHARS = set('<>:"/\\|?*') | {chr(i) for i in range(32)}
 
 def _check_json_files(location: str) -> None:
     """No path escapes the root; no two names in a directory can be confused by a file system."""
-    if kind_of(location) != "json":
+    if kind_of(location) not in ("json", "zarr"):
         return
     root = os.path.realpath(location)
     for dirpath, dirnames, filenames in os.walk(location):

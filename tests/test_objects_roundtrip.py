@@ -33,7 +33,7 @@ import weakref
 
 import numpy as np
 import pytest
-from conftest import OBJECT_BACKENDS
+from conftest import OBJECT_BACKENDS, S3_BACKENDS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from objects_cases import (
@@ -86,9 +86,9 @@ from tinystore.errors import NodeNotFoundError, UnloadableError, UnstorableError
 # -- helpers ---------------------------------------------------------------------------
 
 
-@pytest.fixture(params=OBJECT_BACKENDS)
+@pytest.fixture(params=OBJECT_BACKENDS + S3_BACKENDS)
 def backend(request) -> str:
-    """Every backend, and the reference backend of the developer contract."""
+    """Every backend, the reference backend of the developer contract, and zarr on S3."""
     return request.param
 
 

@@ -36,6 +36,10 @@ def opener(location: str):
         return lambda mode="a": MemoryStorage(location, mode)
     if location.endswith(".h5"):
         return lambda mode="a": HDF5Storage(location, mode=mode)
+    if location.endswith(".zarr"):
+        from tinystore.storage.zarrstore import ZarrStorage
+
+        return lambda mode="a": ZarrStorage(location, mode=mode)
     return lambda mode="a": JSONDirStorage(location, mode=mode)
 
 

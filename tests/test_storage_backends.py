@@ -2,6 +2,8 @@
 
 import itertools
 
+import pytest
+
 from tinystore.storage import HDF5Storage, JSONDirStorage, MemoryStorage
 from tinystore.testing import StorageTests
 
@@ -37,3 +39,26 @@ class TestReferenceStorage(StorageTests):
 
         name = f"reference://conformance-{next(_names)}"
         return lambda mode: open_store(name, mode)
+
+
+try:
+    import zarr  # noqa: F401
+except ImportError:  # the zarr extra is missing: tests/test_zarr.py says so
+    pass
+else:
+    from tinystore.storage.zarrstore import ZarrStorage
+
+    class TestZarrStorage(StorageTests):
+        def make_opener(self, tmp_path):
+            return lambda mode: ZarrStorage(tmp_path / "store.zarr", mode=mode)
+
+    class TestZarrS3Storage(StorageTests):
+        """On a local S3 server (moto), found through the AWS environment variables."""
+
+        @pytest.fixture(autouse=True)
+        def _server(self, s3_server):
+            self.bucket = s3_server["bucket"]
+
+        def make_opener(self, tmp_path):
+            url = f"s3://{self.bucket}/conformance-{next(_names)}/store.zarr"
+            return lambda mode: ZarrStorage(url, mode=mode, lock_timeout=0)

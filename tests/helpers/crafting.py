@@ -41,6 +41,8 @@ RECORD_H5 = "@record"
 def kind_of(location: str) -> str:
     if location.startswith("memory://"):
         return "memory"
+    if location.endswith(".zarr"):
+        return "zarr"
     return "hdf5" if location.endswith((".h5", ".hdf5", ".hdf")) else "json"
 
 
@@ -52,8 +54,24 @@ def _h5name(gpath: tuple) -> str:
     return "/" + "/".join(gpath)
 
 
+def _zarr_doc(location: str) -> dict:
+    path = Path(location, "zarr.json")
+    if not path.exists():
+        return {"zarr_format": 3, "node_type": "group", "attributes": {"tinystore": {}}}
+    return orjson.loads(path.read_bytes())
+
+
+def _zarr_key(gpath: tuple, name: str = "") -> str:
+    from tinystore.storage.zarrstore import _escape
+
+    return "/".join(_escape(p) for p in (*gpath, name) if p)
+
+
 def read_record(location: str, gpath: tuple = ()) -> bytes:
     kind = kind_of(location)
+    if kind == "zarr":  # every record is in the root zarr.json
+        records = _zarr_doc(location)["attributes"]["tinystore"]["records"]
+        return orjson.dumps(records["/".join(gpath)])
     if kind == "memory":
         return _memory_groups(location)[tuple(gpath)]["record"]
     if kind == "json":
@@ -71,7 +89,16 @@ def write_record(location: str, gpath: tuple, doc: Any) -> None:
     data = doc if isinstance(doc, bytes) else orjson.dumps(doc)
     gpath = tuple(gpath)
     kind = kind_of(location)
-    if kind == "memory":
+    if kind == "zarr":
+        doc = _zarr_doc(location)
+        try:
+            record = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            record = data.decode("utf-8", "replace")  # not JSON: kept as a string
+        doc["attributes"]["tinystore"].setdefault("records", {})["/".join(gpath)] = record
+        Path(location).mkdir(parents=True, exist_ok=True)
+        Path(location, "zarr.json").write_bytes(orjson.dumps(doc))
+    elif kind == "memory":
         groups = _memory_groups(location)
         groups.setdefault(gpath, {"record": None, "ext": {}})["record"] = data
     elif kind == "json":
@@ -94,7 +121,13 @@ def write_external(location: str, gpath: tuple, name: str, value: Any) -> None:
     """Store a raw external leaf: an array (``.npy`` / dataset) or bytes (``.bin``)."""
     gpath = tuple(gpath)
     kind = kind_of(location)
-    if kind == "memory":
+    if kind == "zarr":
+        import zarr
+
+        data = value if isinstance(value, np.ndarray) else np.frombuffer(bytes(value), np.uint8)
+        store = zarr.storage.LocalStore(location)
+        zarr.create_array(store, name=_zarr_key(gpath, name), data=data, overwrite=True)
+    elif kind == "memory":
         raw = value.tobytes() if isinstance(value, np.ndarray) else bytes(value)
         _memory_groups(location).setdefault(gpath, {"record": None, "ext": {}})["ext"][name] = raw
     elif kind == "json":

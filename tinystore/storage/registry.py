@@ -145,6 +145,33 @@ def _remove_memory(location) -> None:
     MemoryStorage.drop(str(location))
 
 
+def _open_zarr(location, mode="a", **options):
+    from tinystore.storage.zarrstore import ZarrStorage, _is_url
+
+    text = os.fspath(location)
+    suffix = Path(text.rstrip("/")).suffix.lower()
+    if _is_url(text) and suffix and suffix != ".zarr":
+        others = [s.name for s in backend_specs().values() if suffix in s.suffixes]
+        if others:
+            raise BackendError(
+                f"{text!r}: the {others[0]} backend works on local files only; object "
+                f"storage takes zarr stores (name it ....zarr)"
+            )
+    return ZarrStorage(location, mode=mode, **options)
+
+
+def _is_zarr_store(location) -> bool:
+    from tinystore.storage.zarrstore import is_zarr_store
+
+    return is_zarr_store(location)
+
+
+def _remove_zarr(location, **options) -> None:
+    from tinystore.storage.zarrstore import remove_zarr_store
+
+    remove_zarr_store(location, **options)
+
+
 def _is_memory(location) -> bool:
     return str(location).startswith("memory://")
 
@@ -183,6 +210,16 @@ BUILTIN = (
         _remove_json,
         _is_json_store,
         "a directory of JSON records and .npy files",
+    ),
+    BackendSpec(
+        "zarr",
+        _open_zarr,
+        (".zarr",),
+        _remove_zarr,
+        _is_zarr_store,
+        "a Zarr v3 store: a local folder, or object storage (s3:// gs:// az://)",
+        schemes=("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"),
+        deferred_check=True,
     ),
     BackendSpec(
         "memory",
@@ -285,17 +322,28 @@ def _file_url_path(text: str) -> str:
     return urllib.request.url2pathname(url.path)
 
 
+def _takes_scheme(spec: BackendSpec, text: Any) -> BackendSpec:
+    """``spec``, if it takes ``text`` (a URL only if it declares its scheme)."""
+    match = _URL_SCHEME.match(text) if isinstance(text, str) else None
+    if match is not None and match.group(1).lower() not in spec.schemes:
+        raise BackendError(
+            f"the {spec.name} backend does not read {match.group(1).lower()}:// locations "
+            f"({text!r}); available: {_available()}"
+        )
+    return spec
+
+
 def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
     """The backend for ``location``: named, or chosen from the name/contents."""
     specs = backend_specs()
+    text = os.fspath(location) if isinstance(location, (str, os.PathLike)) else str(location)
     if isinstance(backend, BackendSpec):
-        return backend
+        return _takes_scheme(backend, text)
     if backend is not None:
         name = getattr(backend, "name", backend)
         if name not in specs:
             raise BackendError(f"unknown backend {backend!r}; available: {', '.join(specs)}")
-        return specs[name]
-    text = os.fspath(location) if isinstance(location, (str, os.PathLike)) else str(location)
+        return _takes_scheme(specs[name], text)
     match = _URL_SCHEME.match(text)
     if match is not None:
         scheme = match.group(1).lower()
