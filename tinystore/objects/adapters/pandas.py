@@ -127,6 +127,7 @@ from typing import Any
 
 import numpy as np
 
+from tinystore.objects.budget import check_time_zone
 from tinystore.objects.encode import is_key
 from tinystore.objects.registry import Adapter, register_adapter
 
@@ -236,7 +237,9 @@ def _tz_layout(tz: Any, attrs: dict, children: dict) -> None:
 
 
 def _tz(attrs: dict, parts: dict) -> Any:
-    return parts["tz"] if "tz" in parts else attrs.get("tz")
+    tz = parts["tz"] if "tz" in parts else attrs.get("tz")
+    check_time_zone(tz, "a stored time zone")  # a name, never a file's path
+    return tz
 
 
 def _freq_layout(freq: Any, attrs: dict, children: dict) -> None:
