@@ -1171,6 +1171,35 @@ def test_crafted_store_costs_no_more_than_its_bytes(case, backend, root_filename
     assert not browse.result.raised or browse.result.tinystore_error, browse.result
 
 
+@pytest.mark.parametrize("kind", ["DataFrame", "Series"])
+def test_range_index_of_2e8_rows_with_a_scalar_is_refused(kind, backend, filename):
+    """A ``RangeIndex(2e8)`` costs a few bytes; a scalar broadcast along it,
+    1.6 GB: a column (or a series' values) must be as long as its index."""
+    pd = pytest.importorskip("pandas")
+    with tinystore.open(filename, "w") as s:
+        if kind == "DataFrame":
+            s["x"] = pd.DataFrame({"a": [1.5]})
+            s["x/data/a"] = np.float64(1.5)
+        else:
+            s["x"] = pd.Series([1.5])
+            s["x/values"] = np.float64(1.5)
+        s["x/index"] = pd.RangeIndex(2 * 10**8)
+        s["keep"] = 1
+    for safe in (True, False):
+        outcome = run_one(
+            lambda safe=safe: measured(
+                lambda: tinystore.load(filename, path="x", safe=safe), lambda v: len(v)
+            ),
+            timeout=HANG,
+            headroom=256 * 2**20,
+        )
+        assert outcome.status == "done", f"{kind} (safe={safe}): {outcome}"
+        caught, grown = outcome.result
+        assert caught.raised and caught.isinstance(CorruptStoreError), caught
+        assert grown is None or grown < MEMORY_BUDGET, f"took {grown / 2**20:.0f} MiB"
+    assert tinystore.load(filename, path="keep") == 1
+
+
 @pytest.mark.parametrize(
     "zone", ["dateutil//etc/passwd", "dateutil/../../../etc/localtime", "/etc/localtime"]
 )

@@ -8,6 +8,9 @@ call them before they allocate or compute:
 * :func:`check_items` -- an array node claims a shape: it must hold one
   stored item per element (no ``np.empty`` of a size the file never paid
   for, no uninitialised memory handed out);
+* :func:`check_length` -- a frame's column or a series' values must be as
+  long as its index (a ``RangeIndex(2e8)`` costs nothing; a stored scalar
+  broadcast along it would cost gigabytes);
 * :func:`check_dtype` -- a dtype rebuilt from a stored state: its fields must
   lie inside its items, or numpy reads and writes outside its buffers;
 * :func:`check_call` -- what safe loading may call, with which arguments: no
@@ -52,6 +55,17 @@ def check_items(shape: Any, count: int, where: str) -> int:
             f"{where}: an array of shape {tuple(shape)} ({size} elements) holds {count} items"
         )
     return size
+
+
+def check_length(values: Any, index: Any, where: str) -> None:
+    """Refuse ``values`` that are not a sequence as long as ``index``: pandas
+    would broadcast a scalar (or a length-1 array) along all of it."""
+    try:
+        ok = len(values) == len(index)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise CorruptStoreError(f"{where}: stored values do not match the length of their index")
 
 
 def check_dtype(dtype: Any, where: str) -> None:

@@ -127,7 +127,7 @@ from typing import Any
 
 import numpy as np
 
-from tinystore.objects.budget import check_time_zone
+from tinystore.objects.budget import check_length, check_time_zone
 from tinystore.objects.encode import is_key
 from tinystore.objects.registry import Adapter, register_adapter
 
@@ -420,6 +420,8 @@ class DataFrameAdapter(_PandasAdapter):
         arrays = list(parts["data"].values())
         if len(arrays) != len(columns):
             raise ValueError(f"{len(arrays)} stored columns for {len(columns)} column labels")
+        for a in arrays:
+            check_length(a, index, "a stored DataFrame")
         pd.DataFrame.__init__(
             frame,
             {i: _series_input(pd, a, index) for i, a in enumerate(arrays)},
@@ -463,6 +465,7 @@ class SeriesAdapter(_PandasAdapter):
         remember(series)
         parts = yield children
         values = parts["values"]
+        check_length(values, parts["index"], "a stored Series")
         pd.Series.__init__(
             series,
             values,
