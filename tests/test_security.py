@@ -1150,7 +1150,7 @@ def test_crafted_store_costs_no_more_than_its_bytes(case, backend, root_filename
     tinystore error, quickly, with next to no memory; never a crash, a hang,
     or a value made of memory the file never held."""
     with tinystore.open(root_filename, "w") as s:
-        s._replace_root(BUDGET_CASES[case])
+        s.replace_root(BUDGET_CASES[case])
     for safe in (True, False):
         if not safe and "dtype" not in case and "array" not in case:
             continue  # the others are about what safe loading may call
