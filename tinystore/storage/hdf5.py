@@ -225,7 +225,6 @@ def _size(filename: str) -> int:
 
 #: The write sessions under way in this process (see _watch).
 _WRITERS: dict[Any, None] = {}
-_hook_installed = False
 
 
 def _watch(physical: Any) -> None:
@@ -233,10 +232,10 @@ def _watch(physical: Any) -> None:
     ``physical``'s file: h5py only prints those ("Exception ignored in
     ObjectID.__dealloc__"), through ``sys.unraisablehook``; ours notes them as
     failures of the write session of that file (of every session under way, if
-    the error does not name its file), which then rolls back."""
-    global _hook_installed
+    the error does not name its file), which then rolls back.  Installed
+    again, in front of whatever hook is there, if something replaced it."""
     _WRITERS[physical] = None
-    if _hook_installed:
+    if getattr(sys.unraisablehook, "_tinystore", False):
         return
     previous = sys.unraisablehook
 
@@ -250,8 +249,8 @@ def _watch(physical: Any) -> None:
             return
         previous(unraisable)
 
+    hook._tinystore = True  # type: ignore[attr-defined]
     sys.unraisablehook = hook
-    _hook_installed = True
 
 
 def _disarm(fd: int | None) -> None:
