@@ -1069,3 +1069,152 @@ def test_version_check_runs_no_program_from_a_modules_repository(backend, filena
         warnings.simplefilter("ignore", VersionWarning)
         tinystore.load(filename, safe=True)
     assert not bait.fired(), "a program configured in the module's git repository ran"
+
+
+# -- the load budget: nothing built beyond what the file's bytes justify ---------------------
+def _bad_dtype_state() -> Tree:
+    """numpy.dtype's own state, with field ``a`` 1000 bytes into an 8-byte item."""
+    f8 = Tree({"t": "dtype", "d": "<f8"})
+    return T(3, "|", None, T("a"), D(a=T(f8, 1000)), 8, 1, 16)
+
+
+def _slice_doubling(times: int) -> Tree:
+    """A list, then ``times`` nodes aliasing it that each assign it into its own
+    empty slice (``x[0:0] = x``): 2**times items from a few hundred bytes."""
+    doubling = [
+        Tree(
+            {"t": "reduce", "alias": 0},
+            {
+                "f": G("collections:deque"),
+                "a": T(),
+                "dk": L(R(G("builtins:slice"), T(0, 0))),
+                "dv": L(Tree({"t": "ref", "r": 0})),
+            },
+        )
+        for _ in range(times)
+    ]
+    return L(Tree({"t": "list", "id": 0}, [1]), *doubling)
+
+
+BUDGET_CASES = {
+    # numpy trusts a dtype's state: fields outside the item read and write anywhere
+    "dtype node with a field outside its item": Tree(
+        {"t": "dtype", "r": 1}, [G("numpy:dtype"), T("V8", False, True), _bad_dtype_state()]
+    ),
+    "reduce node making such a dtype": Tree(
+        {"t": "reduce"},
+        {"f": G("numpy:dtype"), "a": T("V8", False, True), "s": _bad_dtype_state()},
+    ),
+    # declared sizes the file holds no items for
+    "object array of 2e8 elements with no items": Tree(
+        {"t": "ndarray", "d": "|O", "s": [2 * 10**8]}, []
+    ),
+    "float array node with no data": Tree({"t": "ndarray", "d": "<f8", "s": [1000]}, []),
+    # lazy iterables handed to allowed constructors, or to a state setter
+    "Counter(range(10**9))": R(G("collections:Counter"), T(R(G("builtins:range"), T(10**9)))),
+    "deque(range(10**12), maxlen=1)": R(
+        G("collections:deque"), T(R(G("builtins:range"), T(10**12)), 1)
+    ),
+    "state setter deque(range(10**9), state)": Tree(
+        {"t": "reduce"},
+        {
+            "f": G("builtins:range"),
+            "a": T(10**9),
+            "s": None,
+            "ss": G("collections:deque"),
+        },
+    ),
+    'Fraction("1e100000000")': R(G("fractions:Fraction"), T("1e100000000")),
+    'Fraction(Decimal("1e100000000"))': R(
+        G("fractions:Fraction"), T(R(G("decimal:Decimal"), T("1e100000000")))
+    ),
+    "alias plus slice assignment, 40 doublings": _slice_doubling(40),
+}
+
+
+def _use(value):
+    """What a caller does with a loaded value: touch all of it (a bad dtype
+    crashes here, uninitialised memory shows here)."""
+    if isinstance(value, np.dtype):
+        arr = np.zeros(4, value)
+        arr[value.names[0]] = 1.0
+        return repr(arr.tolist())[:60]
+    if isinstance(value, np.ndarray):
+        return repr(value.tolist())[:60]
+    return repr(value)[:60]
+
+
+@pytest.mark.parametrize("case", list(BUDGET_CASES))
+def test_crafted_store_costs_no_more_than_its_bytes(case, backend, root_filename):
+    """Each case, in a child with 256 MiB of headroom and HANG seconds: a
+    tinystore error, quickly, with next to no memory; never a crash, a hang,
+    or a value made of memory the file never held."""
+    with tinystore.open(root_filename, "w") as s:
+        s.replace_root(BUDGET_CASES[case])
+    for safe in (True, False):
+        if not safe and "dtype" not in case and "array" not in case:
+            continue  # the others are about what safe loading may call
+        outcome = run_one(
+            lambda safe=safe: measured(
+                lambda: _use(tinystore.load(root_filename, safe=safe)), lambda v: v
+            ),
+            timeout=HANG,
+            headroom=256 * 2**20,
+        )
+        assert outcome.status == "done", f"{case} (safe={safe}): {outcome}"
+        caught, grown = outcome.result
+        assert caught.raised and caught.tinystore_error, f"{case} (safe={safe}): {caught}"
+        assert not caught.memory, f"refused only because the memory ran out: {caught}"
+        assert grown is None or grown < MEMORY_BUDGET, f"{case}: took {grown / 2**20:.0f} MiB"
+    browse = run_one(lambda: attempt(lambda: tinystore.open(root_filename, "r").info(), repr))
+    assert browse.status == "done", f"browsing {case}: {browse}"
+    assert not browse.result.raised or browse.result.tinystore_error, browse.result
+
+
+@pytest.mark.parametrize("kind", ["DataFrame", "Series"])
+def test_range_index_of_2e8_rows_with_a_scalar_is_refused(kind, backend, filename):
+    """A ``RangeIndex(2e8)`` costs a few bytes; a scalar broadcast along it,
+    1.6 GB: a column (or a series' values) must be as long as its index."""
+    pd = pytest.importorskip("pandas")
+    with tinystore.open(filename, "w") as s:
+        if kind == "DataFrame":
+            s["x"] = pd.DataFrame({"a": [1.5]})
+            s["x/data/a"] = np.float64(1.5)
+        else:
+            s["x"] = pd.Series([1.5])
+            s["x/values"] = np.float64(1.5)
+        s["x/index"] = pd.RangeIndex(2 * 10**8)
+        s["keep"] = 1
+    for safe in (True, False):
+        outcome = run_one(
+            lambda safe=safe: measured(
+                lambda: tinystore.load(filename, path="x", safe=safe), lambda v: len(v)
+            ),
+            timeout=HANG,
+            headroom=256 * 2**20,
+        )
+        assert outcome.status == "done", f"{kind} (safe={safe}): {outcome}"
+        caught, grown = outcome.result
+        assert caught.raised and caught.isinstance(CorruptStoreError), caught
+        assert grown is None or grown < MEMORY_BUDGET, f"took {grown / 2**20:.0f} MiB"
+    assert tinystore.load(filename, path="keep") == 1
+
+
+@pytest.mark.parametrize(
+    "zone", ["dateutil//etc/passwd", "dateutil/../../../etc/localtime", "/etc/localtime"]
+)
+def test_time_zone_names_never_open_files(zone, backend, filename):
+    """``pd.Timestamp(..., tz="dateutil/<path>")`` opens that file: a stored
+    zone is a name, and a name that is a path is refused, safe or not."""
+    pd = pytest.importorskip("pandas")
+    with tinystore.open(filename, "w") as s:
+        s["t"] = pd.Timestamp("2024-01-01", tz="UTC")
+        attrs = dict(s.node("t").attrs)
+    assert attrs.get("tz") == "UTC"  # stored by name: where a crafted store puts a path
+    with tinystore.open(filename, "a") as s:
+        s["t"] = Tree({**attrs, "tz": zone}, {})
+        s["keep"] = 1
+    for safe in (True, False):
+        caught = attempt(lambda safe=safe: tinystore.load(filename, path="t", safe=safe), repr)
+        assert caught.raised and caught.isinstance(CorruptStoreError), caught
+    assert tinystore.load(filename, path="keep") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any, Iterable
 
@@ -133,23 +134,41 @@ def save(
     ``durable=True`` makes the save survive power loss, see ``tinystore.open``.
     """
     _check_path(path)
-    with (
-        _open(
-            filename,
-            "a",
-            backend,
-            options,
-            {"cloudpickle_fallback": cloudpickle_fallback, "reducers": reducers},
-            check=False,
-        ) as storage,
-        storage.batch(),
-        no_gc(),
-    ):
-        if path is not None:
-            storage[path] = obj
-        else:
-            node = storage.codec.encode(obj, storage, "")
-            storage.replace_root(_wrap(node))
+    local = isinstance(filename, (str, os.PathLike)) and "://" not in os.fspath(filename)
+    existed = not local or os.path.lexists(filename)
+    try:
+        with (
+            _open(
+                filename,
+                "a",
+                backend,
+                options,
+                {"cloudpickle_fallback": cloudpickle_fallback, "reducers": reducers},
+                check=False,
+            ) as storage,
+            storage.batch(),
+            no_gc(),
+        ):
+            if path is not None:
+                storage[path] = obj
+            else:
+                node = storage.codec.encode(obj, storage, "")
+                storage.replace_root(_wrap(node))
+    except OSError:
+        if not existed:  # a full disk, say: the new store goes, as if never begun
+            _remove_if_empty(filename, backend, options)
+        raise
+
+
+def _remove_if_empty(filename: Any, backend: Any, options: dict) -> None:
+    """Delete the store ``filename`` if it holds nothing (a save that created
+    it failed); anything another process wrote into it meanwhile stays."""
+    options = {k: v for k, v in options.items() if k == "lock_timeout"}
+    with contextlib.suppress(Exception):
+        with _open(filename, "r", backend, options, {}, check=True) as storage:
+            empty = len(storage) == 0
+        if empty:
+            delete(filename, backend=backend, **options)
 
 
 def load(

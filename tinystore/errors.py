@@ -9,6 +9,7 @@ exception a user would naturally catch, so existing ``except KeyError`` or
     ├── InvalidKeyError     (ValueError, TypeError) key or path not allowed
     ├── ReadOnlyError       (PermissionError) storage opened read-only
     ├── NotAStoreError      (OSError)       file/directory is not a tinystore store
+    ├── StoreFullError      (OSError)       the disk filled up; the write was undone
     ├── CorruptStoreError   (OSError)       a stored node is damaged
     │   └── UnsafeStoreError                 a node leads outside the store (link, device)
     ├── FormatVersionError  (OSError)       written by a newer format version
@@ -33,6 +34,7 @@ __all__ = [
     "InvalidKeyError",
     "ReadOnlyError",
     "NotAStoreError",
+    "StoreFullError",
     "CorruptStoreError",
     "UnsafeStoreError",
     "FormatVersionError",
@@ -69,6 +71,12 @@ class ReadOnlyError(TinystoreError, PermissionError):
 
 class NotAStoreError(TinystoreError, OSError):
     """The file or directory exists but was not written by tinystore."""
+
+
+class StoreFullError(TinystoreError, OSError):
+    """A write failed for want of space (or another write error of the disk);
+    everything the failed write changed was rolled back, and the store is as
+    it was before it.  ``errno`` is that of the failure (``ENOSPC``)."""
 
 
 class CorruptStoreError(TinystoreError, OSError):

@@ -11,6 +11,7 @@ import tinystore.objects.storable  # noqa: F401
 from tinystore._paths import join_path
 from tinystore.errors import NodeNotFoundError, SharedNodeError, UnsafeLoadError
 from tinystore.objects.browse import NodeView, summarize
+from tinystore.objects.budget import check_call as check_budget
 from tinystore.objects.contents import anchor_finder
 from tinystore.objects.decode import PLAIN_KINDS, Decoder
 from tinystore.objects.encode import PLAIN_NODES, Encoder
@@ -274,6 +275,7 @@ class ObjectCodec:
                     f"safe loading refuses to call {name or repr(func)[:60]}; if you trust "
                     f"it, pass allow=[{name!r}]"
                 )
+            check_budget(name, args)
             if name in _MATERIALISING and not all(
                 type(a) in (list, tuple, dict, int, type(None)) for a in args
             ):

@@ -15,6 +15,7 @@ import sys
 from typing import Any, Callable
 
 from tinystore.errors import TinystoreError, UnloadableError
+from tinystore.objects.budget import check_built, check_slice_keys
 from tinystore.objects.fallback import load_part
 from tinystore.objects.globals import import_global
 from tinystore.objects.registry import adapter_for_kind
@@ -400,12 +401,17 @@ def _reduce(dec: Decoder, attrs: dict, children: dict):
     if "dk" in children:
         keys = yield children["dk"]
         values = yield children["dv"]
+        if dec.check_call is not None:
+            check_slice_keys(keys, dec.path())
         for k, v in zip(keys, values):
             obj[k] = v
     if "s" in children:
         setter = (yield children["ss"]) if "ss" in children else None
         state = yield children["s"]
+        if setter is not None and dec.check_call is not None:
+            dec.check_call(setter, (obj, state))  # a call like any other
         set_state(obj, state, setter)
+    check_built(obj, dec.path())
     return obj
 
 

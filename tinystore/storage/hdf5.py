@@ -14,6 +14,7 @@ read straight into a new ``numpy.empty``, with no copy on the way.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -30,11 +31,14 @@ from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError, Un
 from tinystore.storage.journal import (
     JournaledFile,
     RolledBackFile,
+    check_space,
     finish_whole_file,
     fsync_dir_of,
     fsync_path,
+    full_error,
     roll_back,
     save_whole_file,
+    write_failure,
 )
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
@@ -53,6 +57,10 @@ MODES = ("r", "r+", "a", "w", "w-", "x")
 #: files are journaled page by page, through a Python file object between HDF5
 #: and the disk (which costs ~0.3 ms a session).
 JOURNAL_WHOLE_LIMIT = 256 * 1024
+#: Free space a write leaves for HDF5's metadata and the journal's pages
+#: (checked before each record and dataset is written): HDF5 copes badly
+#: with a disk that fills up under it (see _watch), so it is not let near one.
+SPACE_MARGIN = 256 * 1024
 
 
 def _native_ok(dtype: np.dtype) -> bool:
@@ -215,6 +223,51 @@ def _size(filename: str) -> int:
         return 0
 
 
+#: The write sessions under way in this process (see _watch).
+_WRITERS: dict[Any, None] = {}
+
+
+def _watch(physical: Any) -> None:
+    """Catch the write errors HDF5 meets while h5py frees a handle of
+    ``physical``'s file: h5py only prints those ("Exception ignored in
+    ObjectID.__dealloc__"), through ``sys.unraisablehook``; ours notes them as
+    failures of the write session of that file (of every session under way, if
+    the error does not name its file), which then rolls back.  Installed
+    again, in front of whatever hook is there, if something replaced it."""
+    _WRITERS[physical] = None
+    if getattr(sys.unraisablehook, "_tinystore", False):
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        text = str(exc)
+        if _WRITERS and isinstance(exc, (OSError, RuntimeError)) and "write failed" in text:
+            named = [w for w in _WRITERS if f"filename = '{w.filename}'" in text]
+            for writer in named or list(_WRITERS):
+                writer._failures.append(exc)
+            return
+        previous(unraisable)
+
+    hook._tinystore = True  # type: ignore[attr-defined]
+    sys.unraisablehook = hook
+
+
+def _disarm(fd: int | None) -> None:
+    """After a write error, HDF5 may keep the file open and write its cached
+    metadata later (at exit, say), over the file as the journal restores it:
+    its descriptor ``fd`` is pointed at ``/dev/null``, so no byte it writes
+    from now on reaches the file (and HDF5 can close what it holds, which it
+    may otherwise try again as the process exits, and crash)."""
+    if fd is None:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
 class _HDF5Physical(Physical):
     """An HDF5 file, opened for the length of each session only.
 
@@ -245,6 +298,9 @@ class _HDF5Physical(Physical):
         self._raw: JournaledFile | None = None  # a write session in place
         self._view: RolledBackFile | None = None  # a read-only session after a crash
         self._writing = False  # a write session, its journal holding the whole file
+        #: write errors of this session (HDF5 may carry on after one, or report
+        #: it only by printing it): a session that met one is rolled back whole
+        self._failures: list[BaseException] = []
         self._groups: dict[GPath, Any] = {}  # groups opened in this session
         self._journal_path = self.filename + ".journal"
         self._dataset_options: dict = {}
@@ -292,8 +348,14 @@ class _HDF5Physical(Physical):
         if self.readonly and size == 0:
             raise NotAStoreError(f"{self.filename} is an empty file, not a tinystore file")
         if mode == "w" or not size:
-            with open(self.filename, "wb") as f:  # as h5py's mode "w": truncated in place
-                f.write(_empty_file_image())
+            try:
+                with open(self.filename, "wb") as f:  # as h5py's mode "w": truncated in place
+                    f.write(_empty_file_image())
+            except OSError as exc:  # a full disk: no half-made store is left
+                if size is None:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.filename)
+                raise full_error(exc, self.filename) from None
             if self.durable:
                 fsync_path(self.filename)
                 fsync_dir_of(self.filename)
@@ -346,6 +408,7 @@ class _HDF5Physical(Physical):
     def begin(self, write: bool) -> None:
         # a store not checked yet may be created (or emptied, mode "w") by the check
         write = write or (self._unchecked is not None and not self.readonly)
+        self._failures = []
         self._lock.acquire(shared=not write)
         try:
             if write:  # readers share the lock: they read around a journal, never play it back
@@ -356,6 +419,8 @@ class _HDF5Physical(Physical):
                 mode = None
             self._fid = self._open_writer() if write else self._h5open()
             self._writing = write
+            if write:
+                _watch(self)
         except BaseException:
             self._lock.release()
             raise
@@ -401,24 +466,84 @@ class _HDF5Physical(Physical):
         self._recover()
         self._fid = self._open_writer()
         self._writing = True
+        _watch(self)
 
     def end(self) -> None:
-        self._groups.clear()
         fid, raw, writing = self._fid, self._raw, self._writing
         self._fid = self._raw = None
         self._writing = False
+        failures, self._failures = self._failures, []
         try:
-            if fid is not None:
-                fid.close()  # HDF5 writes its metadata (through the journal, if any)
+            if writing and fid is not None:
+                failures += self._close_writer(fid, raw, failures)
+                if failures:
+                    self._undo_session(raw)
+                    raise write_failure(self.filename, failures)
                 if raw is not None:
                     raw.commit()
-                elif writing:  # the file is complete: forget the journal
+                else:  # the file is complete: forget the journal
                     finish_whole_file(self.filename, self._journal_path, self.durable)
+            else:
+                self._groups.clear()
+                if fid is not None:
+                    fid.close()
         finally:
+            _WRITERS.pop(self, None)
+            self._groups.clear()
             if raw is not None:
                 raw.close()  # after a failure, the journal stays for the next session
             self._close(None)
             self._lock.release()
+
+    def _close_writer(self, fid: h5f.FileID, raw: JournaledFile | None, failures: list) -> list:
+        """Flush and close a write session's file; the write errors met doing it.
+
+        HDF5 reports some write errors only as h5py frees its handles, and
+        only by printing them ("Exception ignored in ... __dealloc__"): those
+        are caught here too, as are the errors of the file object under HDF5.
+        """
+        caught: list[BaseException] = []
+        fd = fid.get_vfd_handle() if raw is None else None
+        if not failures:
+            try:
+                h5f.flush(fid)  # raises what the metadata cache cannot write
+            except (OSError, RuntimeError) as exc:
+                caught.append(exc)
+        if caught or failures:
+            _disarm(fd)
+        self._groups.clear()
+        try:
+            fid.close()  # HDF5 writes the rest (through the journal, if any)
+        except (OSError, RuntimeError) as exc:
+            caught.append(exc)
+            _disarm(fd)
+        finally:
+            _WRITERS.pop(self, None)
+        if raw is not None:
+            try:
+                raw.check()
+            except OSError as exc:
+                caught.append(exc)
+        return caught
+
+    def _undo_session(self, raw: JournaledFile | None) -> None:
+        """Restore the file as it was before this session, from its journal."""
+        if raw is not None:
+            raw.close()
+        roll_back(self.filename, self._journal_path)
+
+    def _noting(self, func, *args) -> Any:
+        """``func(*args)``; an error of the disk is noted: the session is undone.
+        After one, HDF5 is not asked to do anything more in this session (its
+        state after a failed write is not to be trusted: it may crash)."""
+        if self._failures:
+            raise write_failure(self.filename, self._failures)
+        try:
+            return func(*args)
+        except (OSError, RuntimeError) as exc:
+            if not isinstance(exc, CorruptStoreError):
+                self._failures.append(exc)
+            raise
 
     def _object(self, gpath: GPath) -> Any:
         """The group at ``gpath`` (KeyError if there is none), opened one hard
@@ -467,6 +592,10 @@ class _HDF5Physical(Physical):
         return bytes(text[()])
 
     def write_record(self, gpath: GPath, data: bytes) -> None:
+        check_space(self.filename, len(data) + SPACE_MARGIN)
+        self._noting(self._write_record, gpath, data)
+
+    def _write_record(self, gpath: GPath, data: bytes) -> None:
         group = self._object(gpath)
         key = RECORD.encode()
         if _has(group, key):
@@ -518,6 +647,11 @@ class _HDF5Physical(Physical):
         return arr
 
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
+        nbytes = value.nbytes if isinstance(value, np.ndarray) else len(value)
+        check_space(self.filename, nbytes + SPACE_MARGIN)
+        self._noting(self._write_external, gpath, name, value, entry)
+
+    def _write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
         group = self._object(gpath)
         key = name.encode("utf-8")
         if _has(group, key):  # left by a killed process: the name is unused
@@ -532,6 +666,9 @@ class _HDF5Physical(Physical):
         _create_dataset(group, name, data, self._dataset_options)
 
     def delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
+        self._noting(self._delete_external, gpath, name, entry)
+
+    def _delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
         group = self._object(gpath)
         key = name.encode("utf-8")
         if _has(group, key):  # a link is removed, never what it points to
@@ -539,6 +676,9 @@ class _HDF5Physical(Physical):
         self._forget_groups()
 
     def create_group(self, gpath: GPath) -> None:
+        self._noting(self._create_group, gpath)
+
+    def _create_group(self, gpath: GPath) -> None:
         parent = self._object(gpath[:-1])
         key = gpath[-1].encode("utf-8")
         if _has(parent, key):  # left by a killed process: the name is unused

@@ -20,13 +20,14 @@ is ignored (the data write it protects had not started yet).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
 import stat
 import struct
 
-from tinystore.errors import UnsafeStoreError
+from tinystore.errors import StoreFullError, UnsafeStoreError
 
 #: For tests of durable writes: when a list, every fsync, rename and unlink
 #: done through the helpers below is appended to it as ``(call, path,
@@ -72,6 +73,47 @@ def unlink(path: str) -> None:
     _note("unlink", path)
 
 
+#: Errors that say the disk (or the user's share of it) is full.
+FULL_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name)
+)
+
+
+def check_space(path: str, nbytes: int) -> None:
+    """Refuse (StoreFullError) to write ``nbytes`` beside ``path`` if the file
+    system has not that much free space: a cheap first check, before anything
+    is written; the writers still detect a failed write and roll it back.
+    Costs one ``statvfs`` (about a microsecond)."""
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except (AttributeError, OSError):  # no statvfs (Windows): the write will tell
+        return
+    free = st.f_bavail * st.f_frsize
+    if nbytes > free:
+        why = f"{nbytes} bytes to write, but only {free} free; nothing was changed"
+        raise StoreFullError(errno.ENOSPC, why, path)
+
+
+def full_error(exc: OSError, path: str) -> OSError:
+    """``exc`` as a StoreFullError if it says the disk is full, else ``exc``."""
+    if isinstance(exc, StoreFullError) or exc.errno not in FULL_ERRNOS:
+        return exc
+    return StoreFullError(exc.errno, f"{exc.strerror}; the write was undone", path)
+
+
+def write_failure(path: str, failures: list) -> OSError:
+    """The error to raise for a write session of ``path`` that met ``failures``
+    (the first one is its cause) and was rolled back."""
+    first = failures[0]
+    code = getattr(first, "errno", None)
+    if code is None and "No space left" in str(first):
+        code = errno.ENOSPC
+    message = f"writing failed ({first}); the store was rolled back to its last complete state"
+    if code in FULL_ERRNOS:
+        return StoreFullError(code, message, path)
+    return OSError(code or errno.EIO, message, path)
+
+
 _HEAD = struct.Struct("<Q")
 _REC = struct.Struct("<QI")
 PAGE = 4096
@@ -86,11 +128,27 @@ class JournaledFile(io.RawIOBase):
         self._path = path
         self._journal_path = journal_path
         self._durable = durable
+        #: the first write error: after one, nothing more is written (a page
+        #: whose journaling failed must never be overwritten), and it is raised
+        #: again at :meth:`check`, however HDF5 reported it
+        self.failure: OSError | None = None
         self._length = os.fstat(self._f.fileno()).st_size
         self._saved: set[int] = set()  # pages already in the journal
-        self._journal = _create_journal(journal_path)
-        self._journal.write(_HEAD.pack(self._length))
-        self._journal.flush()
+        self._journal = None
+        try:
+            self._journal = _create_journal(journal_path)
+            self._journal.write(_HEAD.pack(self._length))
+            self._journal.flush()
+        except OSError as exc:  # nothing written to the file yet: the journal goes
+            self._f.close()
+            if self._journal is not None:
+                with contextlib.suppress(OSError):
+                    self._journal.close()
+            with contextlib.suppress(OSError):
+                os.unlink(journal_path)
+            if exc.errno in FULL_ERRNOS:
+                raise StoreFullError(exc.errno, f"no space for the journal: {exc}", path) from exc
+            raise
         if durable:  # the journal's name on the disk before the file changes
             fsync_fd(self._journal.fileno(), journal_path)
             fsync_dir_of(journal_path)
@@ -135,20 +193,45 @@ class JournaledFile(io.RawIOBase):
             fsync_fd(self._journal.fileno(), self._journal_path)
         self._f.seek(here)
 
+    def _failing(self, exc: OSError) -> OSError:
+        if self.failure is None:
+            self.failure = exc
+        return exc
+
     def write(self, data) -> int:
-        start = self._f.tell()
-        size = len(memoryview(data).cast("B"))
-        self._save(start, start + size)
-        return self._f.write(data)
+        if self.failure is not None:
+            raise OSError(self.failure.errno, f"an earlier write failed: {self.failure}")
+        try:
+            start = self._f.tell()
+            size = len(memoryview(data).cast("B"))
+            self._save(start, start + size)
+            return self._f.write(data)
+        except OSError as exc:
+            raise self._failing(exc) from None
 
     def truncate(self, size: int | None = None) -> int:
-        size = self._f.tell() if size is None else size
-        self._save(size, self._length)
-        return self._f.truncate(size)
+        if self.failure is not None:
+            raise OSError(self.failure.errno, f"an earlier write failed: {self.failure}")
+        try:
+            size = self._f.tell() if size is None else size
+            self._save(size, self._length)
+            return self._f.truncate(size)
+        except OSError as exc:
+            raise self._failing(exc) from None
 
     def flush(self) -> None:
         if not self._f.closed:
-            self._f.flush()
+            try:
+                self._f.flush()
+            except OSError as exc:
+                raise self._failing(exc) from None
+
+    def check(self) -> None:
+        """Raise the first write error of the session, if there was one."""
+        if self.failure is None and not self.closed:
+            self.flush()
+        if self.failure is not None:
+            raise self.failure
 
     def close(self) -> None:
         """Close the file, but keep the journal: :meth:`commit` removes it."""
@@ -272,12 +355,19 @@ def save_whole_file(path: str, journal_path: str, limit: int, durable: bool = Fa
         if size > limit:
             return False
         original = f.read(size)
-    with _create_journal(journal_path) as journal:
-        # in the OS (closed) before the caller writes a byte of the file
-        journal.write(_HEAD.pack(len(original)) + _REC.pack(0, len(original)) + original)
-        if durable:
-            journal.flush()
-            fsync_fd(journal.fileno(), journal_path)
+    try:
+        with _create_journal(journal_path) as journal:
+            # in the OS (closed) before the caller writes a byte of the file
+            journal.write(_HEAD.pack(len(original)) + _REC.pack(0, len(original)) + original)
+            if durable:
+                journal.flush()
+                fsync_fd(journal.fileno(), journal_path)
+    except OSError as exc:  # a full disk, say: the file is untouched, the journal goes
+        with contextlib.suppress(OSError):
+            os.unlink(journal_path)
+        if exc.errno in FULL_ERRNOS:
+            raise StoreFullError(exc.errno, f"no space for the journal: {exc}", path) from exc
+        raise
     if durable:
         fsync_dir_of(journal_path)
     return True

@@ -34,7 +34,7 @@ from tinystore.errors import (
     NotAStoreError,
     UnsafeStoreError,
 )
-from tinystore.storage.journal import fsync_fd, fsync_path, rename
+from tinystore.storage.journal import check_space, fsync_fd, fsync_path, full_error, rename
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, check_regular, unsafe_file
 from tinystore.storage.record import (
@@ -236,19 +236,31 @@ class _DirPhysical(Physical):
             raise FileNotFoundError(f"no tinystore directory at {root}")
         if mode in ("w-", "x") and ours:
             raise FileExistsError(f"{root} already exists (mode {mode!r})")
+        created = not self.readonly and not os.path.lexists(root)
         if not self.readonly:
             root.mkdir(parents=True, exist_ok=True)
         self._lock = StoreLock(root / LOCK, self.location, lock_timeout, self.readonly)
         self._journal: Any = None
         self._folders: dict[GPath, str] = {}  # group directories checked this session
-        self._lock.acquire()
         try:
-            if mode == "w" and ours:
-                self._empty_root()
-            if not is_store_dir(root):
-                self.write_record((), dumps_record([{"g": 1, "c": {}}], pretty=True))
-        finally:
-            self._lock.release()
+            self._lock.acquire()
+            try:
+                if mode == "w" and ours:
+                    self._empty_root()
+                if not is_store_dir(root):
+                    self.write_record((), dumps_record([{"g": 1, "c": {}}], pretty=True))
+            finally:
+                self._lock.release()
+        except OSError:
+            if created:  # a full disk, say: no half-made store is left behind
+                self._remove_new_root()
+            raise
+
+    def _remove_new_root(self) -> None:
+        """Remove the root this instance created, if it holds only the lock."""
+        with contextlib.suppress(OSError):
+            _unlink(os.path.join(self._root, LOCK))
+            os.rmdir(self._root)
 
     def _empty_root(self) -> None:
         """Mode "w": everything but the lock goes; a store holding a symbolic
@@ -306,8 +318,11 @@ class _DirPhysical(Physical):
         if self._journal is None:
             fd = create_in_store(os.path.join(self._root, JOURNAL), append=True)
             self._journal = os.fdopen(fd, "ab")
-        self._journal.write(orjson.dumps(note) + b"\n")
-        self._journal.flush()
+        try:
+            self._journal.write(orjson.dumps(note) + b"\n")
+            self._journal.flush()
+        except OSError as exc:
+            raise full_error(exc, os.path.join(self._root, JOURNAL)) from None
 
     def read_journal(self) -> list:
         try:
@@ -391,6 +406,9 @@ class _DirPhysical(Physical):
                 if self.durable:
                     f.flush()
                     fsync_fd(f.fileno(), tmp)
+        except OSError as exc:
+            _unlink(tmp)
+            raise full_error(exc, tmp) from None
         except BaseException:
             _unlink(tmp)
             raise
@@ -547,6 +565,15 @@ class _DirPhysical(Physical):
         # refers to it until the record is written) and already in the journal,
         # so a killed process leaves no half-written file that anything reads.
         path = self._file(gpath, name, entry)
+        check_space(path, value.nbytes if isinstance(value, np.ndarray) else len(value))
+        try:
+            self._write_file(path, value)
+        except OSError as exc:  # a full disk: the partial file goes (nothing names it)
+            with contextlib.suppress(OSError):
+                _unlink(path)
+            raise full_error(exc, path) from None
+
+    def _write_file(self, path: str, value: Any) -> None:
         with os.fdopen(create_in_store(path), "wb") as f:
             if type(value) is not np.ndarray:
                 f.write(value)

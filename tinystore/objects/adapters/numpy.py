@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tinystore.errors import UnloadableError
+from tinystore.objects.budget import check_dtype, check_items
 from tinystore.objects.registry import Adapter, register_adapter
 from tinystore.storage.leaves import array_order, describe_dtype, dtype_from_json, same_dtype
 
@@ -38,8 +39,10 @@ class ObjectArrayAdapter(Adapter):
             if not isinstance(dtype, np.dtype):
                 raise UnloadableError(f"an array's dtype is a {type(dtype).__name__:.40}")
             children = children[1:]
+            check_dtype(dtype, "an object array")
         else:
             dtype = _dtype(attrs["d"])
+        check_items(attrs["s"], len(children), "an object array")  # before allocating
         shape = tuple(attrs["s"])
         order = attrs.get("o", "C")
         arr = np.empty(shape, dtype=dtype, order=order)
@@ -100,6 +103,7 @@ class DtypeAdapter(Adapter):
             raise UnloadableError(f"a stored dtype is rebuilt by numpy.dtype, not {cls!r:.60}")
         dtype = cls(*args)
         dtype.__setstate__(state)
+        check_dtype(dtype, "a stored dtype")  # numpy trusts its state: checked before use
         return dtype
 
 

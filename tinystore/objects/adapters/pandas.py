@@ -127,6 +127,7 @@ from typing import Any
 
 import numpy as np
 
+from tinystore.objects.budget import check_length, check_time_zone
 from tinystore.objects.encode import is_key
 from tinystore.objects.registry import Adapter, register_adapter
 
@@ -236,7 +237,9 @@ def _tz_layout(tz: Any, attrs: dict, children: dict) -> None:
 
 
 def _tz(attrs: dict, parts: dict) -> Any:
-    return parts["tz"] if "tz" in parts else attrs.get("tz")
+    tz = parts["tz"] if "tz" in parts else attrs.get("tz")
+    check_time_zone(tz, "a stored time zone")  # a name, never a file's path
+    return tz
 
 
 def _freq_layout(freq: Any, attrs: dict, children: dict) -> None:
@@ -417,6 +420,8 @@ class DataFrameAdapter(_PandasAdapter):
         arrays = list(parts["data"].values())
         if len(arrays) != len(columns):
             raise ValueError(f"{len(arrays)} stored columns for {len(columns)} column labels")
+        for a in arrays:
+            check_length(a, index, "a stored DataFrame")
         pd.DataFrame.__init__(
             frame,
             {i: _series_input(pd, a, index) for i, a in enumerate(arrays)},
@@ -460,6 +465,7 @@ class SeriesAdapter(_PandasAdapter):
         remember(series)
         parts = yield children
         values = parts["values"]
+        check_length(values, parts["index"], "a stored Series")
         pd.Series.__init__(
             series,
             values,
