@@ -303,7 +303,7 @@ def test_storage_options_without_environment(s3_server, monkeypatch):
 
 def test_fsspec_when_obstore_is_missing(s3_url, monkeypatch):
     """Without obstore, URLs go through fsspec (s3fs), which reads the same variables."""
-    pytest.importorskip("s3fs", reason="s3fs is in the test extra")
+    pytest.importorskip("s3fs", reason="s3fs is in the s3-fsspec extra (not in all)")
     monkeypatch.setitem(sys.modules, "obstore", None)
     monkeypatch.setitem(sys.modules, "obstore.store", None)
     big = np.arange(5000.0)
