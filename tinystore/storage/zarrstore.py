@@ -632,6 +632,8 @@ class _ZarrPhysical(Physical):
             )
         if data.dtype != expected:
             data = data.astype(expected)  # byte order
+        elif data.dtype.type is not expected.type:
+            data = data.view(expected)  # np.record and the like: == ignores the scalar type
         if entry.get("o") == "F":
             data = np.asfortranarray(data)
         return data
