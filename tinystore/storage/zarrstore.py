@@ -624,16 +624,23 @@ class _ZarrPhysical(Physical):
         if (
             data.shape != shape
             or data.dtype.str[1:] != expected.str[1:]
-            or (data.dtype.names != expected.names)
+            or (data.dtype.names is not None and data.dtype.names != expected.names)
         ):
             raise CorruptStoreError(
                 f"array {key!r} holds {data.dtype}{data.shape}, but the record says "
                 f"{expected}{shape}"
             )
-        if data.dtype != expected:
+        if data.dtype.str == expected.str:
+            # the same bytes: the fields of a union over an int, or the scalar type
+            # of np.record (which == ignores), come back from the record
+            if (
+                data.dtype != expected
+                or data.dtype.type is not expected.type
+                or data.dtype.names != expected.names
+            ):
+                data = data.view(expected)
+        else:
             data = data.astype(expected)  # byte order
-        elif data.dtype.type is not expected.type:
-            data = data.view(expected)  # np.record and the like: == ignores the scalar type
         if entry.get("o") == "F":
             data = np.asfortranarray(data)
         return data
