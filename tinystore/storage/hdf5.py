@@ -402,6 +402,27 @@ class _HDF5Physical(Physical):
         self._fid = self._open_writer()
         self._writing = True
 
+    can_abort = True
+
+    def abort(self) -> bool:
+        """Put the file back as the write session found it (from its rollback
+        journal) and start the session again; a failed transaction that freed
+        replaced data early is undone this way (see ``_Store.discard``)."""
+        if not self._writing:
+            return False
+        self._groups.clear()
+        fid, raw = self._fid, self._raw
+        self._fid = self._raw = None
+        try:
+            if fid is not None:
+                fid.close()
+        finally:
+            if raw is not None:
+                raw.close()
+            roll_back(self.filename, self._journal_path)
+        self._fid = self._open_writer()
+        return True
+
     def end(self) -> None:
         self._groups.clear()
         fid, raw, writing = self._fid, self._raw, self._writing

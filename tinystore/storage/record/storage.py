@@ -318,6 +318,10 @@ class RecordStorage(GenericStorage):
             # everything stored so far goes: list it physically (no need to parse the record)
             old = store.physical.list_names(())
             for kind, name, entry in old:
+                if store.free_early:  # freed now, so the new tree can reuse the space
+                    store._remove((), kind, name, entry)
+                    store.freed.append(((), name))
+                    continue
                 store.garbage.append(((), kind, name, entry))
                 store.physical.journal((), kind, name, entry)
             new = Record([])

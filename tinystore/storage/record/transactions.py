@@ -52,6 +52,12 @@ class _Store:
         self.depth = 0
         self.garbage: list[tuple[GPath, str, str, dict]] = []
         self.written: list[tuple[GPath, str, str, dict]] = []
+        #: physical names removed early (see ``discard``), released at commit
+        self.freed: list[tuple[GPath, str]] = []
+        #: True once a transaction committed in the current write session
+        self.committed = False
+        #: True while the running transaction may free replaced data at once
+        self.free_early = False
         self.closed = False
 
     def check_open(self) -> None:
@@ -68,6 +74,7 @@ class _Store:
         if self.sessions == 0:
             physical.begin(write)
             self.session_write = write
+            self.committed = False
             if physical.shared:
                 self.records.clear()  # another process may have written meanwhile
             if write:
@@ -146,6 +153,11 @@ class _Store:
     def transaction(self) -> Iterator[None]:
         """All-or-nothing writes: records are written once, at the end."""
         with self.session(write=True):
+            if self.depth == 0:
+                # the first transaction of its session can be undone by aborting
+                # the session, so the data it replaces may be freed before the
+                # new is written (the file needs one copy of it, not two)
+                self.free_early = self.physical.can_abort and not self.committed
             self.depth += 1
             try:
                 yield
@@ -172,6 +184,13 @@ class _Store:
             self._rollback()
             raise
         self.written.clear()
+        self.committed = True
+        self.free_early = False
+        for gpath, name in self.freed:
+            rec = self.records.get(gpath)
+            if rec is not None and rec._names is not None:
+                rec._names.discard(name)
+        self.freed.clear()
         garbage, self.garbage = self.garbage, []
         if garbage:
             self.physical.commit()  # the new state is flushed before the old goes
@@ -185,6 +204,9 @@ class _Store:
 
     def _rollback(self) -> None:
         """Forget unwritten changes and remove what this transaction wrote."""
+        if self.free_early or self.freed:
+            self._abort()
+            return
         for gpath, rec in list(self.records.items()):
             if rec.dirty:
                 del self.records[gpath]
@@ -200,6 +222,16 @@ class _Store:
         if removed:
             with contextlib.suppress(Exception):
                 self.physical.clear_journal()
+
+    def _abort(self) -> None:
+        """Roll back a transaction that owned its session: the file goes back
+        to the start of the session (it may have freed replaced data)."""
+        self.records.clear()
+        self.written.clear()
+        self.garbage.clear()
+        self.freed.clear()
+        self.free_early = False
+        self.physical.abort()
 
     def _remove(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
         check_name(name, self.describe(gpath))
@@ -226,6 +258,10 @@ class _Store:
             else:
                 for kind, name, ent in _entry_names(e):
                     check_name(name, self.describe(gpath))
+                    if self.free_early:  # see transaction(): aborting the session undoes it
+                        self._remove(gpath, kind, name, ent)
+                        self.freed.append((gpath, name))
+                        continue
                     self.garbage.append((gpath, kind, name, ent))
                     # noted before the commit, so a crash after it cannot leave it behind
                     self.physical.journal(gpath, kind, name, ent)
