@@ -330,6 +330,13 @@ class RecordStorage(GenericStorage):
             new.dirty = True
             store.records[()] = new
 
+    def remove_orphans(self) -> list[str]:
+        """Remove the files (datasets) of this store that no record refers to,
+        such as a process killed half-way through a write may leave; returns
+        their physical paths.  Safe at any time: nothing refers to them."""
+        self._check_writable()
+        return self._store.sweep()
+
     def _session(self, write: bool = False):
         return self._store.session(write)
 

@@ -266,6 +266,27 @@ class _Store:
                     # noted before the commit, so a crash after it cannot leave it behind
                     self.physical.journal(gpath, kind, name, ent)
 
+    def sweep(self) -> list[str]:
+        """Remove every physical name no record refers to (left by a killed
+        process on a backend without a rollback journal); their paths."""
+        removed = []
+        with self.transaction():
+            stack: list[GPath] = [()]
+            while stack:
+                gpath = stack.pop()
+                used = {}
+                for node in self._record(gpath).nodes:
+                    for entry in _children_entries(node) if node is not None else ():
+                        for kind, name, _ in _entry_names(entry):
+                            used[name] = kind
+                for kind, name, entry in self.physical.list_names(gpath):
+                    if used.get(name) != kind:
+                        self._remove(gpath, kind, name, entry)
+                        removed.append("/".join(gpath + (name,)))
+                    elif kind == "G":
+                        stack.append(gpath + (name,))
+        return removed
+
     # -- writing trees -------------------------------------------------
     def leaf_entry(self, gpath: GPath, rec: Record, key: str, value: Any) -> Any:
         if leaf_nbytes(value) <= INLINE_LIMIT:
