@@ -63,6 +63,11 @@ class Physical(abc.ABC):
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
         """The array (``entry["k"] == "A"``) or bytes stored as ``name``."""
 
+    def read_external_slice(self, gpath: GPath, name: str, entry: dict, selection: Any) -> Any:
+        """``read_external(...)[selection]`` for an array; backends that can
+        read only the bytes the selection needs override it."""
+        return self.read_external(gpath, name, entry)[selection]
+
     @abc.abstractmethod
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
         """Store an array or bytes as ``name``; may add fields to ``entry``."""

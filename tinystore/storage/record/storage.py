@@ -186,6 +186,12 @@ class RecordStorage(GenericStorage):
                 return self._view(self, self._gpath + (name,), (), key)
         return self._store.value(self._gpath, entry)
 
+    def _slice(self, key: str, selection: Any) -> Any:
+        entry = _child_entry(self._node(), key)
+        if type(entry) is dict and "X" in entry and entry.get("k") == "A":
+            return self._store.external_slice(self._gpath, entry, selection)
+        return super()._slice(key, selection)
+
     def _peek(self, key: str) -> Any:
         entry = _child_entry(self._node(), key)
         if type(entry) is dict and "X" in entry:

@@ -359,6 +359,19 @@ class _Store:
                 f"external leaf {entry.get('X')!r} of {self.describe(gpath)} cannot be read: {exc}"
             ) from exc
 
+    def external_slice(self, gpath: GPath, entry: dict, selection: Any) -> Any:
+        """``selection`` of the external array ``entry``, reading what it needs."""
+        with self.session():
+            check_name(entry["X"], self.describe(gpath))
+            try:
+                return self.physical.read_external_slice(gpath, entry["X"], entry, selection)
+            except (CorruptStoreError, StorageClosedError, IndexError, TypeError):
+                raise
+            except Exception as exc:
+                raise CorruptStoreError(
+                    f"external leaf {entry['X']!r} of {self.describe(gpath)} cannot be read: {exc}"
+                ) from exc
+
     def read_tree(self, gpath: GPath, index: Any, lazy: bool = False, plain: Any = None) -> Tree:
         """The subtree at node ``index`` of a record, every leaf read.
 
