@@ -356,10 +356,15 @@ def _cmd_verify(args) -> int:
                     damaged += 1
         finally:
             progress.close()
+        unchecked = getattr(s, "unchecked", [])
+    for what in unchecked:
+        print(f"no checksum: {what}")
     print(
         f"{_count(checked, 'node')} read ({_count(progress.leaves, 'leaf', 'leaves')}, "
-        f"{progress.bytes:,} bytes), {damaged} damaged"
+        f"{progress.bytes:,} bytes), {damaged} damaged",
+        end="",
     )
+    print(f", {len(unchecked)} without a checksum (written before checksums)" if unchecked else "")
     return 1 if damaged else 0
 
 

@@ -336,6 +336,12 @@ class RecordStorage(GenericStorage):
             new.dirty = True
             store.records[()] = new
 
+    @property
+    def unchecked(self) -> list[str]:
+        """The records and external leaves read so far that had no checksum
+        to check (written before tinystore wrote checksums)."""
+        return sorted(self._store.unchecked)
+
     def remove_orphans(self) -> list[str]:
         """Remove the files (datasets) of this store that no record refers to,
         such as a process killed half-way through a write may leave; returns

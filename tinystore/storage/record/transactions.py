@@ -18,6 +18,7 @@ from tinystore.errors import (
     StorageClosedError,
 )
 from tinystore.storage.base import Tree
+from tinystore.storage.checksum import leaf_sum
 from tinystore.storage.leaves import (
     array_meta,
     decode_inline,
@@ -58,6 +59,8 @@ class _Store:
         self.committed = False
         #: True while the running transaction may free replaced data at once
         self.free_early = False
+        #: records and external leaves read without a checksum (older files)
+        self.unchecked: set[str] = set()
         self.closed = False
 
     def check_open(self) -> None:
@@ -138,6 +141,8 @@ class _Store:
                     )
                 raise CorruptStoreError(f"the record of {where} is missing")
             rec = loads_record(data, where)
+            if not rec.checked:
+                self.unchecked.add(f"the record of {where}")
             self.records[gpath] = rec
         return rec
 
@@ -297,6 +302,9 @@ class _Store:
             entry.update(array_meta(value))
         else:
             entry = {"X": name, "k": "B" if type(value) is bytes else "BA", "n": len(value)}
+        checksum = leaf_sum(value, entry.get("o", "C"))
+        if checksum is not None:
+            entry["h"] = checksum
         self.written.append((gpath, "X", name, entry))
         self.physical.journal(gpath, "X", name, entry)
         self.physical.write_external(gpath, name, value, entry)
@@ -344,6 +352,7 @@ class _Store:
                     f"external leaf {entry['X']!r} of {self.describe(gpath)} has {len(value)} "
                     f"bytes, but the record says {entry['n']}"
                 )
+            self._check_sum(gpath, entry, value)
             if entry.get("k") == "A" and ("al" in entry or "m" in entry):
                 value = value.view(with_flags(value.dtype, entry))
             return bytearray(value) if entry.get("k") == "BA" else value
@@ -371,6 +380,18 @@ class _Store:
                 raise CorruptStoreError(
                     f"external leaf {entry['X']!r} of {self.describe(gpath)} cannot be read: {exc}"
                 ) from exc
+
+    def _check_sum(self, gpath: GPath, entry: dict, value: Any) -> None:
+        """Compare an external leaf just read with the checksum its record holds."""
+        expected = entry.get("h")
+        if expected is None:
+            self.unchecked.add(f"leaf {entry['X']!r} of {self.describe(gpath)}")
+            return
+        if leaf_sum(value, entry.get("o", "C")) != expected:
+            raise CorruptStoreError(
+                f"external leaf {entry['X']!r} of {self.describe(gpath)} is damaged "
+                "(its checksum does not match its record)"
+            )
 
     def read_tree(self, gpath: GPath, index: Any, lazy: bool = False, plain: Any = None) -> Tree:
         """The subtree at node ``index`` of a record, every leaf read.
