@@ -68,3 +68,10 @@ def test_a_root_object_is_copied_leaf_by_leaf(tmp_path):
     tinystore.save(obj, tmp_path / "a.h5")
     assert tinystore.cli.main(["convert", str(tmp_path / "a.h5"), str(tmp_path / "b.json")]) == 0
     assert pickle.dumps(tinystore.load(tmp_path / "b.json")) == pickle.dumps(obj)
+
+
+def test_keys_a_path_cannot_name_are_copied_whole(tmp_path):
+    obj = {"a/b": np.arange(10000.0), "@x": [np.arange(5000.0)], "": np.ones(4000), "k": 1}
+    tinystore.save(obj, tmp_path / "a.h5")
+    assert tinystore.cli.main(["convert", str(tmp_path / "a.h5"), str(tmp_path / "b.json")]) == 0
+    assert pickle.dumps(tinystore.load(tmp_path / "b.json")) == pickle.dumps(obj)
