@@ -390,7 +390,7 @@ def test_loading_a_missing_file_leaves_nothing_behind(tmp_path):
 
 def test_public_surface_is_small_and_importable():
     expected = (
-        "save load delete open backends errors Storable Recipe Adapter register_adapter "
+        "save load delete compact open backends errors Storable Recipe Adapter register_adapter "
         "register_reducer ObjectCodec GenericStorage HDF5Storage JSONDirStorage MemoryStorage "
         "Tree __version__"
     )

@@ -8,6 +8,7 @@
 
 from tinystore import backends, errors
 from tinystore._api import delete, load, open, save
+from tinystore._compact import compact
 from tinystore.objects.codec import ObjectCodec
 from tinystore.objects.recipe import Recipe
 from tinystore.objects.registry import Adapter, register_adapter, register_reducer
@@ -20,6 +21,7 @@ __all__ = [
     "save",
     "load",
     "delete",
+    "compact",
     "open",
     "backends",
     "errors",

@@ -179,6 +179,7 @@ def load(
     safe: bool | None = None,
     allow: Iterable[str] = (),
     version_check: Any = "warn",
+    slice: Any = None,  # noqa: A002 - the word users look for
     **options: Any,
 ) -> Any:
     """Load the object saved in ``filename`` (or only the part at ``path``;
@@ -187,19 +188,28 @@ def load(
     h5io / pyiron_base files load as plain data by default (see
     :mod:`tinystore.legacy`); ``safe=False`` rebuilds their objects and
     unpickles their pickled parts, ``allow=[...]`` rebuilds those classes.
+
+    ``slice``: for an array at ``path``, only this part of it (numpy
+    indexing, e.g. ``numpy.s_[0:10, ..., 3]``), reading only the bytes it
+    needs (see ``GenericStorage.read_slice``).
     """
     _check_path(path)
+    if slice is not None and path is None:
+        raise TypeError("load(slice=...) needs the path of an array")
     codec = {"safe": safe, "allow": allow, "version_check": version_check}
     try:
-        return _load(filename, path, backend, options, codec)
+        return _load(filename, path, backend, options, codec, slice)
     except NotAStoreError:
         legacy = _legacy_instead(resolve_location(filename), backend)
         if legacy is None:
             raise
-        return _load(filename, path, legacy, options, codec)
+        return _load(filename, path, legacy, options, codec, slice)
 
 
-def _load(filename, path, backend, options: dict, codec: dict) -> Any:
+def _load(filename, path, backend, options: dict, codec: dict, part: Any = None) -> Any:
+    if part is not None:
+        with _open(filename, "r", backend, options, codec, check=False) as storage:
+            return storage.read_slice(path, part)
     with (
         _open(
             filename,

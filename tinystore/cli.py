@@ -29,6 +29,7 @@ import sys
 from typing import Any
 
 from tinystore.errors import NodeNotFoundError, TinystoreError
+from tinystore.storage.copy import copy_store
 
 
 def _open(filename: str, mode: str = "r"):
@@ -219,38 +220,6 @@ class Progress:
             self._bar.close()
 
 
-def copy_store(src, dst, progress=None) -> int:
-    """Copy every node of ``src`` into ``dst`` as stored (nothing is rebuilt);
-    ``progress(value, path)`` is called with each value copied."""
-    count = 0
-    if not src.is_group:
-        tree = src.read_tree()
-        dst.replace_root(tree)
-        if progress is not None:
-            progress(tree, "")
-        return 1
-    for key, value in src.attrs.items():
-        dst.attrs[key] = value
-    stack = [(src, dst)]
-    while stack:
-        source, target = stack.pop()
-        groups = set(source.list_groups())
-        for key in source:
-            if key in groups:
-                child = source[key]
-                group = target.create_group(key)
-                for name, value in child.attrs.items():
-                    group.attrs[name] = value
-                stack.append((child, group))
-            else:
-                value = source.read_tree(key)
-                target[key] = value  # a Tree is stored as it is
-                if progress is not None:
-                    progress(value, source.path + "/" + key if source.path else key)
-            count += 1
-    return count
-
-
 def _is_legacy_source(src: str) -> bool:
     from tinystore.storage.registry import is_legacy_file
 
@@ -341,6 +310,16 @@ def _cmd_convert(args) -> int:
     return 0
 
 
+def _cmd_compact(args) -> int:
+    import tinystore
+
+    done = tinystore.compact(args.file)
+    for path in done["removed"]:
+        print(f"removed /{path}: no record refers to it")
+    print(f"{args.file}: {done['before']:,} bytes before, {done['after']:,} after")
+    return 0
+
+
 def _cmd_verify(args) -> int:
     damaged = 0
     checked = 0
@@ -377,10 +356,15 @@ def _cmd_verify(args) -> int:
                     damaged += 1
         finally:
             progress.close()
+        unchecked = getattr(s, "unchecked", [])
+    for what in unchecked:
+        print(f"no checksum: {what}")
     print(
         f"{_count(checked, 'node')} read ({_count(progress.leaves, 'leaf', 'leaves')}, "
-        f"{progress.bytes:,} bytes), {damaged} damaged"
+        f"{progress.bytes:,} bytes), {damaged} damaged",
+        end="",
     )
+    print(f", {len(unchecked)} without a checksum (written before checksums)" if unchecked else "")
     return 1 if damaged else 0
 
 
@@ -433,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(run=_cmd_verify)
+    p = sub.add_parser("compact", help="give back the space a store no longer uses")
+    p.add_argument("file")
+    p.set_defaults(run=_cmd_compact)
     p = sub.add_parser("demo", help="save, browse and load a realistic simulation job")
     p.add_argument("--dir", help="where to write the demo files (default: a temporary folder)")
     p.set_defaults(run=lambda a: __import__("tinystore.demo").demo.run(a.dir))

@@ -162,7 +162,10 @@ class NodeView:
     def __contains__(self, key: object) -> bool:
         return key in self.keys()
 
-    def __getitem__(self, key: str | int) -> NodeView:
+    def __getitem__(self, key: Any) -> Any:
+        if type(key) is not str and self.kind == "leaf" and self.shape is not None:
+            # an array: h5py-style indexing reads only the part it selects
+            return self._storage.read_slice(self.path, key)
         if type(key) is int:  # view["items"][3] for the item at index 3
             key = str(key)
         node = self._node

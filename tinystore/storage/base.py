@@ -54,6 +54,7 @@ from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, ClassVar, Protocol
 
+import numpy as np
 import orjson
 
 from tinystore._paths import RESERVED_PREFIX, check_key, join_path, split_path
@@ -355,6 +356,27 @@ class GenericStorage(MutableMapping, abc.ABC):
             if not node.is_group:
                 return node
         return None
+
+    def read_slice(self, path: str, selection: Any) -> Any:
+        """``selection`` (numpy indexing: slices, ints, ``...``, index lists,
+        boolean masks) of the array leaf stored at ``path``, reading only the
+        bytes it needs where the backend can (HDF5 hyperslabs, a memory map of
+        an ``.npy`` file); other backends read the array and index it.
+        ``TypeError`` if the node is not an array."""
+        with self._hold_session():
+            parent, key = self._lookup(path)
+            try:
+                return parent._slice(key, selection)
+            except KeyError:
+                raise self._missing(path) from None
+
+    def _slice(self, key: str, selection: Any) -> Any:
+        """The capability behind :meth:`read_slice` (this default reads it all)."""
+        value = self._child(key)
+        if type(value) is not np.ndarray:
+            raise TypeError(f"{join_path(self.path, key)!r} is not an array")
+        part = value[selection]
+        return part.copy() if isinstance(part, np.ndarray) and part.base is not None else part
 
     def read_tree(self, path: str = "", *, lazy: bool = False, plain: bool = False) -> Any:
         """The node at ``path`` as stored: a :class:`Tree` (or a leaf), nothing decoded.

@@ -40,7 +40,7 @@ from tinystore.storage.journal import (
     save_whole_file,
     write_failure,
 )
-from tinystore.storage.leaves import array_from_bytes, dtype_from_json
+from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import (
     MAX_RECORD_BYTES,
@@ -468,6 +468,27 @@ class _HDF5Physical(Physical):
         self._writing = True
         _watch(self)
 
+    can_abort = True
+
+    def abort(self) -> bool:
+        """Put the file back as the write session found it (from its rollback
+        journal) and start the session again; a failed transaction that freed
+        replaced data early is undone this way (see ``_Store.discard``)."""
+        if not self._writing:
+            return False
+        self._groups.clear()
+        fid, raw = self._fid, self._raw
+        self._fid = self._raw = None
+        try:
+            if fid is not None:
+                fid.close()
+        finally:
+            if raw is not None:
+                raw.close()
+            roll_back(self.filename, self._journal_path)
+        self._fid = self._open_writer()
+        return True
+
     def end(self) -> None:
         fid, raw, writing = self._fid, self._raw, self._writing
         self._fid = self._raw = None
@@ -645,6 +666,34 @@ class _HDF5Physical(Physical):
         if entry.get("o") == "F":
             arr = np.asfortranarray(arr)
         return arr
+
+    def read_external_slice(self, gpath: GPath, name: str, entry: dict, selection: Any) -> Any:
+        """The selection of a dataset, read as an HDF5 hyperslab (or point
+        selection): only the bytes (chunks) it touches are read.  Selections
+        HDF5 cannot make (unsorted index lists, say) read the whole array."""
+        if entry.get("r") or entry["k"] != "A":
+            return super().read_external_slice(gpath, name, entry, selection)
+        where = f"dataset {name!r} in /{'/'.join(gpath)} of {self.filename}"
+        try:
+            ds = _open_hard(self._object(gpath), name.encode("utf-8"), where)
+        except KeyError:
+            ds = None
+        if not isinstance(ds, h5d.DatasetID):
+            raise CorruptStoreError(f"{where} is missing or not a dataset")
+        _check_dataset(ds, where)
+        dtype = with_flags(dtype_from_json(entry["d"]), entry)
+        shape = tuple(entry["s"])
+        if ds.shape != shape or ds.dtype != dtype:
+            raise CorruptStoreError(
+                f"{where} holds {ds.dtype}{ds.shape}, but the record says {dtype}{shape}"
+            )
+        try:
+            part = h5py.Dataset(ds)[selection]
+        except (TypeError, ValueError, IndexError):  # a selection HDF5 cannot make
+            return super().read_external_slice(gpath, name, entry, selection)
+        if isinstance(part, np.ndarray) and part.dtype != dtype:
+            part = part.view(dtype)  # the aligned flag and metadata of the record
+        return part
 
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
         nbytes = value.nbytes if isinstance(value, np.ndarray) else len(value)

@@ -539,6 +539,33 @@ class _DirPhysical(Physical):
         arr = self._read_npy_other(path, entry, expected, shape)
         return arr if expected is dtype else arr.view(with_flags(dtype, entry))
 
+    def read_external_slice(self, gpath: GPath, name: str, entry: dict, selection: Any) -> Any:
+        """The selection of an ``.npy`` file, through a memory map: only the
+        pages the selection touches are read."""
+        dtype = dtype_from_json(entry["d"])
+        expected = _npy_dtype(dtype)
+        shape = tuple(entry["s"])
+        if expected is not dtype or not expected.itemsize or not all(shape):
+            return super().read_external_slice(gpath, name, entry, selection)
+        path = self._file(gpath, name, entry)
+        with os.fdopen(open_in_store(path), "rb") as f:
+            try:
+                header = _read_npy_header(f)
+                if header is None:  # a format only np.load reads: read it whole
+                    return super().read_external_slice(gpath, name, entry, selection)
+                _check_header(path, header, expected, shape)
+                if bool(header[1]) != (entry.get("o") == "F"):
+                    raise CorruptStoreError(f"{path} is not in the order its record says")
+                data = np.memmap(
+                    f, with_flags(dtype, entry), "r", f.tell(), shape, "F" if header[1] else "C"
+                )
+            except (ValueError, OSError, EOFError) as exc:
+                raise CorruptStoreError(
+                    f"{path} is not a plain .npy array as recorded: {exc}"
+                ) from None
+        part = data[selection]
+        return np.array(part) if isinstance(part, np.ndarray) else part
+
     def _read_npy_other(self, path: str, entry: dict, expected: np.dtype, shape: tuple) -> Any:
         """An empty array, or one whose header only numpy's np.load reads (format 3.0)."""
         try:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from tinystore.errors import BackendError, NodeNotFoundError, StoreLockedError
-from tinystore.storage.leaves import array_from_bytes
+from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
 from tinystore.storage.locking import DEFAULT_TIMEOUT
 from tinystore.storage.record import GPath, Physical, RecordStorage, dumps_record
 
@@ -131,6 +131,15 @@ class _MemoryPhysical(Physical):
         if entry["k"] == "A":
             return array_from_bytes(raw, entry)
         return bytes(raw)
+
+    def read_external_slice(self, gpath: GPath, name: str, entry: dict, selection: Any) -> Any:
+        """The selection of the stored bytes, copied (the rest is not copied)."""
+        raw = self._group(gpath)["ext"][name]
+        dtype = with_flags(dtype_from_json(entry["d"]), entry)
+        shape = tuple(entry["s"])
+        stored = np.frombuffer(raw, dtype, count=int(np.prod(shape, dtype=np.int64)))
+        part = stored.reshape(shape, order=entry.get("o", "C"))[selection]
+        return part.copy() if isinstance(part, np.ndarray) else part
 
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
         if type(value) is np.ndarray:

@@ -41,6 +41,7 @@ from tinystore.errors import (
     UnsupportedValueError,
 )
 from tinystore.storage.base import LeafInfo
+from tinystore.storage.checksum import check_seal, seal
 
 FORMAT_VERSION = (1, 0)
 #: Arrays and byte strings larger than this many bytes are stored outside the record.
@@ -54,6 +55,11 @@ LINE_CHILDREN = 8
 
 
 def dumps_record(nodes: list, pretty: bool = False, attrs: list | None = None) -> bytes:
+    """A record's bytes, sealed with its checksum (see ``storage/checksum.py``)."""
+    return seal(_record_text(nodes, pretty, attrs))
+
+
+def _record_text(nodes: list, pretty: bool = False, attrs: list | None = None) -> bytes:
     """A record's bytes; ``pretty``: a line per node, and a line per eight children
     of a large node.
 
@@ -111,13 +117,17 @@ def loads_record(data: bytes, where: str) -> Record:
             f"{where} was written in tinystore format {version[0]}.x; this tinystore reads "
             f"format {FORMAT_VERSION[0]}.x only: upgrade tinystore to read it"
         )
+    # after the JSON and its version: those errors say more (where, what to do)
+    checked = check_seal(data, where)
     nodes = doc.get("nodes")
     if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
         raise CorruptStoreError(f"the record of {where} has no valid node table")
     attrs = doc.get("attrs", [])
     if type(attrs) is not list or not all(type(a) is dict for a in attrs):
         raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
-    return Record(nodes, attrs)
+    rec = Record(nodes, attrs)
+    rec.checked = checked
+    return rec
 
 
 #: Records larger than this are refused as damaged: tinystore writes big data
@@ -185,7 +195,7 @@ def _entry_names(entry: Any) -> Iterator[tuple[str, str, dict]]:
 class Record:
     """A parsed record: its node and metadata tables and the physical names it uses."""
 
-    __slots__ = ("nodes", "attrs", "_attr_index", "_names", "dirty", "compact")
+    __slots__ = ("nodes", "attrs", "_attr_index", "_names", "dirty", "compact", "checked")
 
     def __init__(self, nodes: list, attrs: list | None = None):
         self.nodes = nodes
@@ -195,6 +205,7 @@ class Record:
         self._names: set | None = None
         self.dirty = False
         self.compact = True  # nodes are in canonical order, unreferenced-free
+        self.checked = True  # read with a checksum that matched (or written by us)
 
     def intern(self, attrs: dict) -> int:
         """The index of (a JSON-exact copy of) ``attrs`` in the metadata table."""

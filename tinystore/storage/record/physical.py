@@ -29,6 +29,18 @@ class Physical(abc.ABC):
     def end(self) -> None:
         """End a session: flush and close handles, release the lock."""
 
+    def abort(self) -> bool:
+        """Undo every write of the current write session (the file as it was
+        when the session began), if this backend can; True if it did.
+
+        A backend that can lets a transaction that is the first of its session
+        free replaced data before writing the new (see ``_Store.discard``).
+        """
+        return False
+
+    #: True if :meth:`abort` can undo a write session (HDF5's rollback journal).
+    can_abort: bool = False
+
     def journal(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
         """Note a physical name about to be written (found again after a crash)."""
 
@@ -50,6 +62,11 @@ class Physical(abc.ABC):
     @abc.abstractmethod
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
         """The array (``entry["k"] == "A"``) or bytes stored as ``name``."""
+
+    def read_external_slice(self, gpath: GPath, name: str, entry: dict, selection: Any) -> Any:
+        """``read_external(...)[selection]`` for an array; backends that can
+        read only the bytes the selection needs override it."""
+        return self.read_external(gpath, name, entry)[selection]
 
     @abc.abstractmethod
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:

@@ -186,6 +186,12 @@ class RecordStorage(GenericStorage):
                 return self._view(self, self._gpath + (name,), (), key)
         return self._store.value(self._gpath, entry)
 
+    def _slice(self, key: str, selection: Any) -> Any:
+        entry = _child_entry(self._node(), key)
+        if type(entry) is dict and "X" in entry and entry.get("k") == "A":
+            return self._store.external_slice(self._gpath, entry, selection)
+        return super()._slice(key, selection)
+
     def _peek(self, key: str) -> Any:
         entry = _child_entry(self._node(), key)
         if type(entry) is dict and "X" in entry:
@@ -318,6 +324,10 @@ class RecordStorage(GenericStorage):
             # everything stored so far goes: list it physically (no need to parse the record)
             old = store.physical.list_names(())
             for kind, name, entry in old:
+                if store.free_early:  # freed now, so the new tree can reuse the space
+                    store._remove((), kind, name, entry)
+                    store.freed.append(((), name))
+                    continue
                 store.garbage.append(((), kind, name, entry))
                 store.physical.journal((), kind, name, entry)
             new = Record([])
@@ -325,6 +335,19 @@ class RecordStorage(GenericStorage):
             packing.add_tree(store, (), new, tree, plain=self._plain_nodes())
             new.dirty = True
             store.records[()] = new
+
+    @property
+    def unchecked(self) -> list[str]:
+        """The records and external leaves read so far that had no checksum
+        to check (written before tinystore wrote checksums)."""
+        return sorted(self._store.unchecked)
+
+    def remove_orphans(self) -> list[str]:
+        """Remove the files (datasets) of this store that no record refers to,
+        such as a process killed half-way through a write may leave; returns
+        their physical paths.  Safe at any time: nothing refers to them."""
+        self._check_writable()
+        return self._store.sweep()
 
     def _session(self, write: bool = False):
         return self._store.session(write)

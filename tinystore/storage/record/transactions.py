@@ -18,6 +18,7 @@ from tinystore.errors import (
     StorageClosedError,
 )
 from tinystore.storage.base import Tree
+from tinystore.storage.checksum import leaf_sum
 from tinystore.storage.leaves import (
     array_meta,
     decode_inline,
@@ -52,6 +53,14 @@ class _Store:
         self.depth = 0
         self.garbage: list[tuple[GPath, str, str, dict]] = []
         self.written: list[tuple[GPath, str, str, dict]] = []
+        #: physical names removed early (see ``discard``), released at commit
+        self.freed: list[tuple[GPath, str]] = []
+        #: True once a transaction committed in the current write session
+        self.committed = False
+        #: True while the running transaction may free replaced data at once
+        self.free_early = False
+        #: records and external leaves read without a checksum (older files)
+        self.unchecked: set[str] = set()
         self.closed = False
 
     def check_open(self) -> None:
@@ -68,6 +77,7 @@ class _Store:
         if self.sessions == 0:
             physical.begin(write)
             self.session_write = write
+            self.committed = False
             if physical.shared:
                 self.records.clear()  # another process may have written meanwhile
             if write:
@@ -131,6 +141,8 @@ class _Store:
                     )
                 raise CorruptStoreError(f"the record of {where} is missing")
             rec = loads_record(data, where)
+            if not rec.checked:
+                self.unchecked.add(f"the record of {where}")
             self.records[gpath] = rec
         return rec
 
@@ -146,6 +158,11 @@ class _Store:
     def transaction(self) -> Iterator[None]:
         """All-or-nothing writes: records are written once, at the end."""
         with self.session(write=True):
+            if self.depth == 0:
+                # the first transaction of its session can be undone by aborting
+                # the session, so the data it replaces may be freed before the
+                # new is written (the file needs one copy of it, not two)
+                self.free_early = self.physical.can_abort and not self.committed
             self.depth += 1
             try:
                 yield
@@ -172,6 +189,13 @@ class _Store:
             self._rollback()
             raise
         self.written.clear()
+        self.committed = True
+        self.free_early = False
+        for gpath, name in self.freed:
+            rec = self.records.get(gpath)
+            if rec is not None and rec._names is not None:
+                rec._names.discard(name)
+        self.freed.clear()
         garbage, self.garbage = self.garbage, []
         if garbage:
             self.physical.commit()  # the new state is flushed before the old goes
@@ -185,6 +209,9 @@ class _Store:
 
     def _rollback(self) -> None:
         """Forget unwritten changes and remove what this transaction wrote."""
+        if self.free_early or self.freed:
+            self._abort()
+            return
         for gpath, rec in list(self.records.items()):
             if rec.dirty:
                 del self.records[gpath]
@@ -200,6 +227,16 @@ class _Store:
         if removed:
             with contextlib.suppress(Exception):
                 self.physical.clear_journal()
+
+    def _abort(self) -> None:
+        """Roll back a transaction that owned its session: the file goes back
+        to the start of the session (it may have freed replaced data)."""
+        self.records.clear()
+        self.written.clear()
+        self.garbage.clear()
+        self.freed.clear()
+        self.free_early = False
+        self.physical.abort()
 
     def _remove(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
         check_name(name, self.describe(gpath))
@@ -226,9 +263,34 @@ class _Store:
             else:
                 for kind, name, ent in _entry_names(e):
                     check_name(name, self.describe(gpath))
+                    if self.free_early:  # see transaction(): aborting the session undoes it
+                        self._remove(gpath, kind, name, ent)
+                        self.freed.append((gpath, name))
+                        continue
                     self.garbage.append((gpath, kind, name, ent))
                     # noted before the commit, so a crash after it cannot leave it behind
                     self.physical.journal(gpath, kind, name, ent)
+
+    def sweep(self) -> list[str]:
+        """Remove every physical name no record refers to (left by a killed
+        process on a backend without a rollback journal); their paths."""
+        removed = []
+        with self.transaction():
+            stack: list[GPath] = [()]
+            while stack:
+                gpath = stack.pop()
+                used = {}
+                for node in self._record(gpath).nodes:
+                    for entry in _children_entries(node) if node is not None else ():
+                        for kind, name, _ in _entry_names(entry):
+                            used[name] = kind
+                for kind, name, entry in self.physical.list_names(gpath):
+                    if used.get(name) != kind:
+                        self._remove(gpath, kind, name, entry)
+                        removed.append("/".join(gpath + (name,)))
+                    elif kind == "G":
+                        stack.append(gpath + (name,))
+        return removed
 
     # -- writing trees -------------------------------------------------
     def leaf_entry(self, gpath: GPath, rec: Record, key: str, value: Any) -> Any:
@@ -240,6 +302,9 @@ class _Store:
             entry.update(array_meta(value))
         else:
             entry = {"X": name, "k": "B" if type(value) is bytes else "BA", "n": len(value)}
+        checksum = leaf_sum(value, entry.get("o", "C"))
+        if checksum is not None:
+            entry["h"] = checksum
         self.written.append((gpath, "X", name, entry))
         self.physical.journal(gpath, "X", name, entry)
         self.physical.write_external(gpath, name, value, entry)
@@ -287,6 +352,7 @@ class _Store:
                     f"external leaf {entry['X']!r} of {self.describe(gpath)} has {len(value)} "
                     f"bytes, but the record says {entry['n']}"
                 )
+            self._check_sum(gpath, entry, value)
             if entry.get("k") == "A" and ("al" in entry or "m" in entry):
                 value = value.view(with_flags(value.dtype, entry))
             return bytearray(value) if entry.get("k") == "BA" else value
@@ -301,6 +367,31 @@ class _Store:
             raise CorruptStoreError(
                 f"external leaf {entry.get('X')!r} of {self.describe(gpath)} cannot be read: {exc}"
             ) from exc
+
+    def external_slice(self, gpath: GPath, entry: dict, selection: Any) -> Any:
+        """``selection`` of the external array ``entry``, reading what it needs."""
+        with self.session():
+            check_name(entry["X"], self.describe(gpath))
+            try:
+                return self.physical.read_external_slice(gpath, entry["X"], entry, selection)
+            except (CorruptStoreError, StorageClosedError, IndexError, TypeError):
+                raise
+            except Exception as exc:
+                raise CorruptStoreError(
+                    f"external leaf {entry['X']!r} of {self.describe(gpath)} cannot be read: {exc}"
+                ) from exc
+
+    def _check_sum(self, gpath: GPath, entry: dict, value: Any) -> None:
+        """Compare an external leaf just read with the checksum its record holds."""
+        expected = entry.get("h")
+        if expected is None:
+            self.unchecked.add(f"leaf {entry['X']!r} of {self.describe(gpath)}")
+            return
+        if leaf_sum(value, entry.get("o", "C")) != expected:
+            raise CorruptStoreError(
+                f"external leaf {entry['X']!r} of {self.describe(gpath)} is damaged "
+                "(its checksum does not match its record)"
+            )
 
     def read_tree(self, gpath: GPath, index: Any, lazy: bool = False, plain: Any = None) -> Tree:
         """The subtree at node ``index`` of a record, every leaf read.
