@@ -161,20 +161,21 @@ class _Store:
     def _commit(self) -> None:
         dirty = [(gp, rec) for gp, rec in self.records.items() if rec.dirty]
         dirty.sort(key=lambda item: -len(item[0]))  # children before their parents
+        pretty = self.physical.pretty
         try:
-            for gpath, rec in dirty:
-                self.physical.write_record(
-                    gpath, dumps_record(rec.canonical(), self.physical.pretty, rec.attrs)
-                )
-                rec.dirty = False
-            self.physical.commit()
+            # all records encoded before any is written; then written as one
+            # (a batch into several groups is one transaction: Physical.write_records)
+            self.physical.write_records(
+                [(gp, dumps_record(rec.canonical(), pretty, rec.attrs)) for gp, rec in dirty]
+            )
         except BaseException:
             self._rollback()
             raise
-        self.written.clear()
+        for _, rec in dirty:
+            rec.dirty = False
+        self.written.clear()  # the records name it now: never rolled back
         garbage, self.garbage = self.garbage, []
-        if garbage:
-            self.physical.commit()  # the new state is flushed before the old goes
+        self.physical.commit()  # the new state is flushed before the old goes
         for gpath, kind, name, entry in garbage:
             self._remove(gpath, kind, name, entry)
             rec = self.records.get(gpath)
