@@ -588,14 +588,18 @@ class _DirPhysical(Physical):
 
     def _end_commit(self, steps: list[tuple[GPath, str]]) -> None:
         """Every new record in place (durable: on the disk): the old ones go,
-        then the intent."""
+        then the intent.  The transaction holds already: if a removal fails,
+        the intent stays and the next writer removes what is left."""
         if self.durable:
             self._note_names(self._root)
             self._sync_names()
-        for gpath, _ in steps:
-            with contextlib.suppress(OSError):  # kept, it is harmless: the record is there
-                unlink(os.path.join(self._folder(gpath), PREVIOUS))
-        unlink(os.path.join(self._root, INTENT))
+        try:
+            for gpath, _ in steps:
+                with contextlib.suppress(FileNotFoundError):
+                    unlink(os.path.join(self._folder(gpath), PREVIOUS))
+            unlink(os.path.join(self._root, INTENT))
+        except OSError:
+            return
         self._note_names(self._root)
 
     def _read_intent(self) -> dict[GPath, str]:

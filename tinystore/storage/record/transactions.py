@@ -176,12 +176,19 @@ class _Store:
         self.written.clear()  # the records name it now: never rolled back
         garbage, self.garbage = self.garbage, []
         self.physical.commit()  # the new state is flushed before the old goes
+        removed = True  # committed: a failure now leaves garbage, never an error
         for gpath, kind, name, entry in garbage:
-            self._remove(gpath, kind, name, entry)
+            try:
+                self._remove(gpath, kind, name, entry)
+            except Exception:
+                removed = False  # the journal keeps it: the next write session removes it
+                continue
             rec = self.records.get(gpath)
             if rec is not None and rec._names is not None:
                 rec._names.discard(name)
-        self.physical.clear_journal()
+        if removed:
+            with contextlib.suppress(OSError):
+                self.physical.clear_journal()
         self.physical.commit()
 
     def _rollback(self) -> None:
