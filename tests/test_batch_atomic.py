@@ -90,6 +90,67 @@ def test_batch_killed_at_every_step_is_all_old_or_all_new(backend, big, tmp_path
 
 @pytest.mark.slow
 @needs_fork
+def test_json_writer_killed_while_it_finishes_a_commit(tmp_path):
+    """The batch killed half-way through its renames, then the next writer
+    killed at each step of finishing them: the one after still finishes."""
+    store = _store("json", tmp_path)
+    steps = _steps(store, False)
+    halfway = []
+    for n in range(1, steps + 1):
+        bw.make(store)
+        bw.forked(store, "kill", n)
+        if (Path(store) / "@commit.json").exists() and list(Path(store).rglob("@tmp-*")):
+            halfway.append(n)
+    assert halfway  # the intent in place, records still to move
+    n = halfway[len(halfway) // 2]
+    bw.make(store)
+    bw.forked(store, "kill", n)
+    status, out = bw.forked(store, "count", job=_write_elsewhere)
+    assert status == 0, out
+    recovery = int(out.split()[1])
+    for m in range(1, recovery + 1):
+        bw.make(store)
+        bw.forked(store, "kill", n)
+        status, out = bw.forked(store, "kill", m, job=_write_elsewhere)
+        assert os.WIFSIGNALED(status), out
+        assert _which(bw.snapshot(store, "r")) == "new", m
+        _write_elsewhere(store)
+        assert _which(bw.snapshot(store)) == "new", m
+        _check_clean(store)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not json", b'[[["a"], "../../outside"]]', b'[[["..", "x"], "@tmp-' + b"0" * 32 + b'"]]'],
+)
+def test_json_damaged_commit_intent_is_named(tmp_path, content):
+    store = _store("json", tmp_path)
+    bw.make(store)
+    (Path(store) / "@commit.json").write_bytes(content)
+    for mode in ("r", "a"):
+        with pytest.raises(tinystore.errors.CorruptStoreError, match="@commit.json"):
+            with tinystore.open(store, mode) as s:
+                s["a/x"]
+
+
+def test_json_symlinked_commit_intent_is_refused(tmp_path):
+    store = _store("json", tmp_path)
+    bw.make(store)
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(b"[]")
+    (Path(store) / "@commit.json").symlink_to(outside)
+    for mode in ("r", "a"):
+        with pytest.raises(tinystore.errors.UnsafeStoreError):
+            with tinystore.open(store, mode) as s:
+                if mode == "r":
+                    s["a/x"]
+                else:
+                    s["a/x"] = 5
+    assert outside.read_bytes() == b"[]"
+
+
+@pytest.mark.slow
+@needs_fork
 def test_json_batch_failing_at_any_step_changes_nothing(tmp_path):
     store = _store("json", tmp_path)
     steps = _steps(store, False)
@@ -165,7 +226,7 @@ def test_readers_never_see_a_batch_half_done(backend, tmp_path):
             s.create_group(g)
             s[g + "/i"] = -1
     writer = subprocess.Popen(
-        [sys.executable, "-c", _ALTERNATE, store, "100"],
+        [sys.executable, "-c", _ALTERNATE, store, "40"],
         env=child_env(),
         stdout=subprocess.PIPE,
         text=True,
@@ -183,4 +244,4 @@ def test_readers_never_see_a_batch_half_done(backend, tmp_path):
     assert writer.returncode == 0 and out.strip() == "done"
     assert len(seen) > 2  # the reads overlapped the batches
     with tinystore.open(store, "r") as s:
-        assert {s[g + "/i"] for g in "abcd"} == {99}
+        assert {s[g + "/i"] for g in "abcd"} == {39}

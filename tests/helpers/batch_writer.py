@@ -141,25 +141,26 @@ def _arm(action: str, target: int) -> None:
     sys.addaudithook(_hook)  # for good: only a process that ends after the batch arms it
 
 
-def _batch_armed(store: str, action: str, target: int) -> str:
+def _batch_armed(store: str, action: str, target: int, job=None) -> str:
     _arm(action, target)
     try:
-        batch(store)
+        (job or batch)(store)
     except OSError as exc:
         return f"failed {_steps} {exc}"
     return f"ok {_steps}"
 
 
-def forked(store: str, action: str, target: int = 0) -> tuple[int, str]:
-    """Run the batch in a forked child (tinystore is imported already, so a
-    run costs milliseconds); ``(exit status, "ok STEPS" or "failed ...")``."""
+def forked(store: str, action: str, target: int = 0, job=None) -> tuple[int, str]:
+    """Run the batch (or ``job(store)``) in a forked child (tinystore is
+    imported already, so a run costs milliseconds); ``(exit status, "ok
+    STEPS" or "failed ...")``."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 0
         try:
             os.close(r)
-            os.write(w, _batch_armed(store, action, target).encode())
+            os.write(w, _batch_armed(store, action, target, job).encode())
         except BaseException:
             import traceback
 
