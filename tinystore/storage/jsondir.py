@@ -8,6 +8,10 @@ or collide with another on a case-insensitive file system.  Records are
 written to a temporary name and renamed, so a killed process never leaves a
 half-written record in place; array and byte files go straight to their new
 names, which nothing refers to before the record that names them is written.
+A transaction that replaces several records (a ``batch()`` into several
+groups) lists them first in ``@commit.json``, its commit point, so the next
+writer finishes it if the process dies: all old or all new
+(``_DirPhysical.write_records``).
 """
 
 from __future__ import annotations
@@ -309,6 +313,7 @@ class _DirPhysical(Physical):
     def upgrade(self) -> None:
         self._lock.acquire()  # shared to exclusive (the session's count stays one)
         self._lock.release()
+        self._pending = {}
         self._finish_commit()
         self._remove_temporaries()
 
@@ -518,6 +523,9 @@ class _DirPhysical(Physical):
         (:meth:`_finish_commit`) and readers meanwhile read the new records
         where they are (:meth:`read_record`): all old or all new.
         """
+        if len(records) == 1:  # the common save: its record alone (new groups have none)
+            self.write_record(*records[0])
+            return
         old = [self._has_record(gp) for gp, _ in records]
         if sum(old) < 2:
             for gpath, data in records:
