@@ -61,9 +61,11 @@ class Physical(abc.ABC):
                 self.write_record(gpath, data)
             return
         done: list[tuple[GPath, bytes | None]] = []
+        last = len(records) - 1
         try:
-            for gpath, data in records:
-                done.append((gpath, self.read_record(gpath)))
+            for i, (gpath, data) in enumerate(records):
+                if i < last:  # the last one written, nothing needs putting back
+                    done.append((gpath, self.read_record(gpath)))
                 self.write_record(gpath, data)
         except BaseException:
             for gpath, old in reversed(done):
