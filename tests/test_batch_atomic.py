@@ -3,9 +3,11 @@
 A real writer process is killed (SIGKILL) just before each file-system step of
 a batch that changes three groups, makes one and deletes a key; then a reader
 (which never writes) and the next writer must both see all the old values or
-all the new ones, the same ones, with nothing left behind.  An error at each
-step (not a kill) leaves the old values, and the batch raises.  Readers
-running beside a writer never see a batch half done.
+all the new ones, the same ones, with nothing left behind.  An error at a
+step (not a kill) before the commit point leaves the old values and the
+batch raises; after it (removing what the batch replaced) the batch holds
+and does not raise.  Readers running beside a writer never see a batch half
+done.
 """
 
 from __future__ import annotations
@@ -154,15 +156,18 @@ def test_json_symlinked_commit_intent_is_refused(tmp_path):
 def test_json_batch_failing_at_any_step_changes_nothing(tmp_path):
     store = _store("json", tmp_path)
     steps = _steps(store, False)
+    outcomes = set()
     for n in range(1, steps + 1):
         bw.make(store)
         status, out = bw.forked(store, "raise", n)
         assert status == 0, out
         failed = out.startswith("failed")
+        outcomes.add(failed)
         assert _which(bw.snapshot(store, "r")) == ("old" if failed else "new"), (n, out)
         _write_elsewhere(store)
         assert _which(bw.snapshot(store)) == ("old" if failed else "new"), n
         _check_clean(store)
+    assert outcomes == {True, False}
 
 
 @pytest.mark.parametrize("backend", ["memory", "hdf5"])
