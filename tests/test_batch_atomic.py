@@ -25,17 +25,20 @@ import tinystore
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 import batch_writer as bw  # noqa: E402
+from conftest import BACKENDS, HAVE_ZARR, location  # noqa: E402
 from procs import child_env  # noqa: E402
 
 #: (backend, big): HDF5 small (journaled whole, HDF5 writes the file itself)
 #: and big (every HDF5 write goes through the journal's file object: a step)
-CASES = [("json", False), ("hdf5", False), ("hdf5", True)]
+CASES = [("json", False), ("hdf5", False), ("hdf5", True)] + (
+    [("zarr", False)] if HAVE_ZARR else []
+)
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="the writers are forked")
 LEFTOVERS = ("@tmp-*", "@commit.json", "@record.prev.json", "@journal")
 
 
 def _store(backend: str, tmp_path: Path) -> str:
-    return str(tmp_path / ("store.h5" if backend == "hdf5" else "store.json"))
+    return location(backend, tmp_path)
 
 
 def _steps(store: str, big: bool) -> int:
@@ -55,11 +58,10 @@ def _which(state: dict) -> str:
 
 
 def _check_clean(store: str) -> None:
-    if Path(store).is_dir():
+    if store.endswith(".json"):
         left = [str(p) for pattern in LEFTOVERS for p in Path(store).rglob(pattern)]
         assert left == []
-    else:
-        assert not Path(store + ".journal").exists()
+    assert not Path(store + ".journal").exists()
 
 
 def _write_elsewhere(store: str) -> None:
@@ -87,7 +89,7 @@ def test_batch_killed_at_every_step_is_all_old_or_all_new(backend, big, tmp_path
         seen.add(after)
     # JSON: kills before and after its commit point (the intent in place);
     # HDF5's is the removal of its journal, the last step
-    assert seen == ({"old", "new"} if backend == "json" else {"old"})
+    assert seen == ({"old"} if backend == "hdf5" else {"old", "new"})
 
 
 @pytest.mark.slow
@@ -170,14 +172,11 @@ def test_json_batch_failing_at_any_step_changes_nothing(tmp_path):
     assert outcomes == {True, False}
 
 
-@pytest.mark.parametrize("backend", ["memory", "hdf5"])
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "json"])
 def test_batch_error_while_records_are_written_puts_the_old_ones_back(backend, tmp_path):
     """In process: writing the second record raises; the first is put back.
     (JSON: ``test_json_batch_failing_at_any_step_changes_nothing``.)"""
-    if backend == "memory":
-        store = f"memory://batch-atomic-{tmp_path.name}"
-    else:
-        store = str(tmp_path / "s.h5")
+    store = location(backend, tmp_path)
     bw.make(store)
     s = tinystore.open(store)
     physical = s._store.physical
@@ -202,7 +201,7 @@ def test_batch_error_while_records_are_written_puts_the_old_ones_back(backend, t
         assert _which(bw.snapshot(store)) == "old"
         bw.batch(store)  # the store works on
         assert _which(bw.snapshot(store)) == "new"
-        if backend == "hdf5":
+        if backend != "memory":
             _check_clean(store)
     finally:
         if backend == "memory":

@@ -606,9 +606,10 @@ class _DirPhysical(Physical):
                 with contextlib.suppress(FileNotFoundError):
                     unlink(os.path.join(self._folder(gpath), PREVIOUS))
             unlink(os.path.join(self._root, INTENT))
+            if self.durable:  # lost in a power cut, the next writer removes it again
+                fsync_path(self._root)
         except OSError:
-            return
-        self._note_names(self._root)
+            pass
 
     def _read_intent(self) -> dict[GPath, str]:
         """``{group: path of its new record}`` from a killed writer's intent, or {}."""

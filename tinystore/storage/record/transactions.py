@@ -168,6 +168,7 @@ class _Store:
             self.physical.write_records(
                 [(gp, dumps_record(rec.canonical(), pretty, rec.attrs)) for gp, rec in dirty]
             )
+            self.physical.commit()  # a flush (the commit point of a backend that buffers)
         except BaseException:
             self._rollback()
             raise
@@ -175,7 +176,6 @@ class _Store:
             rec.dirty = False
         self.written.clear()  # the records name it now: never rolled back
         garbage, self.garbage = self.garbage, []
-        self.physical.commit()  # the new state is flushed before the old goes
         removed = True  # committed: a failure now leaves garbage, never an error
         for gpath, kind, name, entry in garbage:
             try:
