@@ -135,3 +135,31 @@ def test_json_leftover_previous_record_is_settled_by_the_next_writer(tmp_path):
     assert not list(root.rglob("@tmp-*")) and not (root / "@journal").exists()
     assert tinystore.load(str(root), path="a") == {"v": 1, "sub": {"k": [1, 2]}}
     assert tinystore.load(str(root), path="b") == {"w": 2}
+
+
+def test_json_durable_batch_of_several_groups_fsyncs_the_intent_first(tmp_path, trace):
+    root = tmp_path / "store.json"
+    with tinystore.open(str(root), "w") as s:
+        for g in "ab":
+            s.create_group(g)
+            s[g + "/x"] = 0
+    trace.clear()
+    with tinystore.open(str(root), durable=True) as s, s.batch():
+        s["a/x"] = 1
+        s["b/x"] = 1
+    intent = root / "@commit.json"
+    placed = _index(trace, "rename", intent)  # the commit point
+    assert _index(trace, "fsync", trace[placed][2]) < placed  # written whole first
+    renames = []
+    for group in [p for p in root.iterdir() if p.is_dir()]:
+        renamed = _index(trace, "rename", group / "@record.json", placed)
+        assert _index(trace, "fsync", trace[renamed][2]) < placed  # each new record
+        renames.append((renamed, group))
+    root_synced = _index(trace, "fsync", root, placed)  # the intent's name on the disk
+    assert root_synced < min(renames)[0]  # before any record is replaced
+    gone = _index(trace, "unlink", intent, max(renames)[0])
+    for renamed, group in renames:  # the records' names on the disk before it goes
+        assert _index(trace, "fsync", group, renamed) < gone
+    _index(trace, "fsync", root, gone)
+    assert not intent.exists()
+    assert tinystore.load(str(root), path="a/x") == tinystore.load(str(root), path="b/x") == 1

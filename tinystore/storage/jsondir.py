@@ -8,6 +8,10 @@ or collide with another on a case-insensitive file system.  Records are
 written to a temporary name and renamed, so a killed process never leaves a
 half-written record in place; array and byte files go straight to their new
 names, which nothing refers to before the record that names them is written.
+A transaction that replaces several records (a ``batch()`` into several
+groups) lists them first in ``@commit.json``, its commit point, so the next
+writer finishes it if the process dies: all old or all new
+(``_DirPhysical.write_records``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import errno
 import io
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -34,7 +39,14 @@ from tinystore.errors import (
     NotAStoreError,
     UnsafeStoreError,
 )
-from tinystore.storage.journal import check_space, fsync_fd, fsync_path, full_error, rename
+from tinystore.storage.journal import (
+    check_space,
+    fsync_fd,
+    fsync_path,
+    full_error,
+    rename,
+    unlink,
+)
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, check_regular, unsafe_file
 from tinystore.storage.record import (
@@ -50,8 +62,12 @@ RECORD = "@record.json"
 #: The previous record, for the moment a new one takes its place (see write_record)
 PREVIOUS = "@record.prev.json"
 TMP_PREFIX = "@tmp-"
+_TMP_NAME = re.compile(r"@tmp-[0-9a-f]{32}")
 LOCK = "@lock"
 JOURNAL = "@journal"
+#: A commit of several existing records under way: which temporary replaces
+#: which record (see write_records)
+INTENT = "@commit.json"
 MODES = ("r", "r+", "a", "w", "w-", "x")
 
 
@@ -242,6 +258,8 @@ class _DirPhysical(Physical):
         self._lock = StoreLock(root / LOCK, self.location, lock_timeout, self.readonly)
         self._journal: Any = None
         self._folders: dict[GPath, str] = {}  # group directories checked this session
+        #: a killed writer's commit, as readers see it: {group: its new record's file}
+        self._pending: dict[GPath, str] = {}
         try:
             self._lock.acquire()
             try:
@@ -282,20 +300,26 @@ class _DirPhysical(Physical):
     # sessions
     def begin(self, write: bool) -> None:
         self._lock.acquire(shared=not write)
-        if write:
-            try:
+        try:
+            if write:
+                self._finish_commit()
                 self._remove_temporaries()
-            except BaseException:
-                self._lock.release()
-                raise
+            else:  # readers never write: they read what the next writer will finish
+                self._pending = self._read_intent()
+        except BaseException:
+            self._lock.release()
+            raise
 
     def upgrade(self) -> None:
         self._lock.acquire()  # shared to exclusive (the session's count stays one)
         self._lock.release()
+        self._pending = {}
+        self._finish_commit()
         self._remove_temporaries()
 
     def end(self) -> None:
         self._folders.clear()
+        self._pending = {}
         try:
             if self._journal is not None:
                 self._journal.close()
@@ -419,6 +443,11 @@ class _DirPhysical(Physical):
             folder = self._folder(gpath)
         except FileNotFoundError:
             return None
+        if self._pending:  # a killed writer's commit: its new record, wherever it is now
+            pending = self._pending.get(gpath)
+            data = None if pending is None else self._read_file(pending)
+            if data is not None:
+                return data
         data = self._read_file(os.path.join(folder, RECORD))
         if data is None:  # a writer was killed between the two renames of write_record
             data = self._read_file(os.path.join(folder, PREVIOUS))
@@ -479,6 +508,147 @@ class _DirPhysical(Physical):
             self._note_names(folder, self._root)
             self._sync_names()  # this record on the disk before its parent's (commit order)
         _unlink(previous)
+
+    # -- a commit of several records: one transaction ---------------------
+    def write_records(self, records: list[tuple[GPath, bytes]]) -> None:
+        """Replace several records as one, whatever moment the process dies at.
+
+        The records of new groups are written first (nothing names them yet).
+        If more than one existing record is replaced, each new one is written
+        under a temporary name, then the intent file ``@commit.json`` lists
+        them (written whole and renamed into place: the commit point), then
+        each record is replaced, and the intent goes.  A writer killed before
+        the intent is in place leaves the old records (its temporaries are
+        removed); after, the next writer finishes the renames
+        (:meth:`_finish_commit`) and readers meanwhile read the new records
+        where they are (:meth:`read_record`): all old or all new.
+        """
+        if len(records) == 1:  # the common save: its record alone (new groups have none)
+            self.write_record(*records[0])
+            return
+        old = [self._has_record(gp) for gp, _ in records]
+        if sum(old) < 2:
+            for gpath, data in records:
+                self.write_record(gpath, data)  # each atomic, the replaced one last
+            return
+        for (gpath, data), replaces in zip(records, old):
+            if not replaces:
+                self.write_record(gpath, data)  # new groups: nothing names them yet
+        steps = self._prepare_commit([item for item, replaces in zip(records, old) if replaces])
+        done = 0  # the intent is in place: the commit point
+        try:
+            for gpath, tmp in steps:
+                self._replace(gpath, tmp)
+                done += 1
+        except BaseException:
+            self._undo_commit(steps[: done + 1])
+            raise
+        self._end_commit(steps)
+
+    def _has_record(self, gpath: GPath) -> bool:
+        folder = self._folder(gpath)
+        return os.path.lexists(os.path.join(folder, RECORD)) or os.path.lexists(
+            os.path.join(folder, PREVIOUS)
+        )
+
+    def _prepare_commit(self, replaced: list) -> list[tuple[GPath, str]]:
+        """The new records under temporary names, then the intent naming them."""
+        temps: list[str] = []
+        try:
+            for _, data in replaced:
+                temps.append(self._write_temporary(data))
+            steps = [(gp, tmp) for (gp, _), tmp in zip(replaced, temps)]
+            intent = [[list(gp), os.path.basename(tmp)] for gp, tmp in steps]
+            tmp = self._write_temporary(orjson.dumps(intent))
+            temps.append(tmp)
+            if self.durable:  # what the intent names, and the files they name, first
+                self._note_names(self._root)
+                self._sync_names()
+            rename(tmp, os.path.join(self._root, INTENT))
+        except BaseException:
+            for tmp in temps:
+                _unlink(tmp)
+            raise
+        if self.durable:
+            fsync_path(self._root)
+        return steps
+
+    def _replace(self, gpath: GPath, tmp: str) -> None:
+        """The old record steps aside, the new one (at ``tmp``) takes its place."""
+        folder = self._folder(gpath)
+        with contextlib.suppress(FileNotFoundError):
+            rename(os.path.join(folder, RECORD), os.path.join(folder, PREVIOUS))
+        rename(tmp, os.path.join(folder, RECORD))
+        self._note_names(folder)
+
+    def _undo_commit(self, steps: list[tuple[GPath, str]]) -> None:
+        """An error (not a kill) half-way: each step undone in reverse, every
+        state between is one the intent still finishes, then the intent goes."""
+        for gpath, tmp in reversed(steps):
+            folder = self._folder(gpath)
+            record, previous = os.path.join(folder, RECORD), os.path.join(folder, PREVIOUS)
+            if not os.path.lexists(tmp):  # the new record is in place
+                rename(record, tmp)
+            if not os.path.lexists(record) and os.path.lexists(previous):
+                rename(previous, record)
+        unlink(os.path.join(self._root, INTENT))
+        self._remove_temporaries()
+
+    def _end_commit(self, steps: list[tuple[GPath, str]]) -> None:
+        """Every new record in place (durable: on the disk): the old ones go,
+        then the intent.  The transaction holds already: if a removal fails,
+        the intent stays and the next writer removes what is left."""
+        if self.durable:
+            self._note_names(self._root)
+            self._sync_names()
+        try:
+            for gpath, _ in steps:
+                with contextlib.suppress(FileNotFoundError):
+                    unlink(os.path.join(self._folder(gpath), PREVIOUS))
+            unlink(os.path.join(self._root, INTENT))
+            if self.durable:  # lost in a power cut, the next writer removes it again
+                fsync_path(self._root)
+        except OSError:
+            pass
+
+    def _read_intent(self) -> dict[GPath, str]:
+        """``{group: path of its new record}`` from a killed writer's intent, or {}."""
+        path = os.path.join(self._root, INTENT)
+        if not os.path.lexists(path):
+            return {}
+        data = self._read_file(path)
+        if data is None:
+            return {}
+        try:
+            pending = {}
+            for gpath, name in orjson.loads(data):
+                if type(name) is not str or not _TMP_NAME.fullmatch(name):
+                    raise ValueError(f"it names {name!r}, not a temporary file")
+                gp = tuple(check_name(part, path) for part in gpath)
+                pending[gp] = os.path.join(self._root, name)
+            return pending
+        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+            raise CorruptStoreError(f"{path} is not a commit intent: {exc}") from None
+
+    def _finish_commit(self) -> None:
+        """Finish the commit of a writer killed after its intent was in place
+        (run again if killed meanwhile: each step is one or done)."""
+        pending = self._read_intent()
+        if not pending:
+            return
+        steps = []
+        for gpath, tmp in pending.items():
+            try:
+                folder = self._folder(gpath)
+            except FileNotFoundError:
+                continue
+            if os.path.lexists(tmp):  # not in place yet (if it is, tmp is gone)
+                rename(tmp, os.path.join(folder, RECORD))
+                self._note_names(folder, self._root)
+            steps.append((gpath, tmp))
+        self._end_commit(steps)
+        if self.durable:
+            self._sync_names()
 
     def _note_names(self, *folders: str) -> None:
         if self.durable:

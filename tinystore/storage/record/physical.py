@@ -59,6 +59,32 @@ class Physical(abc.ABC):
     def write_record(self, gpath: GPath, data: bytes) -> None:
         """Replace the record of a physical group (atomically where possible)."""
 
+    def write_records(self, records: list[tuple[GPath, bytes]]) -> None:
+        """Replace the records of a transaction as one: all of them, or none if
+        this raises (children come before their parents).
+
+        This default keeps the records it replaces and puts them back if a
+        write fails; a backend whose writes a killed process could leave half
+        done (the JSON directory) overrides it.  A group whose record is new
+        needs nothing back: its parent's record, replaced too, names it.
+        """
+        if len(records) < 2:
+            for gpath, data in records:
+                self.write_record(gpath, data)
+            return
+        done: list[tuple[GPath, bytes | None]] = []
+        last = len(records) - 1
+        try:
+            for i, (gpath, data) in enumerate(records):
+                if i < last:  # the last one written, nothing needs putting back
+                    done.append((gpath, self.read_record(gpath)))
+                self.write_record(gpath, data)
+        except BaseException:
+            for gpath, old in reversed(done):
+                if old is not None:
+                    self.write_record(gpath, old)
+            raise
+
     @abc.abstractmethod
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
         """The array (``entry["k"] == "A"``) or bytes stored as ``name``."""

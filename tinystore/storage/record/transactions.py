@@ -178,17 +178,20 @@ class _Store:
     def _commit(self) -> None:
         dirty = [(gp, rec) for gp, rec in self.records.items() if rec.dirty]
         dirty.sort(key=lambda item: -len(item[0]))  # children before their parents
+        pretty = self.physical.pretty
         try:
-            for gpath, rec in dirty:
-                self.physical.write_record(
-                    gpath, dumps_record(rec.canonical(), self.physical.pretty, rec.attrs)
-                )
-                rec.dirty = False
-            self.physical.commit()
+            # all records encoded before any is written; then written as one
+            # (a batch into several groups is one transaction: Physical.write_records)
+            self.physical.write_records(
+                [(gp, dumps_record(rec.canonical(), pretty, rec.attrs)) for gp, rec in dirty]
+            )
+            self.physical.commit()  # a flush (the commit point of a backend that buffers)
         except BaseException:
             self._rollback()
             raise
-        self.written.clear()
+        for _, rec in dirty:
+            rec.dirty = False
+        self.written.clear()  # the records name it now: never rolled back
         self.committed = True
         self.free_early = False
         for gpath, name in self.freed:
@@ -197,14 +200,19 @@ class _Store:
                 rec._names.discard(name)
         self.freed.clear()
         garbage, self.garbage = self.garbage, []
-        if garbage:
-            self.physical.commit()  # the new state is flushed before the old goes
+        removed = True  # committed: a failure now leaves garbage, never an error
         for gpath, kind, name, entry in garbage:
-            self._remove(gpath, kind, name, entry)
+            try:
+                self._remove(gpath, kind, name, entry)
+            except Exception:
+                removed = False  # the journal keeps it: the next write session removes it
+                continue
             rec = self.records.get(gpath)
             if rec is not None and rec._names is not None:
                 rec._names.discard(name)
-        self.physical.clear_journal()
+        if removed:
+            with contextlib.suppress(OSError):
+                self.physical.clear_journal()
         self.physical.commit()
 
     def _rollback(self) -> None:
