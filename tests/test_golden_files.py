@@ -1,0 +1,176 @@
+"""Golden files: stores written by earlier tinystore formats keep loading.
+
+``tests/data/golden/<version>/`` holds files written by the tinystore of that
+format version (made by running this module as a script: ``python
+tests/test_golden_files.py 1.0`` at the commit that wrote that format).  They
+are never regenerated: each test loads one and compares it with the object
+built here, value, type, dtype, order and sharing, with pickle as the
+reference.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import tinystore
+from tinystore.demo import Structure
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+VERSIONS = ["1.0"]
+BACKEND_FILES = {"hdf5": "{name}.h5", "json": "{name}_json"}
+
+
+def golden_object() -> dict:
+    """Groups-free content: nested objects, arrays big and small, frames, sharing."""
+    rng = np.random.default_rng(16)
+    shared = [1, 2.5, "three"]
+    frame = pd.DataFrame(
+        {
+            "time_fs": np.arange(400) * 0.5,
+            "Energy_eV": rng.normal(size=400),
+            "converged": rng.random(400) > 0.1,
+            "label": [f"s{i % 7}" for i in range(400)],
+        }
+    )
+    frame.attrs["units"] = {"time_fs": "fs"}
+    return {
+        "energy_eV": -3.5,
+        "Positions": rng.normal(size=(100, 3)),  # 2400 bytes: a dataset in 1.0
+        "cell": np.eye(3) * 4.05,  # 72 bytes: inline in 1.0
+        "tiny": np.arange(4, dtype=np.int16),
+        "fortran": np.asfortranarray(rng.normal(size=(30, 20))),
+        "records": np.zeros(300, dtype=[("a", "<i4"), ("b", "<f8", (2,))]),
+        "blob": bytes(range(256)) * 12,
+        "small_bytes": b"abc",
+        "nested": {"run 1": {"forces": rng.normal(size=(200, 3)), "steps": (1, 2, 3)}},
+        "shared": [shared, shared, {"again": shared}],
+        "set": {1, 2, 3},
+        "complex": 1 + 2j,
+        "big_int": 2**100,
+        "structure": Structure(["Al"] * 4, rng.normal(size=(4, 3)), np.eye(3) * 4.05),
+        "frame": frame,
+        "ünïcode key": "välue",
+        "@at": 1,
+    }
+
+
+def fill_groups(s) -> None:
+    """Content made with the storage API: groups, path keys and attrs."""
+    rng = np.random.default_rng(61)
+    run = s.create_group("Results").create_group("run1")
+    run.attrs["temperature_K"] = 300
+    run["forces"] = rng.normal(size=(500, 3))
+    run["energy"] = -1.25
+    s["Results/run1/params"] = {"cutoff": 4.5, "kpoints": (3, 3, 3)}
+    s["Results"].attrs["note"] = "golden"
+    s["top"] = rng.normal(size=10)
+    s.create_group("empty")
+
+
+def _path(version: str, backend: str, name: str) -> Path:
+    return GOLDEN / version / BACKEND_FILES[backend].format(name=name)
+
+
+def _copy(version: str, backend: str, name: str, tmp_path: Path) -> Path:
+    """A copy to work on: the golden files stay as written (no lock files either)."""
+    src = _path(version, backend, name)
+    dst = tmp_path / src.name
+    if src.is_dir():
+        shutil.copytree(src, dst)
+    else:
+        shutil.copy(src, dst)
+    return dst
+
+
+def write(version: str) -> None:
+    folder = GOLDEN / version
+    folder.mkdir(parents=True, exist_ok=True)
+    for backend in BACKEND_FILES:
+        tinystore.save(golden_object(), _path(version, backend, "object"), backend=backend)
+        with tinystore.open(_path(version, backend, "groups"), "w", backend=backend) as s:
+            fill_groups(s)
+
+
+CASES = [(v, b) for v in VERSIONS for b in BACKEND_FILES]
+
+
+@pytest.mark.parametrize(("version", "backend"), CASES)
+def test_golden_object_loads(version, backend, tmp_path):
+    loaded = tinystore.load(_copy(version, backend, "object", tmp_path), backend=backend)
+    expected = golden_object()
+    assert list(loaded) == list(expected)
+    frame = loaded.pop("frame")
+    pd.testing.assert_frame_equal(frame, expected.pop("frame"))
+    assert frame.attrs == {"units": {"time_fs": "fs"}}
+    structure, want = loaded.pop("structure"), expected.pop("structure")
+    assert type(structure) is Structure
+    assert structure.species == want.species and structure.pbc == want.pbc
+    assert structure.info == want.info
+    for name in ("positions", "cell"):
+        got, ref = getattr(structure, name), getattr(want, name)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref)
+    # pickle is the reference: same types, values, dtypes, memory order and sharing
+    assert pickle.dumps(loaded) == pickle.dumps(expected)
+    assert loaded["shared"][0] is loaded["shared"][1] is loaded["shared"][2]["again"]
+    assert loaded["fortran"].flags.f_contiguous
+
+
+@pytest.mark.parametrize(("version", "backend"), CASES)
+def test_golden_groups_load(version, backend, tmp_path):
+    rng = np.random.default_rng(61)
+    with tinystore.open(_copy(version, backend, "groups", tmp_path), "r", backend=backend) as s:
+        assert list(s) == ["Results", "top", "empty"]
+        assert s.list_groups() == ["Results", "empty"]
+        assert s["Results"].list_groups() == ["run1"]
+        assert dict(s["Results"].attrs) == {"note": "golden"}
+        run = s["Results/run1"]
+        assert dict(run.attrs) == {"temperature_K": 300}
+        forces = run["forces"]
+        np.testing.assert_array_equal(forces, rng.normal(size=(500, 3)))
+        assert forces.dtype == np.float64
+        assert run["energy"] == -1.25
+        assert s["Results/run1/params"] == {"cutoff": 4.5, "kpoints": (3, 3, 3)}
+        np.testing.assert_array_equal(s["top"], rng.normal(size=10))
+        assert list(s["empty"]) == []
+
+
+@pytest.mark.parametrize(("version", "backend"), CASES)
+def test_golden_files_update(version, backend, tmp_path):
+    """An old file takes writes of the current format and reads both back."""
+    dst = _copy(version, backend, "groups", tmp_path)
+    with tinystore.open(dst, "a", backend=backend) as s:
+        s["Results/run2"] = {"forces": np.ones((100, 3)), "cell": np.eye(3)}
+        s["top"] = np.arange(1000)
+    with tinystore.open(dst, "r", backend=backend) as s:
+        np.testing.assert_array_equal(s["Results/run2/forces"], np.ones((100, 3)))
+        np.testing.assert_array_equal(s["Results/run2/cell"], np.eye(3))
+        np.testing.assert_array_equal(s["top"], np.arange(1000))
+        assert s["Results/run1/energy"] == -1.25
+
+
+if __name__ == "__main__":
+    write(sys.argv[1])
+
+
+@pytest.mark.parametrize(("version", "backend"), CASES)
+@pytest.mark.parametrize("name", ["object", "groups"])
+def test_golden_files_are_of_their_version(version, backend, name):
+    """The files are what that version wrote (never regenerated by a later one)."""
+    import json
+
+    import h5py
+
+    path = _path(version, backend, name)
+    if backend == "hdf5":
+        with h5py.File(path, "r") as f:
+            record = bytes(f["@record"][()])
+    else:
+        record = (path / "@record.json").read_bytes()
+    assert json.loads(record)["tinystore"] == [int(p) for p in version.split(".")]
