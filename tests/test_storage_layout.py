@@ -260,6 +260,12 @@ def _record_entries(data: bytes) -> list:
 def test_large_leaves_are_externals_small_ones_inline(opener):
     big, small = _big_and_small()
     s = opener("w")
+    # arrays have a lower limit of their own on HDF5 (SMALL_ARRAY_BYTES)
+    array_limit = s._store.physical.inline_array_limit
+    assert array_limit <= INLINE_LIMIT
+    for key, value in list(small.items()):
+        if isinstance(value, np.ndarray) and value.nbytes > array_limit:
+            big[key] = small.pop(key)
     counter = counting(s)
     s["obj"] = Tree({}, {**big, **small})
     assert counter.count("write_external") == len(big), counter.calls
@@ -297,7 +303,9 @@ def test_reading_one_leaf_reads_only_its_external(opener):
     s = opener("r")
     counter = counting(s)
     assert_leaf_identical(arrays["a7"], s["obj/arrays/a7"])
-    assert counter.names("read_external") == ["a7"], counter.calls
+    # HDF5 keeps the leaf at its path in the object (format 1.1)
+    nested = s._store.physical.nested
+    assert counter.names("read_external") == ["arrays/a7" if nested else "a7"], counter.calls
     assert counter.count("read_record") <= 2  # the root's record and the object's
     counter.reset()
     assert_leaf_identical(arrays["a13"], s["g/a13"])
@@ -323,7 +331,8 @@ def test_partial_load_through_the_codec(opener):
     s = opener("r", codec=True)
     counter = counting(s)
     assert_leaf_identical(arrays["a3"], s["result/arrays/a3"])
-    assert counter.names("read_external") == ["a3"], counter.calls
+    nested = s._store.physical.nested  # HDF5: the leaf at its path in the object
+    assert counter.names("read_external") == ["arrays/a3" if nested else "a3"], counter.calls
     counter.reset()
     assert s["result/label"] == "run"
     assert counter.count("read_external") == 0

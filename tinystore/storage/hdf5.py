@@ -1,9 +1,13 @@
 """HDF5 backend (h5py).
 
-Each physical group is an HDF5 group holding its record as the string
-dataset ``@record``; large arrays are HDF5 datasets (in their own dtype when
-HDF5 has it, else as raw bytes with the dtype kept in the record), so any
-HDF5 tool can read them.
+The file is the user's tree: each physical group is an HDF5 group, named
+after its key, holding its record as the string dataset ``@record``; arrays
+of more than :data:`SMALL_ARRAY_BYTES` bytes and large byte strings are HDF5
+datasets at their logical path, under their own key (an array ``forces`` in
+``run1`` of a stored object ``results`` is ``/results/run1/forces``, the
+nodes between being plain HDF5 groups), in their own dtype when HDF5 has
+it, else as raw bytes with the dtype kept in the record.  So ``h5ls``, h5py
+and any HDF5 tool see the user's groups and arrays.
 
 The paths every save and load takes (opening the file, creating and reading
 datasets and records) use h5py's low-level API: a high-level ``File``,
@@ -51,6 +55,9 @@ from tinystore.storage.record import (
 )
 
 RECORD = "@record"
+#: Arrays of at most this many bytes stay inside their record (a dataset
+#: would cost ~0.1 ms to write and read, and ~1 KiB of file, each).
+SMALL_ARRAY_BYTES = 64
 MODES = ("r", "r+", "a", "w", "w-", "x")
 #: A write session on a file this small (a new one, say) starts by copying all
 #: of it into the journal, and HDF5 then writes to the file directly; bigger
@@ -148,6 +155,27 @@ def _open_hard(group: Any, name: bytes, where: str) -> Any:
         return h5o.open(group, name)
     except (KeyError, OSError, RuntimeError) as exc:
         raise CorruptStoreError(f"{where} cannot be opened: {exc}") from None
+
+
+def hdf5_name(key: str) -> str:
+    """The HDF5 link name of a key: the key itself (keys never contain ``/``
+    nor are ``.``), except that a leading ``@``, tinystore's (``@record``),
+    is written ``%40``."""
+    return "%40" + key[1:] if key[:1] == "@" else key
+
+
+def _check_part(name: Any, where: str) -> None:
+    if (
+        type(name) is not str
+        or not name
+        or name in (".", "..")
+        or name.startswith("@")
+        or "/" in name
+        or "\x00" in name
+    ):
+        raise CorruptStoreError(
+            f"{where} names an invalid HDF5 object {name!r}; the record is damaged"
+        )
 
 
 def _check_dataset(ds: Any, where: str) -> None:
@@ -276,6 +304,20 @@ class _HDF5Physical(Physical):
     """
 
     shared = True
+    nested = True
+    inline_array_limit = SMALL_ARRAY_BYTES
+
+    def physical_name(self, key: str) -> str:
+        return hdf5_name(key)
+
+    def check_name(self, name: Any, where: str, kind: str = "X") -> str:
+        """A name read from a record: one HDF5 link name, or for a leaf a path
+        of them (``"run1/forces"``, format 1.1) inside its physical group."""
+        if type(name) is not str or (kind != "X" and "/" in name):
+            raise CorruptStoreError(f"{where} names an invalid HDF5 group {name!r}")
+        for part in name.split("/"):
+            _check_part(part, where)
+        return name
 
     def __init__(
         self,
@@ -302,6 +344,7 @@ class _HDF5Physical(Physical):
         #: it only by printing it): a session that met one is rolled back whole
         self._failures: list[BaseException] = []
         self._groups: dict[GPath, Any] = {}  # groups opened in this session
+        self._folders: dict[tuple, Any] = {}  # (gpath, "a/b"): groups inside them
         self._journal_path = self.filename + ".journal"
         self._dataset_options: dict = {}
         if compression is not None:
@@ -459,7 +502,7 @@ class _HDF5Physical(Physical):
     def upgrade(self) -> None:
         self._lock.acquire()  # shared to exclusive (the session's count stays one)
         self._lock.release()
-        self._groups.clear()
+        self._forget_groups()
         self._fid.close()
         self._fid = None
         self._close(None)
@@ -476,7 +519,7 @@ class _HDF5Physical(Physical):
         replaced data early is undone this way (see ``_Store.discard``)."""
         if not self._writing:
             return False
-        self._groups.clear()
+        self._forget_groups()
         fid, raw = self._fid, self._raw
         self._fid = self._raw = None
         try:
@@ -490,6 +533,7 @@ class _HDF5Physical(Physical):
         return True
 
     def end(self) -> None:
+        self._forget_groups()
         fid, raw, writing = self._fid, self._raw, self._writing
         self._fid = self._raw = None
         self._writing = False
@@ -505,12 +549,12 @@ class _HDF5Physical(Physical):
                 else:  # the file is complete: forget the journal
                     finish_whole_file(self.filename, self._journal_path, self.durable)
             else:
-                self._groups.clear()
+                self._forget_groups()
                 if fid is not None:
                     fid.close()
         finally:
             _WRITERS.pop(self, None)
-            self._groups.clear()
+            self._forget_groups()
             if raw is not None:
                 raw.close()  # after a failure, the journal stays for the next session
             self._close(None)
@@ -532,7 +576,7 @@ class _HDF5Physical(Physical):
                 caught.append(exc)
         if caught or failures:
             _disarm(fd)
-        self._groups.clear()
+        self._forget_groups()
         try:
             fid.close()  # HDF5 writes the rest (through the journal, if any)
         except (OSError, RuntimeError) as exc:
@@ -591,6 +635,33 @@ class _HDF5Physical(Physical):
 
     def _forget_groups(self) -> None:
         self._groups.clear()
+        self._folders.clear()
+
+    def _folder(self, gpath: GPath, parts: list, create: bool) -> Any:
+        """The HDF5 group ``parts`` (the folders of a leaf's path) inside the
+        physical group ``gpath``; made where missing if ``create``, else
+        KeyError.  Opened one hard link at a time, as :meth:`_object`."""
+        if not parts:
+            return self._object(gpath)
+        key = (gpath, "/".join(parts))
+        group = self._folders.get(key)
+        if group is not None:
+            return group
+        group = self._folder(gpath, parts[:-1], create)
+        name = parts[-1].encode("utf-8")
+        where = f"/{'/'.join(gpath + tuple(parts))} in {self.filename}"
+        if create and not _has(group, name):
+            lcpl = _LCPL_ASCII if name.isascii() else _LCPL_UTF8
+            sub = h5py.h5g.create(group, name, lcpl=lcpl)
+        else:
+            sub = _open_hard(group, name, where)
+            if not isinstance(sub, h5py.h5g.GroupID):
+                raise CorruptStoreError(f"{where} is not a group")
+            links = h5o.get_info(sub).rc
+            if links != 1:
+                raise UnsafeStoreError(f"{where} is a group with {links} hard links")
+        self._folders[key] = sub
+        return sub
 
     def read_record(self, gpath: GPath) -> bytes | None:
         where = f"{RECORD} in group /{'/'.join(gpath)} of {self.filename}"
@@ -626,8 +697,9 @@ class _HDF5Physical(Physical):
 
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
         where = f"dataset {name!r} in /{'/'.join(gpath)} of {self.filename}"
+        *folders, leaf = name.split("/")
         try:
-            ds = _open_hard(self._object(gpath), name.encode("utf-8"), where)
+            ds = _open_hard(self._folder(gpath, folders, False), leaf.encode("utf-8"), where)
         except KeyError:
             ds = None
         if not isinstance(ds, h5d.DatasetID):
@@ -674,8 +746,9 @@ class _HDF5Physical(Physical):
         if entry.get("r") or entry["k"] != "A":
             return super().read_external_slice(gpath, name, entry, selection)
         where = f"dataset {name!r} in /{'/'.join(gpath)} of {self.filename}"
+        *folders, leaf = name.split("/")
         try:
-            ds = _open_hard(self._object(gpath), name.encode("utf-8"), where)
+            ds = _open_hard(self._folder(gpath, folders, False), leaf.encode("utf-8"), where)
         except KeyError:
             ds = None
         if not isinstance(ds, h5d.DatasetID):
@@ -701,7 +774,8 @@ class _HDF5Physical(Physical):
         self._noting(self._write_external, gpath, name, value, entry)
 
     def _write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
-        group = self._object(gpath)
+        *folders, name = name.split("/")
+        group = self._folder(gpath, folders, True)
         key = name.encode("utf-8")
         if _has(group, key):  # left by a killed process: the name is unused
             group.unlink(key)
@@ -714,15 +788,54 @@ class _HDF5Physical(Physical):
             entry["r"] = 1
         _create_dataset(group, name, data, self._dataset_options)
 
+    def rename_external(self, gpath: GPath, name: str, new: str, entry: dict) -> None:
+        self._noting(self._rename_external, gpath, name, new)
+
+    def _rename_external(self, gpath: GPath, name: str, new: str) -> None:
+        *old_folders, old_leaf = name.split("/")
+        *new_folders, new_leaf = new.split("/")
+        source = self._folder(gpath, old_folders, False)
+        target = self._folder(gpath, new_folders, True)
+        lcpl = _LCPL_ASCII if new_leaf.isascii() else _LCPL_UTF8
+        source.links.move(old_leaf.encode("utf-8"), target, new_leaf.encode("utf-8"), lcpl=lcpl)
+        if old_folders != new_folders:  # the old folders may be empty now
+            self._prune(gpath, old_folders)
+
+    def rename_group(self, gpath: GPath, name: str, new: str) -> None:
+        self._noting(self._rename_group, gpath, name, new)
+
+    def _rename_group(self, gpath: GPath, name: str, new: str) -> None:
+        parent = self._object(gpath)
+        lcpl = _LCPL_ASCII if new.isascii() else _LCPL_UTF8
+        parent.links.move(name.encode("utf-8"), parent, new.encode("utf-8"), lcpl=lcpl)
+        self._forget_groups()  # the groups below it have other paths now
+
+    def _prune(self, gpath: GPath, folders: list) -> None:
+        """Remove the folders of a leaf's path that hold nothing any more."""
+        try:
+            chain = [self._folder(gpath, folders[:i], False) for i in range(len(folders) + 1)]
+        except KeyError:
+            return
+        for i in range(len(folders), 0, -1):
+            if chain[i].get_num_objs():
+                break
+            chain[i - 1].unlink(folders[i - 1].encode("utf-8"))
+        self._forget_groups()
+
     def delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
         self._noting(self._delete_external, gpath, name, entry)
 
     def _delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
-        group = self._object(gpath)
-        key = name.encode("utf-8")
+        *folders, leaf = name.split("/")
+        try:
+            group = self._folder(gpath, folders, False)
+        except KeyError:
+            return  # a folder is gone: so is what was in it
+        key = leaf.encode("utf-8")
         if _has(group, key):  # a link is removed, never what it points to
             group.unlink(key)
-        self._forget_groups()
+        # folders left empty go (folders hold nothing but leaves and folders)
+        self._prune(gpath, folders)
 
     def create_group(self, gpath: GPath) -> None:
         self._noting(self._create_group, gpath)
@@ -736,18 +849,30 @@ class _HDF5Physical(Physical):
         h5py.Group(parent).create_group(gpath[-1])
 
     def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
-        group = self._object(gpath)
-        out = []
-        for key in group:
-            name = key.decode("utf-8")
-            if name == RECORD:
-                continue
-            # a link is listed as a leaf (it is unlinked, never followed)
-            is_group = (
-                _link_type(group, key) == h5l.TYPE_HARD
-                and h5o.get_info(group, key).type == h5o.TYPE_GROUP
-            )
-            out.append(("G", name, {}) if is_group else ("X", name, {"k": "A"}))
+        """Everything in a physical group: its physical subgroups (``G``, the
+        groups with a record, or empty), and its leaves (``X``), the leaves in
+        folders listed by their paths."""
+        out: list = []
+        stack: list = [(self._object(gpath), "")]
+        while stack:
+            group, prefix = stack.pop()
+            for key in group:
+                name = prefix + key.decode("utf-8")
+                if name == RECORD:
+                    continue
+                # a link is listed as a leaf (it is unlinked, never followed)
+                is_group = (
+                    _link_type(group, key) == h5l.TYPE_HARD
+                    and h5o.get_info(group, key).type == h5o.TYPE_GROUP
+                )
+                if not is_group:
+                    out.append(("X", name, {"k": "A"}))
+                    continue
+                sub = h5o.open(group, key)
+                if prefix or (not _has(sub, RECORD.encode()) and sub.get_num_objs()):
+                    stack.append((sub, name + "/"))  # a folder of leaves
+                else:
+                    out.append(("G", name, {}))
         return out
 
     def delete_group(self, gpath: GPath) -> None:

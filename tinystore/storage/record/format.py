@@ -43,8 +43,11 @@ from tinystore.errors import (
 from tinystore.storage.base import LeafInfo
 from tinystore.storage.checksum import check_seal, seal
 
-FORMAT_VERSION = (1, 0)
-#: Arrays and byte strings larger than this many bytes are stored outside the record.
+#: 1.1: HDF5 files keep each leaf of a stored object at its logical path
+#: (external names may be paths, ``"run1/forces"``), under the key itself.
+FORMAT_VERSION = (1, 1)
+#: Arrays and byte strings larger than this many bytes are stored outside the
+#: record (a backend may set a lower limit for arrays: ``Physical.inline_array_limit``).
 INLINE_LIMIT = 2048
 
 GPath = tuple  # physical names from the root, e.g. ("jobs", "relax")
@@ -184,6 +187,15 @@ def check_name(name: Any, where: str) -> str:
     return name
 
 
+def file_name(key: str) -> str:
+    """The physical name of a key in a file system (:func:`safe_name`), never
+    one of the names an external leaf's file gets (``.npy``, ``.bin``)."""
+    base = safe_name(key, limit=100)
+    if base.endswith((".npy", ".bin")):  # would collide with the file of an external
+        base = base[:-4] + "%2e" + base[-3:]
+    return base
+
+
 def _entry_names(entry: Any) -> Iterator[tuple[str, str, dict]]:
     if type(entry) is dict:
         if "X" in entry:
@@ -195,7 +207,16 @@ def _entry_names(entry: Any) -> Iterator[tuple[str, str, dict]]:
 class Record:
     """A parsed record: its node and metadata tables and the physical names it uses."""
 
-    __slots__ = ("nodes", "attrs", "_attr_index", "_names", "dirty", "compact", "checked")
+    __slots__ = (
+        "nodes",
+        "attrs",
+        "_attr_index",
+        "_names",
+        "_prefixes",
+        "dirty",
+        "compact",
+        "checked",
+    )
 
     def __init__(self, nodes: list, attrs: list | None = None):
         self.nodes = nodes
@@ -203,6 +224,7 @@ class Record:
         self.attrs = [] if attrs is None else attrs
         self._attr_index: dict | None = None  # serialised attrs -> index
         self._names: set | None = None
+        self._prefixes: dict | None = None  # the folders of names that are paths
         self.dirty = False
         self.compact = True  # nodes are in canonical order, unreferenced-free
         self.checked = True  # read with a checksum that matched (or written by us)
@@ -248,17 +270,56 @@ class Record:
             self._names = names
         return self._names
 
-    def new_name(self, key: str) -> str:
-        base = safe_name(key, limit=100)
-        if base.endswith((".npy", ".bin")):  # would collide with the file of an external
-            base = base[:-4] + "%2e" + base[-3:]
-        name, i = base, 0
+    @property
+    def prefixes(self) -> dict:
+        """The proper prefixes of the names that are paths (``"a"`` of
+        ``"a/b"``), each with the number of names under it."""
+        if self._prefixes is None:
+            self._prefixes = {}
+            for name in self.names:
+                if "/" in name:
+                    self._add_prefixes(name, 1)
+        return self._prefixes
+
+    def _add_prefixes(self, name: str, step: int) -> None:
+        prefixes = self._prefixes
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            count = prefixes.get(prefix, 0) + step
+            if count > 0:
+                prefixes[prefix] = count
+            else:
+                prefixes.pop(prefix, None)
+
+    def release(self, name: str) -> None:
+        """Forget physical name ``name`` (removed, or moved aside): free for reuse."""
         names = self.names
-        while name in names:
-            i += 1
-            name = f"{base}~{i}"
-        names.add(name)
-        return name
+        if name in names:
+            names.discard(name)
+            if self._prefixes is not None and "/" in name:
+                self._add_prefixes(name, -1)
+
+    def new_name(self, parts: tuple) -> str:
+        """A name no entry of this record uses: ``parts`` (physical names) joined
+        by ``/``, with ``~n`` appended to a part where the name is taken.  A
+        folder may be shared by several names; a name is never a folder."""
+        names, prefixes = self.names, self.prefixes
+        path = ""
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            name, n = part, 0
+            while True:
+                full = f"{path}/{name}" if path else name
+                if full not in names and (i < last or full not in prefixes):
+                    break
+                n += 1
+                name = f"{part}~{n}"
+            path = full
+        names.add(path)
+        if last:
+            self._add_prefixes(path, 1)
+        return path
 
     def canonical(self) -> list:
         """The node table renumbered in canonical order, garbage dropped."""

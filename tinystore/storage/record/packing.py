@@ -20,7 +20,6 @@ from tinystore.storage.record.format import (
     _at,
     _leaf_info,
     _target,
-    check_name,
     copy_attrs,
 )
 
@@ -123,6 +122,45 @@ class _MetaTable:
         return tag
 
 
+#: Leaves of a stored object deeper than this many keys are kept in the
+#: folder of their first this many keys (under their own key): a path is
+#: then never longer than this, however deep the object.
+MAX_FOLDER_DEPTH = 32
+
+
+def _child_cell(parent: Any, key: str) -> tuple:
+    """The path of child ``key`` of the node at path ``parent``, in constant
+    time: ``(parent, key, depth, anchor)``, ``anchor`` the cell at depth
+    :data:`MAX_FOLDER_DEPTH` above it (None: the cell itself), so that the
+    folder of a leaf is found in at most that many steps.  ``None``: the top."""
+    if parent is None:
+        return (None, key, 1, None)
+    depth = parent[2] + 1
+    if depth <= MAX_FOLDER_DEPTH:
+        return (parent, key, depth, None)
+    return (parent, key, depth, parent if parent[3] is None else parent[3])
+
+
+def path_cell(keys: tuple) -> Any:
+    """The cell of the path ``keys`` (None for the top)."""
+    cell = None
+    for key in keys:
+        cell = _child_cell(cell, key)
+    return cell
+
+
+def path_keys(cell: Any) -> tuple:
+    """The keys of the folder a cell's leaves go into: its path, cut at
+    :data:`MAX_FOLDER_DEPTH` keys."""
+    if cell is not None and cell[3] is not None:
+        cell = cell[3]
+    keys = []
+    while cell is not None:
+        keys.append(cell[1])
+        cell = cell[0]
+    return tuple(reversed(keys))
+
+
 def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
     store,
     gpath: GPath,
@@ -130,22 +168,25 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
     tree: Tree,
     group: bool = False,
     plain: dict | None = None,
+    inner: Any = None,
 ) -> int:
     """Append ``tree`` to the node table of ``rec``; return its index.
 
     ``plain``: ``{type: attrs}`` of containers the codec left in the tree
     as they are (see :class:`~tinystore.storage.base.Codec`); each stands
-    for a node with those attrs and its items as children.
+    for a node with those attrs and its items as children.  ``inner``: the
+    path from the record's top node to ``tree`` (where its leaves go), as
+    :func:`path_cell` makes it.
     """
     nodes = rec.nodes
     root = len(nodes)
     nodes.append(None)
-    stack = [(tree, root)]
+    stack = [(tree, root, inner)]
     table = _MetaTable(rec)
     plain = plain or {}
     ptags: dict[type, tuple] = {}  # type of a non-Tree child -> (short tag, attrs) or Nones
     while stack:
-        t, idx = stack.pop()
+        t, idx, here = stack.pop()
         a = t.attrs
         if type(a) is not dict:
             raise UnsupportedValueError(f"Tree.attrs must be a dict, not {type(a)}")
@@ -172,7 +213,7 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
             elif v is None or vt is bool:
                 e = v
             elif vt is Tree:
-                e = _node_entry(v, v.attrs, v.children, table, nodes, pending)
+                e = _node_entry(v, v.attrs, v.children, table, nodes, pending, here, k)
             else:  # a plain container the codec left as it is, or a leaf
                 known = ptags.get(vt)
                 if known is None:
@@ -218,12 +259,12 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
                             continue
                 if va is not None:  # a plain container: a node like any other
                     v = Tree(va, dict(v) if vt is dict else list(v))
-                    e = _node_entry(v, va, v.children, table, nodes, pending)
+                    e = _node_entry(v, va, v.children, table, nodes, pending, here, k)
                 else:
                     if not is_list and type(k) is not str:
                         raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
                     try:
-                        e = store.leaf_entry(gpath, rec, str(k), v)
+                        e = store.leaf_entry(gpath, rec, str(k), v, here)
                     except TypeError:
                         raise UnsupportedValueError(
                             f"cannot store {vt.__name__} at {k!r}: not a leaf or Tree"
@@ -253,11 +294,19 @@ def _plain_type(va: Any, table: _MetaTable) -> tuple:
 
 
 def _node_entry(
-    tree: Tree, attrs: Any, children: Any, table: _MetaTable, nodes: list, pending: list
+    tree: Tree,
+    attrs: Any,
+    children: Any,
+    table: _MetaTable,
+    nodes: list,
+    pending: list,
+    parent: tuple,
+    key: Any,
 ) -> dict:
-    """The entry of ``tree`` (with these ``attrs`` and ``children``): written in
-    place if small and plain, else a new node of the table ``nodes``, whose
-    ``(tree, index)`` is appended to ``pending`` to be filled in."""
+    """The entry of ``tree`` (with these ``attrs`` and ``children``), child
+    ``key`` of the node at path ``parent``: written in place if small and
+    plain, else a new node of the table ``nodes``, whose ``(tree, index,
+    path)`` is appended to ``pending`` to be filled in."""
     plain = (
         _plain_children(children)
         if type(attrs) is dict and type(children) in (list, dict)
@@ -267,7 +316,7 @@ def _node_entry(
         if not attrs:
             return {"@": {"c": plain}}
         return {table.tag(attrs): plain}
-    pending.append((tree, len(nodes)))
+    pending.append((tree, len(nodes), _child_cell(parent, str(key))))
     nodes.append(None)
     return {"@": len(nodes) - 1}
 
@@ -382,7 +431,7 @@ def _entry_value(store, gp: GPath, rec: Record, e: dict, lazy: bool, seen: set, 
         return sub
     if "G" in e:
         sub = GroupTree() if lazy and e.get("g") else Tree()
-        sgp = gp + (check_name(e["G"], store.describe(gp)),)
+        sgp = gp + (store.physical.check_name(e["G"], store.describe(gp), "G"),)
         if len(sgp) > MAX_GROUP_DEPTH:
             raise CorruptStoreError(f"{store.describe(gp)} nests groups endlessly")
         stack.append((sgp, store.record(sgp), 0, sub))

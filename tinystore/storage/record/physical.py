@@ -6,7 +6,7 @@ import abc
 from typing import Any
 
 from tinystore.errors import StorageClosedError
-from tinystore.storage.record.format import GPath
+from tinystore.storage.record.format import INLINE_LIMIT, GPath, check_name, file_name
 
 
 class Physical(abc.ABC):
@@ -19,6 +19,20 @@ class Physical(abc.ABC):
     shared: bool = False
     #: True to write records indented, one entry per line (for diffs under git).
     pretty: bool = False
+    #: True if a leaf inside a stored object is stored at its path in the
+    #: object (``"run1/forces"``): external names may then be paths.
+    nested: bool = False
+    #: Arrays of more bytes than this are stored outside the record.
+    inline_array_limit: int = INLINE_LIMIT
+
+    def physical_name(self, key: str) -> str:
+        """The name (before ``~n`` for uniqueness) of a key's group or leaf."""
+        return file_name(key)
+
+    def check_name(self, name: Any, where: str, kind: str = "X") -> str:
+        """A physical name read from a record or journal (``kind`` ``"X"``: a
+        leaf, ``"G"``: a group): refuse anything that could leave its group."""
+        return check_name(name, where)
 
     def begin(self, write: bool) -> None:
         """Start a session: take the cross-process lock, open handles."""
@@ -97,6 +111,14 @@ class Physical(abc.ABC):
     @abc.abstractmethod
     def write_external(self, gpath: GPath, name: str, value: Any, entry: dict) -> None:
         """Store an array or bytes as ``name``; may add fields to ``entry``."""
+
+    def rename_external(self, gpath: GPath, name: str, new: str, entry: dict) -> None:
+        """Move external ``name`` to ``new`` (backends with ``nested`` only)."""
+        raise NotImplementedError
+
+    def rename_group(self, gpath: GPath, name: str, new: str) -> None:
+        """Move physical subgroup ``name`` of ``gpath`` to ``new`` (``nested`` only)."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def delete_external(self, gpath: GPath, name: str, entry: dict) -> None: ...

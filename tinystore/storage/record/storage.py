@@ -21,7 +21,6 @@ from tinystore.storage.record.format import (
     _child_entry,
     _leaf_info,
     _target,
-    check_name,
     copy_attrs,
     own_attrs,
 )
@@ -182,7 +181,8 @@ class RecordStorage(GenericStorage):
             if _at(entry, self._store.describe(self._gpath)) is not None:
                 return self._view(self, self._gpath, self._inner + (key,), key)
             if "G" in entry:
-                name = check_name(entry["G"], self._store.describe(self._gpath))
+                store = self._store
+                name = store.physical.check_name(entry["G"], store.describe(self._gpath), "G")
                 return self._view(self, self._gpath + (name,), (), key)
         return self._store.value(self._gpath, entry)
 
@@ -269,11 +269,14 @@ class RecordStorage(GenericStorage):
                     return store.new_physical(
                         self._gpath, rec, key, value, group=False, plain=self._plain_nodes()
                     )
+                inner = packing.path_cell(self._inner + (key,))
+                plain = self._plain_nodes()
                 return {
-                    "@": packing.add_tree(store, self._gpath, rec, value, plain=self._plain_nodes())
+                    "@": packing.add_tree(store, self._gpath, rec, value, plain=plain, inner=inner)
                 }
             try:
-                return store.leaf_entry(self._gpath, rec, key, value)
+                inner = packing.path_cell(self._inner)
+                return store.leaf_entry(self._gpath, rec, key, value, inner)
             except TypeError:
                 raise UnsupportedValueError(
                     f"cannot store {type(value).__name__} at {join_path(self._path, key)!r}"
@@ -323,15 +326,12 @@ class RecordStorage(GenericStorage):
         with store.transaction():
             # everything stored so far goes: list it physically (no need to parse the record)
             old = store.physical.list_names(())
-            for kind, name, entry in old:
-                if store.free_early:  # freed now, so the new tree can reuse the space
-                    store._remove((), kind, name, entry)
-                    store.freed.append(((), name))
-                    continue
-                store.garbage.append(((), kind, name, entry))
-                store.physical.journal((), kind, name, entry)
             new = Record([])
-            new._names = {name for _, name, _ in old}  # taken until they are deleted
+            new._names = {name for _, name, _ in old}  # taken until released
+            for kind, name, entry in old:
+                # freed now (the new tree can reuse the space), or moved aside
+                # (the new tree takes the names), or kept until the commit
+                store._set_aside((), new, kind, name, entry)
             packing.add_tree(store, (), new, tree, plain=self._plain_nodes())
             new.dirty = True
             store.records[()] = new

@@ -35,7 +35,6 @@ from tinystore.storage.record.format import (
     _children_entries,
     _entry_names,
     _target,
-    check_name,
     dumps_record,
     loads_record,
 )
@@ -53,7 +52,7 @@ class _Store:
         self.depth = 0
         self.garbage: list[tuple[GPath, str, str, dict]] = []
         self.written: list[tuple[GPath, str, str, dict]] = []
-        #: physical names removed early (see ``discard``), released at commit
+        #: physical names removed early (see ``discard``): the session is aborted on a failure
         self.freed: list[tuple[GPath, str]] = []
         #: True once a transaction committed in the current write session
         self.committed = False
@@ -61,6 +60,9 @@ class _Store:
         self.free_early = False
         #: records and external leaves read without a checksum (older files)
         self.unchecked: set[str] = set()
+        #: replaced data moved aside to free its name (``nested`` backends, see
+        #: ``_set_aside``): ``(gpath, kind, name, moved to)``, moved back on a rollback
+        self.moves: list[tuple[GPath, str, str, str]] = []
         self.closed = False
 
     def check_open(self) -> None:
@@ -105,9 +107,9 @@ class _Store:
         notes = self.physical.read_journal()
         for gpath, kind, name, entry in notes:
             try:
-                check_name(name, "the journal")
+                self.physical.check_name(name, "the journal", kind)
                 for part in gpath:
-                    check_name(part, "the journal")
+                    self.physical.check_name(part, "the journal", "G")
                 used = name in self._record(tuple(gpath)).names
             except (CorruptStoreError, NotAStoreError, StorageClosedError, OSError, KeyError):
                 continue  # its group is gone: deleting that group removed it too
@@ -194,11 +196,8 @@ class _Store:
         self.written.clear()  # the records name it now: never rolled back
         self.committed = True
         self.free_early = False
-        for gpath, name in self.freed:
-            rec = self.records.get(gpath)
-            if rec is not None and rec._names is not None:
-                rec._names.discard(name)
-        self.freed.clear()
+        self.freed.clear()  # their names were released as they went
+        self.moves.clear()
         garbage, self.garbage = self.garbage, []
         removed = True  # committed: a failure now leaves garbage, never an error
         for gpath, kind, name, entry in garbage:
@@ -209,7 +208,7 @@ class _Store:
                 continue
             rec = self.records.get(gpath)
             if rec is not None and rec._names is not None:
-                rec._names.discard(name)
+                rec.release(name)
         if removed:
             with contextlib.suppress(OSError):
                 self.physical.clear_journal()
@@ -230,6 +229,13 @@ class _Store:
             except Exception:
                 removed = False  # the journal keeps it: the next write session removes it
             self.records.pop(gpath, None)  # its name set may hold names now unused
+        for gpath, kind, name, moved in reversed(self.moves):
+            try:
+                self._move(gpath, kind, moved, name)
+            except Exception:
+                removed = False
+            self.records.pop(gpath, None)
+        self.moves.clear()
         self.written.clear()
         self.garbage.clear()
         if removed:
@@ -243,11 +249,47 @@ class _Store:
         self.written.clear()
         self.garbage.clear()
         self.freed.clear()
+        self.moves.clear()
         self.free_early = False
         self.physical.abort()
 
+    def _set_aside(self, gpath: GPath, rec: Record, kind: str, name: str, entry: dict) -> None:
+        """Schedule physical ``name`` (of ``kind``) of group ``gpath``, whose
+        record is ``rec``, for deletion, and release the name for what replaces it.
+
+        The first transaction of a write session removes it now (see
+        :meth:`transaction`); later ones keep it until the commit, on a
+        ``nested`` backend moved to a spare name (``%40old``, ``%40old~1``...
+        in the group), so that what replaces it takes its own name; a
+        rollback moves it back.
+        """
+        physical = self.physical
+        if self.free_early:  # see transaction(): aborting the session undoes it
+            self._remove(gpath, kind, name, entry)
+            self.freed.append((gpath, name))
+            rec.release(name)
+            return
+        if physical.nested:
+            aside = rec.new_name(("%40old",))
+            self.moves.append((gpath, kind, name, aside))
+            self._move(gpath, kind, name, aside)
+            rec.release(name)
+            name = aside
+        self.garbage.append((gpath, kind, name, entry))
+        # noted before the commit, so a crash after it cannot leave it behind
+        physical.journal(gpath, kind, name, entry)
+
+    def _move(self, gpath: GPath, kind: str, name: str, new: str) -> None:
+        if kind == "X":
+            self.physical.rename_external(gpath, name, new, {})
+            return
+        self.physical.rename_group(gpath, name, new)
+        sub = gpath + (name,)
+        for gp in [gp for gp in self.records if gp[: len(sub)] == sub]:
+            del self.records[gp]  # cached under the path it no longer has
+
     def _remove(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
-        check_name(name, self.describe(gpath))
+        self.physical.check_name(name, self.describe(gpath), kind)
         if kind == "X":
             self.physical.delete_external(gpath, name, entry)
         else:
@@ -270,14 +312,8 @@ class _Store:
                 rec.compact = False
             else:
                 for kind, name, ent in _entry_names(e):
-                    check_name(name, self.describe(gpath))
-                    if self.free_early:  # see transaction(): aborting the session undoes it
-                        self._remove(gpath, kind, name, ent)
-                        self.freed.append((gpath, name))
-                        continue
-                    self.garbage.append((gpath, kind, name, ent))
-                    # noted before the commit, so a crash after it cannot leave it behind
-                    self.physical.journal(gpath, kind, name, ent)
+                    self.physical.check_name(name, self.describe(gpath), kind)
+                    self._set_aside(gpath, rec, kind, name, ent)
 
     def sweep(self) -> list[str]:
         """Remove every physical name no record refers to (left by a killed
@@ -301,10 +337,18 @@ class _Store:
         return removed
 
     # -- writing trees -------------------------------------------------
-    def leaf_entry(self, gpath: GPath, rec: Record, key: str, value: Any) -> Any:
-        if leaf_nbytes(value) <= INLINE_LIMIT:
+    def leaf_entry(self, gpath: GPath, rec: Record, key: str, value: Any, inner: Any = None) -> Any:
+        """The entry of a leaf ``key`` of the node at path ``inner`` (a
+        :func:`packing.path_cell`) of a record."""
+        limit = self.physical.inline_array_limit if type(value) is np.ndarray else INLINE_LIMIT
+        if leaf_nbytes(value) <= limit:
             return encode_inline(value)
-        name = rec.new_name(key)
+        physical = self.physical
+        if physical.nested:
+            parts = tuple(map(physical.physical_name, packing.path_keys(inner) + (key,)))
+            name = rec.new_name(parts)
+        else:
+            name = rec.new_name((physical.physical_name(key),))
         if type(value) is np.ndarray:
             entry = {"X": name, "k": "A"}
             entry.update(array_meta(value))
@@ -327,7 +371,7 @@ class _Store:
         group: bool,
         plain: dict | None = None,
     ) -> dict:
-        name = rec.new_name(key)
+        name = rec.new_name((self.physical.physical_name(key),))
         sub = gpath + (name,)
         entry = {"G": name, "g": 1} if group else {"G": name}
         self.written.append((gpath, "G", name, entry))
@@ -353,7 +397,7 @@ class _Store:
             with self.session():
                 return self.external(gpath, entry)
         try:
-            check_name(entry["X"], self.describe(gpath))
+            self.physical.check_name(entry["X"], self.describe(gpath))
             value = self.physical.read_external(gpath, entry["X"], entry)
             if entry.get("k") != "A" and "n" in entry and len(value) != entry["n"]:
                 raise CorruptStoreError(
@@ -379,7 +423,7 @@ class _Store:
     def external_slice(self, gpath: GPath, entry: dict, selection: Any) -> Any:
         """``selection`` of the external array ``entry``, reading what it needs."""
         with self.session():
-            check_name(entry["X"], self.describe(gpath))
+            self.physical.check_name(entry["X"], self.describe(gpath))
             try:
                 return self.physical.read_external_slice(gpath, entry["X"], entry, selection)
             except (CorruptStoreError, StorageClosedError, IndexError, TypeError):
