@@ -23,7 +23,7 @@ import tinystore
 from tinystore.demo import Structure
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
-VERSIONS = ["1.0"]
+VERSIONS = ["1.0", "1.1"]
 BACKEND_FILES = {"hdf5": "{name}.h5", "json": "{name}_json"}
 
 
@@ -174,3 +174,39 @@ def test_golden_files_are_of_their_version(version, backend, name):
     else:
         record = (path / "@record.json").read_bytes()
     assert json.loads(record)["tinystore"] == [int(p) for p in version.split(".")]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_golden_hdf5_layout_of_each_version(version):
+    """1.0 kept a stored object's arrays flat in its group, under mangled
+    names; 1.1 keeps them at their logical paths under their own keys (and
+    both load, above)."""
+    import h5py
+
+    datasets: set = set()
+
+    def add(name, obj):  # returns None: visititems goes on
+        if isinstance(obj, h5py.Dataset):
+            datasets.add(name)
+
+    with h5py.File(_path(version, "hdf5", "object"), "r") as f:
+        f.visititems(add)
+    with h5py.File(_path(version, "hdf5", "groups"), "r") as f:
+        if version == "1.1":
+            forces = np.random.default_rng(61).normal(size=(500, 3))
+            np.testing.assert_array_equal(f["Results/run1/forces"][()], forces)
+        else:
+            assert "Results" not in f
+    native = {
+        "Positions",
+        "cell",
+        "nested/run 1/forces",
+        "frame/data/Energy_eV",
+        "frame/data/converged",
+        "structure/cell",
+    }
+    if version == "1.1":
+        assert native <= datasets
+    else:
+        assert not native & datasets
+        assert {"^positions", "forces", "^energy_e^v"} <= datasets
