@@ -224,3 +224,70 @@ def test_leaves_of_deep_objects_stop_at_the_folder_depth(tmp_path):
     for i in range(MAX_FOLDER_DEPTH + 5):
         np.testing.assert_array_equal(loaded["x"], np.full(10, float(i)))
         loaded = loaded[f"k{i}"]
+
+
+def test_replacements_after_a_commit_keep_their_own_names(tmp_path):
+    """Later writes of a session move what they replace aside (``%40old``),
+    remove it at their commit, and move it back if they fail."""
+    fn = tmp_path / "held.h5"
+    old_k = np.random.default_rng(3).random(100)
+    with tinystore.open(fn, "w") as s, s.hold():
+        s["obj"] = {"run": {"x": np.arange(100.0)}, "k": old_k}
+        s["g"] = {"y": np.ones(30)}
+        s["obj/run/x"] = np.arange(50.0)  # a leaf in a folder
+        s["g"] = {"y": np.zeros(30)}  # a physical group
+        s["obj/run"] = np.arange(20.0)  # a folder, by a dataset of its name
+        with pytest.raises(tinystore.errors.UnstorableError), s.batch():
+            s["obj/k"] = np.zeros(100)
+            s["g"] = {"z": np.ones(10)}
+            s["obj/run"] = {"x": np.ones(30)}
+            s["bad"] = lambda: 0
+        s["obj/new"] = np.ones(9)  # the session goes on after the rollback
+    assert _tree(fn) == {
+        "@record": "dataset",
+        "g": "group",
+        "g/@record": "dataset",
+        "g/y": "dataset",
+        "obj": "group",
+        "obj/@record": "dataset",
+        "obj/k": "dataset",
+        "obj/new": "dataset",
+        "obj/run": "dataset",
+    }
+    with h5py.File(fn, "r") as f:
+        np.testing.assert_array_equal(f["obj/run"][()], np.arange(20.0))
+        np.testing.assert_array_equal(f["obj/k"][()], old_k)
+        np.testing.assert_array_equal(f["g/y"][()], np.zeros(30))
+    with tinystore.open(fn, "r") as s:
+        assert list(s) == ["obj", "g"]
+        obj = s["obj"]
+        assert list(obj) == ["run", "k", "new"]
+        np.testing.assert_array_equal(obj["k"], old_k)
+        np.testing.assert_array_equal(obj["run"], np.arange(20.0))
+        assert list(s["g"]) == ["y"]
+
+
+@pytest.mark.skipif(shutil.which("h5dump") is None, reason="h5dump (hdf5-tools) not installed")
+def test_format_doc_shows_what_h5dump_prints_for_the_demo(tmp_path):
+    import pathlib
+    import re
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "tinystore", "demo", "--dir", str(tmp_path)],
+        capture_output=True,
+        check=True,
+        cwd=pathlib.Path(tinystore.__file__).parent.parent,
+    )
+    out = subprocess.run(
+        ["h5dump", "-H", "md_job.h5"], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout
+    doc = (pathlib.Path(__file__).parent.parent / "docs" / "format.rst").read_text()
+    block = doc[doc.index('    HDF5 "md_job.h5" {') :]
+    block = block[: block.index("\n\n")]
+    listed = [line[4:] for line in block.splitlines()]
+
+    def shape(lines):  # the record's length changes with the demo's numbers
+        return [re.sub(r"STRSIZE \d+", "STRSIZE n", line) for line in lines]
+
+    assert shape(listed) == shape(out.strip().splitlines())
