@@ -291,3 +291,32 @@ def test_format_doc_shows_what_h5dump_prints_for_the_demo(tmp_path):
         return [re.sub(r"STRSIZE \d+", "STRSIZE n", line) for line in lines]
 
     assert shape(listed) == shape(out.strip().splitlines())
+
+
+def test_a_leftover_in_the_way_of_moving_aside_is_replaced(tmp_path):
+    """``%40old`` left in a group (a removal that failed after its commit) is
+    no record's: moving replaced data aside takes its place."""
+    fn = tmp_path / "left.h5"
+    with tinystore.open(fn, "w") as s:
+        s["obj"] = {"x": np.arange(100.0), "g": {"y": np.ones(20)}}
+        s["top"] = {"y": np.ones(20)}
+    with h5py.File(fn, "a") as f:
+        f["obj/%40old"] = np.zeros(3)
+        f.create_group("%40old")
+    with tinystore.open(fn) as s, s.hold():
+        s["obj/k"] = 1  # a commit: later writes move what they replace aside
+        s["obj/x"] = np.arange(50.0)
+        s["top"] = {"z": np.zeros(20)}
+    assert _tree(fn) == {
+        "@record": "dataset",
+        "obj": "group",
+        "obj/@record": "dataset",
+        "obj/x": "dataset",
+        "obj/g": "group",
+        "obj/g/y": "dataset",
+        "top": "group",
+        "top/@record": "dataset",
+        "top/z": "dataset",
+    }
+    np.testing.assert_array_equal(tinystore.load(fn, path="obj/x"), np.arange(50.0))
+    np.testing.assert_array_equal(tinystore.load(fn, path="top/z"), np.zeros(20))

@@ -796,8 +796,11 @@ class _HDF5Physical(Physical):
         *new_folders, new_leaf = new.split("/")
         source = self._folder(gpath, old_folders, False)
         target = self._folder(gpath, new_folders, True)
+        key = new_leaf.encode("utf-8")
+        if _has(target, key):  # left by a failed removal: no record names it
+            target.unlink(key)
         lcpl = _LCPL_ASCII if new_leaf.isascii() else _LCPL_UTF8
-        source.links.move(old_leaf.encode("utf-8"), target, new_leaf.encode("utf-8"), lcpl=lcpl)
+        source.links.move(old_leaf.encode("utf-8"), target, key, lcpl=lcpl)
         if old_folders != new_folders:  # the old folders may be empty now
             self._prune(gpath, old_folders)
 
@@ -806,8 +809,11 @@ class _HDF5Physical(Physical):
 
     def _rename_group(self, gpath: GPath, name: str, new: str) -> None:
         parent = self._object(gpath)
+        key = new.encode("utf-8")
+        if _has(parent, key):  # left by a failed removal: no record names it
+            parent.unlink(key)
         lcpl = _LCPL_ASCII if new.isascii() else _LCPL_UTF8
-        parent.links.move(name.encode("utf-8"), parent, new.encode("utf-8"), lcpl=lcpl)
+        parent.links.move(name.encode("utf-8"), parent, key, lcpl=lcpl)
         self._forget_groups()  # the groups below it have other paths now
 
     def _prune(self, gpath: GPath, folders: list) -> None:
