@@ -320,3 +320,33 @@ def test_a_leftover_in_the_way_of_moving_aside_is_replaced(tmp_path):
     }
     np.testing.assert_array_equal(tinystore.load(fn, path="obj/x"), np.arange(50.0))
     np.testing.assert_array_equal(tinystore.load(fn, path="top/z"), np.zeros(20))
+
+
+def test_names_hdf5_cannot_take_are_escaped(tmp_path):
+    """Only what HDF5 cannot take as a name is escaped.  The storage API
+    refuses such keys anyway (``/``, ``.``, ``..``, empty, NUL): the escapes
+    are for keys that reach the backend some other way."""
+    from tinystore.storage.hdf5 import _check_part, hdf5_name
+
+    odd = {"a/b": "a%2fb", ".": "%2e", "..": "%2e%2e", "": "%", "x\x00y": "x%00y"}
+    assert {key: hdf5_name(key) for key in odd} == odd
+    assert hdf5_name("lone\ud800").isascii()
+    from tinystore.storage.base import Tree
+
+    with tinystore.open(tmp_path / "odd.h5", "w") as s:
+        for key in odd:
+            with pytest.raises(tinystore.errors.InvalidKeyError):
+                s["obj"] = Tree({}, {key: np.ones(20)})
+    keys = ["@at", "fine name", "ünï", "a.b", "..x", "%2e", "tab\there", "a:b\\c"]
+    for key in keys:
+        _check_part(hdf5_name(key), "test")
+    arrays = {key: np.full(20, float(i)) for i, key in enumerate(keys)}
+    fn = tmp_path / "names.h5"
+    tinystore.save({"obj": arrays}, fn)
+    names = {k[len("obj/") :] for k, kind in _tree(fn).items() if k.startswith("obj/")}
+    # the key itself but for the leading @; "%2e" is taken by no other key
+    assert names == {"%40at", *keys[1:]}
+    loaded = tinystore.load(fn)["obj"]
+    assert list(loaded) == keys
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(loaded[key], value)

@@ -53,6 +53,7 @@ from tinystore.storage.record import (
     RecordStorage,
     dumps_record,
 )
+from tinystore.storage.record.format import file_name
 
 RECORD = "@record"
 #: Arrays of at most this many bytes stay inside their record (a dataset
@@ -157,11 +158,31 @@ def _open_hard(group: Any, name: bytes, where: str) -> Any:
         raise CorruptStoreError(f"{where} cannot be opened: {exc}") from None
 
 
+#: The only names HDF5 forbids or reads otherwise: ``/`` separates names,
+#: ``.`` and ``..`` are not names of their own, NUL ends a C string; and a
+#: leading ``@`` is tinystore's (``@record``).
+_HDF5_ESCAPES = {"/": "%2f", "\x00": "%00"}
+
+
 def hdf5_name(key: str) -> str:
-    """The HDF5 link name of a key: the key itself (keys never contain ``/``
-    nor are ``.``), except that a leading ``@``, tinystore's (``@record``),
-    is written ``%40``."""
-    return "%40" + key[1:] if key[:1] == "@" else key
+    """The HDF5 link name of a key: the key itself, but for what HDF5 cannot
+    take as a name (keys of the storage API never contain ``/`` nor are
+    ``.``; a ``Tree``'s might): ``/`` is written ``%2f``, NUL ``%00``, a
+    key ``.`` or ``..`` ``%2e`` or ``%2e%2e``, the empty key ``%``, a leading ``@``
+    (tinystore's: ``@record``) ``%40``; a key with a lone surrogate (no
+    UTF-8 has one) gets the name a JSON directory gives it."""
+    if key[:1] == "@":
+        key = "%40" + key[1:]
+    elif key in ("", ".", ".."):
+        return "%" if not key else "%2e" * len(key)
+    if "/" in key or "\x00" in key:
+        key = "".join(_HDF5_ESCAPES.get(c, c) for c in key)
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 name has it
+            return file_name(key)
+    return key
 
 
 def _check_part(name: Any, where: str) -> None:
