@@ -210,3 +210,17 @@ def test_golden_hdf5_layout_of_each_version(version):
     else:
         assert not native & datasets
         assert {"^positions", "forces", "^energy_e^v"} <= datasets
+
+
+def test_compact_rewrites_a_1_0_hdf5_file_in_the_current_layout(tmp_path):
+    import h5py
+
+    dst = _copy("1.0", "hdf5", "groups", tmp_path)
+    tinystore.compact(dst)
+    with h5py.File(dst, "r") as f:
+        forces = np.random.default_rng(61).normal(size=(500, 3))
+        np.testing.assert_array_equal(f["Results/run1/forces"][()], forces)
+        assert list(f["Results/run1"]) == ["@record", "forces", "params"]
+    with tinystore.open(dst, "r") as s:
+        assert s["Results/run1/params"] == {"cutoff": 4.5, "kpoints": (3, 3, 3)}
+        assert dict(s["Results/run1"].attrs) == {"temperature_K": 300}
