@@ -41,6 +41,8 @@ if os.environ.get("CI") and not HAVE_S3:
 
 #: ``backend`` of every test that takes it; "zarr" is a local folder
 BACKENDS = ["memory", "hdf5", "json"] + (["zarr"] if HAVE_ZARR else [])
+#: The backends that keep a store in files on a local disk (space, reads, damage)
+FILE_BACKENDS = [b for b in BACKENDS if b != "memory"]
 #: The object suites (round trip, pickle parity) run on the reference backend
 #: too: the developer contract alone, with the base class's slow defaults.
 OBJECT_BACKENDS = BACKENDS + ["reference"]

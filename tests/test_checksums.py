@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import orjson
 import pytest
-from helpers.crafting import read_record, write_external, write_record
+from conftest import FILE_BACKENDS
+from helpers.crafting import (
+    external_file_span,
+    flip_byte,
+    read_record,
+    write_external,
+    write_record,
+)
 
 import tinystore
 from tinystore.cli import main
@@ -47,21 +54,13 @@ def test_records_and_leaves_carry_checksums(filename):
         assert tail.rstrip(b"\n") == sum64(body).encode() + b'"}'
 
 
-def test_a_flipped_byte_in_array_data_is_found_and_named(filename, backend, capsys):
+def test_a_flipped_byte_in_array_data_is_found_and_named(filename, capsys):
     _populate(filename)
     gpath = _gpath(filename)
     name = _external(filename, gpath, "forces")["X"]
     damaged = FORCES.copy()
     damaged.reshape(-1).view(np.uint8)[1234] ^= 0x10
-    write_external(filename, gpath, name, damaged)
-    if backend == "zarr":
-        # the crafting helper can only write a new zarr array (its chunks are
-        # compressed), which the zarr backend tells apart by its id before any
-        # checksum is read: a CorruptStoreError naming the array all the same
-        with pytest.raises(CorruptStoreError, match="runs/a/forces"):
-            tinystore.load(filename, path="runs/a/forces")
-        assert tinystore.load(filename, path="runs/a/energy") == 12345.25
-        return
+    write_external(filename, gpath, name, damaged, in_place=True)
     with pytest.raises(CorruptStoreError, match=f"{name}.*damaged.*checksum"):
         tinystore.load(filename, path="runs/a/forces")
     assert tinystore.load(filename, path="runs/a/energy") == 12345.25  # the rest loads
@@ -72,6 +71,24 @@ def test_a_flipped_byte_in_array_data_is_found_and_named(filename, backend, caps
         assert main(["verify", filename, "--quiet"]) == 1
         out = capsys.readouterr().out
         assert "DAMAGED /runs/a/forces" in out and "1 damaged" in out
+
+
+@pytest.mark.parametrize("backend", FILE_BACKENDS)
+@pytest.mark.parametrize("where", [0.0, 0.5, 0.999])
+def test_a_flipped_byte_on_disk_is_found_and_named(filename, backend, where, capsys):
+    """One byte of the stored array, flipped in the file itself (zarr: in a
+    compressed chunk, which then decodes wrong or not at all)."""
+    _populate(filename)
+    gpath = _gpath(filename)
+    name = _external(filename, gpath, "forces")["X"]
+    path, offset, size = external_file_span(filename, gpath, name)
+    flip_byte(path, offset + int(where * size))
+    with pytest.raises(CorruptStoreError, match=f"{name}.*/runs/a.*(damaged|cannot be read)"):
+        tinystore.load(filename, path="runs/a/forces")
+    assert tinystore.load(filename, path="runs/a/energy") == 12345.25
+    assert main(["verify", filename, "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "DAMAGED /runs/a/forces" in out and "1 damaged" in out
 
 
 def test_a_flipped_byte_in_a_record_is_found_and_named(filename, capsys):

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import HAVE_ZARR
 
 import tinystore
 import tinystore.cli
@@ -39,9 +40,14 @@ def _big_file(filename):
         s["group/x"] = np.arange(1000.0)
 
 
-@pytest.mark.parametrize("src, dst", [("big.h5", "big.json"), ("big.json", "big.h5")])
+PAIRS = [("big.h5", "big.json"), ("big.json", "big.h5")]
+if HAVE_ZARR:  # zarr both ways: a source and a destination
+    PAIRS += [("big.h5", "big.zarr"), ("big.zarr", "big.json")]
+
+
+@pytest.mark.parametrize("src, dst", PAIRS)
 def test_converting_200_mb_needs_far_less_memory(tmp_path, src, dst):
-    if src.endswith(".json"):
+    if not src.endswith(".h5"):
         _big_file(tmp_path / "seed.h5")
         tinystore.cli.main(["convert", str(tmp_path / "seed.h5"), str(tmp_path / src), "--quiet"])
     else:

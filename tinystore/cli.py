@@ -221,13 +221,13 @@ class Progress:
 
 
 def _is_legacy_source(src: str) -> bool:
-    from tinystore.storage.registry import is_legacy_file
+    """An h5io / pyiron file, or a folder that is no store (a project folder)."""
+    from tinystore.storage.registry import backend_specs, is_legacy_file
 
-    return (
-        os.path.isdir(src)
-        and not os.path.exists(os.path.join(src, "@record.json"))
-        or (is_legacy_file(src))
-    )
+    if os.path.isdir(src):  # a JSON or zarr store is a folder too
+        specs = backend_specs().values()
+        return not any(spec.detect is not None and spec.detect(src) for spec in specs)
+    return is_legacy_file(src)
 
 
 def _cmd_convert_legacy(args) -> int:

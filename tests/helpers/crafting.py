@@ -117,8 +117,14 @@ def record_doc(nodes: list, version: Any = (1, 0)) -> dict:
     return {"tinystore": list(version), "nodes": nodes}
 
 
-def write_external(location: str, gpath: tuple, name: str, value: Any) -> None:
-    """Store a raw external leaf: an array (``.npy`` / dataset) or bytes (``.bin``)."""
+def write_external(
+    location: str, gpath: tuple, name: str, value: Any, in_place: bool = False
+) -> None:
+    """Store a raw external leaf: an array (``.npy`` / dataset) or bytes (``.bin``).
+
+    ``in_place`` (zarr): write the data into the existing array, which keeps
+    its identity (a new array is told apart by its id before any checksum).
+    """
     gpath = tuple(gpath)
     kind = kind_of(location)
     if kind == "zarr":
@@ -126,6 +132,9 @@ def write_external(location: str, gpath: tuple, name: str, value: Any) -> None:
 
         data = value if isinstance(value, np.ndarray) else np.frombuffer(bytes(value), np.uint8)
         store = zarr.storage.LocalStore(location)
+        if in_place:
+            zarr.open_array(store, path=_zarr_key(gpath, name), mode="r+")[...] = data
+            return
         zarr.create_array(store, name=_zarr_key(gpath, name), data=data, overwrite=True)
     elif kind == "memory":
         raw = value.tobytes() if isinstance(value, np.ndarray) else bytes(value)
@@ -146,6 +155,33 @@ def write_external(location: str, gpath: tuple, name: str, value: Any) -> None:
                 group.create_dataset(name, data=value)
             else:
                 group.create_dataset(name, data=np.frombuffer(bytes(value), dtype=np.uint8))
+
+
+def external_file_span(location: str, gpath: tuple, name: str) -> tuple[str, int, int]:
+    """``(file, offset, size)``: where the stored bytes of an external leaf lie
+    on disk (HDF5: a contiguous dataset; JSON: the data of the ``.npy`` file;
+    zarr: its first chunk, compressed)."""
+    kind = kind_of(location)
+    if kind == "hdf5":
+        with h5py.File(location, "r", locking=False) as f:
+            ds = f[_h5name(tuple(gpath))][name]
+            return location, ds.id.get_offset(), ds.id.get_storage_size()
+    if kind == "json":
+        path = Path(location, *gpath, f"{name}.npy")
+        data = np.load(path, mmap_mode="r")
+        size = path.stat().st_size
+        return str(path), size - data.nbytes, data.nbytes
+    chunks = sorted(Path(location, _zarr_key(tuple(gpath), name), "c").rglob("*"))
+    first = next(p for p in chunks if p.is_file())
+    return str(first), 0, first.stat().st_size
+
+
+def flip_byte(path: str, offset: int, bit: int = 0x10) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)[0]
+        f.seek(offset)
+        f.write(bytes([byte ^ bit]))
 
 
 def remove_store(location: str) -> None:

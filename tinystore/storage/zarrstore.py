@@ -50,7 +50,7 @@ from tinystore.errors import (
     NotAStoreError,
     StoreLockedError,
 )
-from tinystore.storage.leaves import array_from_bytes, dtype_from_json
+from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 from tinystore.storage.record import (
     FORMAT_VERSION,
@@ -600,7 +600,8 @@ class _ZarrPhysical(Physical):
                 _sync(self.store.set_if_not_exists(f"{path}/zarr.json", _buffer(_GROUP_DOC)))
                 self._parents.add(path)
 
-    def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
+    def _open_leaf(self, gpath: GPath, name: str, entry: dict) -> Any:
+        """The zarr array of an external leaf, checked to be the one its record wrote."""
         zarr = _zarr()
         key = self._leaf_key(gpath, name)
         try:
@@ -614,7 +615,11 @@ class _ZarrPhysical(Physical):
                 f"array {key!r} of {self.location} was replaced by another writer while "
                 "this one was being read; read again"
             )
-        data = arr[...]
+        return arr
+
+    def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
+        key = self._leaf_key(gpath, name)
+        data = self._open_leaf(gpath, name, entry)[...]
         if entry["k"] != "A":
             return data.tobytes()
         if entry.get("zr"):
@@ -644,6 +649,25 @@ class _ZarrPhysical(Physical):
         if entry.get("o") == "F":
             data = np.asfortranarray(data)
         return data
+
+    def read_external_slice(self, gpath: GPath, name: str, entry: dict, selection: Any) -> Any:
+        """The selection of a zarr array: only the chunks it touches are read.
+        Selections zarr reads with another meaning than numpy's (or cannot
+        make: negative steps, several index arrays) read the whole array."""
+        sel = _orthogonal(selection)
+        if sel is None or entry["k"] != "A" or entry.get("zr"):
+            return super().read_external_slice(gpath, name, entry, selection)
+        arr = self._open_leaf(gpath, name, entry)
+        dtype = dtype_from_json(entry["d"])
+        if arr.shape != tuple(entry["s"]) or arr.dtype != dtype or arr.dtype.names is not None:
+            return super().read_external_slice(gpath, name, entry, selection)
+        try:
+            part = arr.oindex[sel]
+        except Exception:  # noqa: BLE001 - numpy's answer (an IndexError, say) on the whole
+            return super().read_external_slice(gpath, name, entry, selection)
+        if all(type(s) is int for s in sel):
+            return part[()]  # a scalar, as numpy gives
+        return part.view(with_flags(dtype, entry))
 
     def delete_external(self, gpath: GPath, name: str, entry: dict) -> None:
         self._delete_prefix(self._leaf_key(gpath, name))
@@ -692,6 +716,32 @@ def _escape(name: str) -> str:
     if name in _ZARR_NAMES or name.startswith(("__", "%")):
         return "%" + name
     return name
+
+
+def _orthogonal(selection: Any) -> tuple | None:
+    """``selection`` as a zarr orthogonal selection that means what it means to
+    numpy (ints, positive-step slices, ``...`` and at most one 1-D index
+    array, then without ints), or None."""
+    sel = selection if type(selection) is tuple else (selection,)
+    out: list = []
+    arrays = 0
+    for s in sel:
+        if s is Ellipsis or (type(s) is slice and (s.step is None or s.step > 0)):
+            out.append(s)
+        elif isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)):
+            out.append(int(s))
+        elif isinstance(s, (list, np.ndarray)):
+            index = np.asarray(s)
+            if index.ndim != 1 or index.dtype.kind not in "biu" or not index.size:
+                return None
+            arrays += 1
+            out.append(index)
+        else:
+            return None
+    ints = sum(type(s) is int for s in out)
+    if arrays > 1 or (arrays and ints) or sum(s is Ellipsis for s in out) > 1:
+        return None
+    return tuple(out)
 
 
 def _subgroups(record: Any) -> list[str]:
