@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+from conftest import HAVE_ZARR
 
 import tinystore
 from tinystore.errors import InvalidKeyError, StoreLockedError
@@ -19,24 +21,26 @@ sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from procs import child_env  # noqa: E402
 
 FILE_BACKENDS = ["hdf5", "json"]
+#: with zarr (a local folder): for the tests that run there too
+ALL_FILE_BACKENDS = FILE_BACKENDS + (["zarr"] if HAVE_ZARR else [])
 
 
 def _store(backend: str, folder: Path) -> str:
-    return str(folder / ("store.h5" if backend == "hdf5" else "store.json"))
+    return str(folder / {"hdf5": "store.h5", "zarr": "store.zarr"}.get(backend, "store.json"))
 
 
 def _lock_file(backend: str, store: str) -> str:
     return store + ".lock" if backend == "hdf5" else os.path.join(store, "@lock")
 
 
-def _child(code: str, **kw) -> subprocess.Popen:
+def _child(code: str, *args: str) -> subprocess.Popen:
+    """A Python process running ``code`` with ``args``, its output piped (text)."""
     return subprocess.Popen(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=child_env(),
         text=True,
-        **kw,
     )
 
 
@@ -54,13 +58,8 @@ print("released", flush=True)
 
 
 def _holder(store: str, mode: str, release: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, store, mode, str(release)],
-        stdout=subprocess.PIPE,
-        env=child_env(),
-        text=True,
-    )
-    assert proc.stdout.readline().strip() == "holding"
+    proc = _child(_HOLDER, store, mode, release)
+    assert proc.stdout.readline().strip() == "holding", proc.stderr.read()
     return proc
 
 
@@ -99,15 +98,7 @@ def test_readers_share_the_lock_and_a_writer_waits_for_them(backend, tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
     n = 3
-    readers = [
-        subprocess.Popen(
-            [sys.executable, "-c", _READER, store, str(i), str(marks), str(n)],
-            stdout=subprocess.PIPE,
-            env=child_env(),
-            text=True,
-        )
-        for i in range(n)
-    ]
+    readers = [_child(_READER, store, i, marks, n) for i in range(n)]
     try:
         # each reader says "together" only while all n hold their read sessions at once
         assert [r.stdout.readline().strip() for r in readers] == ["together"] * n
@@ -120,6 +111,47 @@ def test_readers_share_the_lock_and_a_writer_waits_for_them(backend, tmp_path):
     assert [r.returncode for r in readers] == [0] * n
     tinystore.save(1, store, path="y", lock_timeout=5)
     assert tinystore.load(store, path="y") == 1
+
+
+_TIMED_READER = """
+import os, sys, time, tinystore
+store, me, folder = sys.argv[1:4]
+with tinystore.open(store, "r") as s, s.hold():  # the shared lock is held from here...
+    start = time.monotonic_ns()  # CLOCK_MONOTONIC: one clock for every process
+    assert s["x"] == 42
+    open(os.path.join(folder, "in-" + me), "w").close()
+    while not os.path.exists(os.path.join(folder, "release")):
+        time.sleep(0.01)
+    end = time.monotonic_ns()
+print(start, end, flush=True)  # ...to here
+"""
+
+
+@pytest.mark.parametrize("backend", ALL_FILE_BACKENDS)
+def test_concurrent_readers_overlap_in_time(backend, tmp_path):
+    """Readers in their own processes each record when they held the shared
+    lock; the intervals overlap.  The readers are released once all are in
+    (or after a minute): with an exclusive lock they would come one after
+    the other, and their intervals would not overlap."""
+    store = _store(backend, tmp_path)
+    tinystore.save(42, store, path="x")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    n = 3
+    readers = [_child(_TIMED_READER, store, i, marks) for i in range(n)]
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(marks.glob("in-*"))) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        (marks / "release").touch()
+        outs = [r.communicate(timeout=120) for r in readers]
+    assert [r.returncode for r in readers] == [0] * n, [err for _, err in outs]
+    intervals = [tuple(map(int, out.split())) for out, _ in outs]
+    assert all(start < end for start, end in intervals)
+    latest_start = max(start for start, _ in intervals)
+    earliest_end = min(end for _, end in intervals)
+    assert latest_start < earliest_end, f"the read sessions did not overlap: {intervals}"
 
 
 @pytest.mark.parametrize("backend", FILE_BACKENDS)
@@ -167,13 +199,7 @@ def test_reader_without_write_access_takes_a_shared_lock(backend):
             os.chmod(lock, 0o444)
             os.chmod(folder, 0o555)
         release = folder / "release"
-        reader = subprocess.Popen(
-            [sys.executable, "-c", _UNPRIVILEGED_READER, store, str(release)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=child_env(),
-            text=True,
-        )
+        reader = _child(_UNPRIVILEGED_READER, store, release)
         try:
             line = reader.stdout.readline().strip()
             assert line == "7", reader.stderr.read()
