@@ -112,3 +112,26 @@ def test_zarr_benchmark_compares_with_plain_zarr_and_counts_requests(tmp_path):
         assert r["tinystore"]["requests"] > 0 and r["zarr"]["requests"] > 0
         if r["operation"].startswith("browse"):  # one request, where zarr needs one per node
             assert r["tinystore"]["requests"] <= 2 < r["zarr"]["requests"]
+
+
+def test_checksum_benchmark_reports_the_cost_of_checking(tmp_path):
+    out = tmp_path / "checksums.json"
+    script = os.path.join(ROOT, "benchmarks", "checksum_cost.py")
+    proc = subprocess.run(
+        [sys.executable, script, "--smoke", "--json", str(out)],
+        capture_output=True,
+        check=False,
+        text=True,
+        cwd=str(tmp_path),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert {r["backend"] for r in rows} == {"HDF5", "JSON"}
+    assert {r["file"].rstrip(" *") for r in rows} >= {
+        "one 8 MB float64 array",
+        "10 arrays of 800 KB",
+    }
+    for r in rows:
+        assert r["checked"] > 0 and r["unchecked"] > 0 and "cost" in r
+    assert "cost" in proc.stdout

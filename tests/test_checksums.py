@@ -17,7 +17,7 @@ from helpers.crafting import (
 import tinystore
 from tinystore.cli import main
 from tinystore.errors import CorruptStoreError
-from tinystore.storage.checksum import leaf_sum, sum64
+from tinystore.storage.checksum import Sum64, leaf_sum, sum64
 
 FORCES = np.random.default_rng(3).random((500, 3))
 
@@ -148,3 +148,36 @@ def test_checksums_of_arrays_in_either_order_and_non_contiguous():
     assert leaf_sum(np.asfortranarray(a), "F") == sum64(a.tobytes("F"))
     assert leaf_sum(a[::2, ::3], "C") == sum64(a[::2, ::3].tobytes())
     assert leaf_sum(np.zeros(3, "i4,f8")) is None  # padding bytes need not survive HDF5
+
+
+def test_sum64_a_piece_at_a_time_is_sum64_of_the_whole():
+    data = np.random.default_rng(7).bytes(1003)
+    for cuts in ([], [3], [1, 2, 3, 500], [8, 16, 1000], [5, 13, 21, 1002]):
+        summer, start = Sum64(), 0
+        for cut in [*cuts, len(data)]:
+            summer.update(data[start:cut])
+            start = cut
+        assert summer.hexdigest() == sum64(data) and summer.length == len(data)
+    assert Sum64().hexdigest() == sum64(b"")
+
+
+def test_json_sums_an_array_while_reading_it(tmp_path, monkeypatch):
+    """The checksum of a .npy leaf is taken piece by piece as it is read (no
+    second pass): it is what the record holds, and it alone decides."""
+    from tinystore.storage import jsondir
+
+    monkeypatch.setattr(jsondir, "PIECE", 4096)  # many pieces, the last one short
+    folder = tmp_path / "run.json"
+    data = np.random.default_rng(8).random(10_001)
+    tinystore.save({"x": data}, folder)
+    with tinystore.open(folder, "r") as s:
+        entry = orjson.loads(read_record(str(folder), ()))["nodes"][0]["c"]["x"]
+        physical = s._store.physical
+        value, summed = physical.read_external_summed((), entry["X"], entry)
+        assert summed == entry["h"] and np.array_equal(value, data)
+        checked = []
+        monkeypatch.setattr(
+            "tinystore.storage.record.transactions.leaf_sum",
+            lambda *a: checked.append(a) or "0" * 16,
+        )
+        assert np.array_equal(s["x"], data) and checked == []  # never summed again

@@ -40,6 +40,7 @@ COUNTED = (
     "read_record",
     "write_record",
     "read_external",
+    "read_external_summed",  # counted as read_external: a leaf summed while read
     "write_external",
     "create_group",
     "delete_external",
@@ -74,7 +75,7 @@ class CountingPhysical:
             gpath = args[0] if args else None
             self.calls.append(
                 (
-                    name,
+                    name.removesuffix("_summed"),
                     gpath,
                     args[1] if len(args) > 1 and name != "write_record" else None,
                 )

@@ -4,9 +4,13 @@ The checksum is a 64-bit wrapping sum of the data read as little-endian
 64-bit words (the last, short word padded with zeros), plus its length, as
 16 hex digits.  Any damage confined to one 8-byte word (a flipped bit or
 byte) changes it, and so does nearly any other; it runs at memory speed
-(numpy's vectorised sum), so checking costs a few percent of a load, where
-CRC32 (zlib) would cost about as much as the load itself.  It is a check
-against damage, not against tampering.
+(numpy's vectorised sum), where CRC32 (zlib) would cost about as much as the
+load itself.  It is a check against damage, not against tampering.
+
+Being a sum, it can be taken a piece at a time (:class:`Sum64`): a backend
+that reads a leaf in pieces sums each piece while it is still in the CPU
+cache, instead of a second pass over the whole leaf from memory
+(``benchmarks/checksum_cost.py`` measures what checking costs).
 """
 
 from __future__ import annotations
@@ -31,6 +35,43 @@ def sum64(data: Any) -> str:
     total = int(buf[:n].view("<u8").sum(dtype=np.uint64)) if n else 0
     total += int.from_bytes(bytes(buf[n:]), "little") + len(buf)
     return format(total & _MASK, "016x")
+
+
+class Sum64:
+    """:func:`sum64` of the concatenation of the pieces given to :meth:`update`
+    (of any lengths: the words are counted from the start of the first)."""
+
+    __slots__ = ("_total", "_length", "_carry")
+
+    def __init__(self) -> None:
+        self._total = 0
+        self._length = 0
+        self._carry = b""  # the bytes of a word not yet complete
+
+    def update(self, data: Any) -> None:
+        buf = data if type(data) is np.ndarray else np.frombuffer(data, np.uint8)
+        self._length += len(buf)
+        if self._carry:
+            need = 8 - len(self._carry)
+            self._carry += bytes(buf[:need])
+            buf = buf[need:]
+            if len(self._carry) < 8:
+                return
+            self._total += int.from_bytes(self._carry, "little")
+            self._carry = b""
+        n = len(buf) - len(buf) % 8
+        if n:
+            self._total += int(buf[:n].view("<u8").sum(dtype=np.uint64))
+        self._carry = bytes(buf[n:])
+
+    @property
+    def length(self) -> int:
+        """Bytes summed so far."""
+        return self._length
+
+    def hexdigest(self) -> str:
+        total = self._total + int.from_bytes(self._carry, "little") + self._length
+        return format(total & _MASK, "016x")
 
 
 def leaf_sum(value: Any, order: str = "C") -> str | None:

@@ -103,6 +103,13 @@ class Physical(abc.ABC):
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
         """The array (``entry["k"] == "A"``) or bytes stored as ``name``."""
 
+    def read_external_summed(self, gpath: GPath, name: str, entry: dict) -> tuple:
+        """``(read_external(...), checksum)``: backends that sum a leaf's bytes
+        while reading them (see :class:`~tinystore.storage.checksum.Sum64`)
+        return the checksum of what they read; None, the default, has it
+        computed afterwards, in a second pass."""
+        return self.read_external(gpath, name, entry), None
+
     def read_external_slice(self, gpath: GPath, name: str, entry: dict, selection: Any) -> Any:
         """``read_external(...)[selection]`` for an array; backends that can
         read only the bytes the selection needs override it."""

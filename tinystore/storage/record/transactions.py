@@ -398,13 +398,13 @@ class _Store:
                 return self.external(gpath, entry)
         try:
             self.physical.check_name(entry["X"], self.describe(gpath))
-            value = self.physical.read_external(gpath, entry["X"], entry)
+            value, summed = self.physical.read_external_summed(gpath, entry["X"], entry)
             if entry.get("k") != "A" and "n" in entry and len(value) != entry["n"]:
                 raise CorruptStoreError(
                     f"external leaf {entry['X']!r} of {self.describe(gpath)} has {len(value)} "
                     f"bytes, but the record says {entry['n']}"
                 )
-            self._check_sum(gpath, entry, value)
+            self._check_sum(gpath, entry, value, summed)
             if entry.get("k") == "A" and ("al" in entry or "m" in entry):
                 value = value.view(with_flags(value.dtype, entry))
             return bytearray(value) if entry.get("k") == "BA" else value
@@ -433,13 +433,16 @@ class _Store:
                     f"external leaf {entry['X']!r} of {self.describe(gpath)} cannot be read: {exc}"
                 ) from exc
 
-    def _check_sum(self, gpath: GPath, entry: dict, value: Any) -> None:
-        """Compare an external leaf just read with the checksum its record holds."""
+    def _check_sum(self, gpath: GPath, entry: dict, value: Any, summed: str | None = None) -> None:
+        """Compare an external leaf just read with the checksum its record holds
+        (``summed``: the checksum the backend took while reading it, if any)."""
         expected = entry.get("h")
         if expected is None:
             self.unchecked.add(f"leaf {entry['X']!r} of {self.describe(gpath)}")
             return
-        if leaf_sum(value, entry.get("o", "C")) != expected:
+        if summed is None:
+            summed = leaf_sum(value, entry.get("o", "C"))
+        if summed != expected:
             raise CorruptStoreError(
                 f"external leaf {entry['X']!r} of {self.describe(gpath)} is damaged "
                 "(its checksum does not match its record)"
