@@ -8,6 +8,7 @@ local folder, ``zarr-s3`` on the moto server of the ``s3_server`` fixture).
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import time
@@ -45,6 +46,27 @@ def s3_url(s3_server):
     return f"s3://{s3_server['bucket']}/zarr-{next(_names)}/run.zarr"
 
 
+def plain(where: str, read_only: bool = True):
+    """What plain zarr, dask and xarray open ``where`` with: a local folder's
+    path, or on S3 a ``zarr.storage.ObjectStore`` over obstore's ``S3Store``
+    pointed at the moto server (obstore is what tinystore uses: no s3fs)."""
+    if "://" not in where:
+        return where
+    from obstore.store import S3Store
+
+    bucket, _, prefix = where.removeprefix("s3://").partition("/")
+    s3 = S3Store(
+        bucket,
+        prefix=prefix,
+        endpoint=os.environ["AWS_ENDPOINT_URL"],  # set by the s3_server fixture
+        region="us-east-1",
+        access_key_id="testing",
+        secret_access_key="testing",
+        client_options={"allow_http": True},
+    )
+    return zarr.storage.ObjectStore(s3, read_only=read_only)
+
+
 class Counter:
     """``store_wrapper=`` for ZarrStorage: counts the requests of each opening."""
 
@@ -69,29 +91,25 @@ SMALL = {"energy": -3.5, "steps": [1, 2, 3], "name": "relax", "done": True}
 
 # -- plain zarr, dask and xarray read stored arrays ---------------------------------------------
 def test_plain_zarr_dask_and_xarray_read_stored_arrays(where):
-    if "://" in where:  # plain zarr reads s3:// through fsspec: s3fs (the s3-fsspec extra)
-        pytest.importorskip("s3fs", reason="plain zarr on S3 needs s3fs (the s3-fsspec extra)")
     big = np.arange(200_000, dtype="f8").reshape(400, 500)
     with tinystore.open(where, "w") as s:
         s["jobs/relax"] = {"forces": big, "energy": -1.5}
         s.attrs["code"] = "vasp"
-    group = zarr.open_group(where, mode="r")
+    group = zarr.open_group(plain(where), mode="r")
     stored = group["jobs/relax/forces"]
     assert stored.shape == big.shape and stored.dtype == big.dtype
     np.testing.assert_array_equal(stored[...], big)
     assert stored.compressors  # zarr's default compression
     da = pytest.importorskip("dask.array", reason="dask is in the test extra")
-    lazy = da.from_zarr(where, component="jobs/relax/forces")
+    lazy = da.from_zarr(plain(where), component="jobs/relax/forces")
     assert float(lazy.sum().compute()) == float(big.sum())
     xr = pytest.importorskip("xarray", reason="xarray is in the test extra")
-    ds = xr.open_zarr(where, group="jobs/relax", consolidated=False)
+    ds = xr.open_zarr(plain(where), group="jobs/relax", consolidated=False)
     np.testing.assert_array_equal(ds["forces"].values, big)
     assert tinystore.load(where, path="jobs/relax")["energy"] == -1.5
 
 
 def test_bytes_and_unusual_arrays_round_trip(where):
-    if "://" in where:  # plain zarr reads s3:// through fsspec: s3fs (the s3-fsspec extra)
-        pytest.importorskip("s3fs", reason="plain zarr on S3 needs s3fs (the s3-fsspec extra)")
     values = {
         "blob": bytes(range(256)) * 40,
         "be": np.arange(3000, dtype=">i4"),
@@ -110,12 +128,10 @@ def test_bytes_and_unusual_arrays_round_trip(where):
             assert back[key].dtype == value.dtype and back[key].shape == value.shape
             np.testing.assert_array_equal(back[key], value)
             assert back[key].flags.f_contiguous == value.flags.f_contiguous
-    assert zarr.open_group(where, mode="r")["%zarr.json"][0] == 0.0
+    assert zarr.open_group(plain(where), mode="r")["%zarr.json"][0] == 0.0
 
 
 def test_keys_zarr_reserves_as_groups(where):
-    if "://" in where:  # plain zarr reads s3:// through fsspec: s3fs (the s3-fsspec extra)
-        pytest.importorskip("s3fs", reason="plain zarr on S3 needs s3fs (the s3-fsspec extra)")
     with tinystore.open(where, "w") as s:
         s["zarr.json"] = {"c": np.arange(1000.0), "__x": np.ones(1000)}
         s.create_group("c")["zarr.json"] = np.zeros(1000)
@@ -126,7 +142,7 @@ def test_keys_zarr_reserves_as_groups(where):
         assert sorted(s) == ["%2e", "c", "zarr.json"]
     del tinystore.open(where, "r+")["zarr.json"]
     assert sorted(tinystore.open(where, "r")) == ["%2e", "c"]
-    assert zarr.open_group(where, mode="r")["%c/%zarr.json"].shape == (1000,)
+    assert zarr.open_group(plain(where), mode="r")["%c/%zarr.json"].shape == (1000,)
 
 
 # -- requests per operation ----------------------------------------------------------------
@@ -174,8 +190,6 @@ def test_partial_load_reads_only_its_path(s3_url):
 
 
 def test_arrays_cost_their_chunks_and_metadata_only(s3_url):
-    if "://" in s3_url:  # plain zarr reads s3:// through fsspec: s3fs (the s3-fsspec extra)
-        pytest.importorskip("s3fs", reason="plain zarr on S3 needs s3fs (the s3-fsspec extra)")
     tinystore.save({"v": 1}, s3_url, path="first")
     arrays = {"x": np.arange(50_000.0), "y": np.ones((100, 100))}
     count = Counter()
@@ -187,7 +201,7 @@ def test_arrays_cost_their_chunks_and_metadata_only(s3_url):
     assert sorted(parents) == ["runs/r1/zarr.json", "runs/zarr.json"]  # once per handle
     assert count.writes() == len(chunks) + 2 + 2 + 3, count.log  # + lease, records, lease gone
     assert count.reads() <= 2, count.log  # the lease, the records
-    group = zarr.open_group(s3_url, mode="r")
+    group = zarr.open_group(plain(s3_url), mode="r")
     np.testing.assert_array_equal(group["runs/r1/x"][...], arrays["x"])
 
 
@@ -323,14 +337,14 @@ def test_fsspec_when_obstore_is_missing(s3_url, monkeypatch):
 
 
 def test_foreign_zarr_stores_are_refused(where):
-    if "://" in where:  # plain zarr reads s3:// through fsspec: s3fs (the s3-fsspec extra)
-        pytest.importorskip("s3fs", reason="plain zarr on S3 needs s3fs (the s3-fsspec extra)")
-    zarr.open_group(where, mode="w").create_array("data", shape=(3,), dtype="f8")
+    zarr.open_group(plain(where, read_only=False), mode="w").create_array(
+        "data", shape=(3,), dtype="f8"
+    )
     with pytest.raises(NotAStoreError, match="did not write"):
         tinystore.open(where, "a")
     with pytest.raises(NotAStoreError):
         tinystore.save(SMALL, where)
-    assert "data" in zarr.open_group(where, mode="r")  # untouched
+    assert "data" in zarr.open_group(plain(where), mode="r")  # untouched
 
 
 def test_modes(where):
