@@ -209,12 +209,12 @@ def _check_dataset(ds: Any, where: str) -> None:
         raise UnsafeStoreError(f"{where} keeps its data in external files")
 
 
-def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, options: dict) -> None:
+def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, options: dict) -> Any:
     """A dataset ``name`` in ``group`` holding ``data``, as h5py's ``create_dataset``
-    writes it (with ``options``: compression), but without its per-call cost."""
+    writes it (with ``options``: compression), but without its per-call cost;
+    its open handle (see ``_HDF5Physical._held``)."""
     if options and data.size:
-        h5py.Group(group).create_dataset(name, data=data, **options)
-        return
+        return h5py.Group(group).create_dataset(name, data=data, **options).id
     data = np.asarray(data, order="C")  # HDF5 takes C order (a copy only if not already)
     file_type, memory_type = _h5types(data.dtype)
     lcpl = _LCPL_ASCII if name.isascii() else _LCPL_UTF8
@@ -222,6 +222,7 @@ def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, option
     ds = h5d.create(group, name.encode("utf-8"), file_type, space, dcpl=_DCPL, lcpl=lcpl)
     if data.size:
         ds.write(h5s.ALL, h5s.ALL, data, memory_type)
+    return ds
 
 
 def _h5types(dtype: np.dtype) -> tuple[h5t.TypeID, h5t.TypeID]:
@@ -366,6 +367,11 @@ class _HDF5Physical(Physical):
         self._failures: list[BaseException] = []
         self._groups: dict[GPath, Any] = {}  # groups opened in this session
         self._folders: dict[tuple, Any] = {}  # (gpath, "a/b"): groups inside them
+        #: datasets written in this session, closed at its end only: closing one
+        #: writes its metadata, and a write that fails there (a full disk) leaves
+        #: it open in HDF5, broken, and HDF5 crashes at a later link deletion of
+        #: any file; at the end, the session's flush reports such a failure first
+        self._held: list = []
         self._journal_path = self.filename + ".journal"
         self._dataset_options: dict = {}
         if compression is not None:
@@ -540,12 +546,15 @@ class _HDF5Physical(Physical):
         replaced data early is undone this way (see ``_Store.discard``)."""
         if not self._writing:
             return False
-        self._forget_groups()
         fid, raw = self._fid, self._raw
         self._fid = self._raw = None
         try:
             if fid is not None:
-                fid.close()
+                if raw is None:  # the journal puts the whole file back: HDF5's last
+                    _disarm(fid.get_vfd_handle())  # writes need not reach it
+                self._release()
+                with contextlib.suppress(OSError, RuntimeError):  # a full disk
+                    fid.close()
         finally:
             if raw is not None:
                 raw.close()
@@ -570,12 +579,12 @@ class _HDF5Physical(Physical):
                 else:  # the file is complete: forget the journal
                     finish_whole_file(self.filename, self._journal_path, self.durable)
             else:
-                self._forget_groups()
+                self._release()
                 if fid is not None:
                     fid.close()
         finally:
             _WRITERS.pop(self, None)
-            self._forget_groups()
+            self._release()
             if raw is not None:
                 raw.close()  # after a failure, the journal stays for the next session
             self._close(None)
@@ -597,7 +606,7 @@ class _HDF5Physical(Physical):
                 caught.append(exc)
         if caught or failures:
             _disarm(fd)
-        self._forget_groups()
+        self._release()  # after a failure, what HDF5 writes as it closes them goes nowhere
         try:
             fid.close()  # HDF5 writes the rest (through the journal, if any)
         except (OSError, RuntimeError) as exc:
@@ -684,6 +693,11 @@ class _HDF5Physical(Physical):
         self._folders[key] = sub
         return sub
 
+    def _release(self) -> None:
+        """Close the handles this session holds (the file stays open)."""
+        self._forget_groups()
+        self._held.clear()
+
     def read_record(self, gpath: GPath) -> bytes | None:
         where = f"{RECORD} in group /{'/'.join(gpath)} of {self.filename}"
         try:
@@ -714,7 +728,7 @@ class _HDF5Physical(Physical):
         if _has(group, key):
             group.unlink(key)  # only the link goes, whatever it pointed to
         text = np.frombuffer(data, dtype=f"S{len(data)}").reshape(())
-        _create_dataset(group, RECORD, text, {})
+        self._held.append(_create_dataset(group, RECORD, text, {}))
 
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
         where = f"dataset {name!r} in /{'/'.join(gpath)} of {self.filename}"
@@ -807,7 +821,7 @@ class _HDF5Physical(Physical):
         else:
             data = np.frombuffer(value.tobytes(order=entry.get("o", "C")), dtype=np.uint8)
             entry["r"] = 1
-        _create_dataset(group, name, data, self._dataset_options)
+        self._held.append(_create_dataset(group, name, data, self._dataset_options))
 
     def rename_external(self, gpath: GPath, name: str, new: str, entry: dict) -> None:
         self._noting(self._rename_external, gpath, name, new)
