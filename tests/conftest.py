@@ -138,6 +138,23 @@ def roundtrip(filename):
     return run
 
 
+@pytest.fixture
+def parity(roundtrip, filename):
+    """``parity(obj) -> loaded``: ``obj`` saved and loaded on the backend is
+    isomorphic to pickle's copy of it (``objects_cases.assert_same_structure``),
+    and the store holds no pickle."""
+    from objects_cases import assert_no_pickle, assert_same_structure, pickled
+
+    def run(obj):
+        expected = pickled(obj)
+        loaded = roundtrip(obj)
+        assert_same_structure(expected, loaded, new=False)
+        assert_no_pickle(filename)
+        return loaded
+
+    return run
+
+
 # -- the suite tests the installed package -----------------------------------------------------
 CHECKOUT = Path(__file__).resolve().parent.parent
 IMPORTED_FROM = Path(tinystore.__file__).resolve().parent

@@ -20,6 +20,7 @@ import copyreg
 import dataclasses
 import datetime
 import enum
+import pickle
 import types
 from collections import Counter
 from typing import Any, ClassVar
@@ -27,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 import tinystore
+from tinystore.objects.encode import PROTOCOL
 from tinystore.storage.base import Tree
 from tinystore.testing import assert_leaf_identical
 
@@ -248,6 +250,11 @@ def node_kinds(node: Any) -> Counter:
         c = n.children
         stack.extend(c if type(c) is list else c.values())
     return kinds
+
+
+def pickled(obj: Any) -> Any:
+    """pickle's copy of ``obj``, by the protocol tinystore stores by: the reference."""
+    return pickle.loads(pickle.dumps(obj, protocol=PROTOCOL))
 
 
 def assert_no_pickle(filename: str) -> None:

@@ -92,20 +92,25 @@ def test_only_selects_workloads_and_engines(capsys):
     assert "(g) partial-load" in capsys.readouterr().out
 
 
+def _smoke(script: str, out) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<script> --smoke --json out`` from out's folder; it succeeds."""
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", script), "--smoke", "--json", str(out)],
+        capture_output=True,
+        check=False,
+        text=True,
+        cwd=str(out.parent),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def test_zarr_benchmark_compares_with_plain_zarr_and_counts_requests(tmp_path):
     pytest.importorskip("zarr", reason="the zarr extra is not installed")
     pytest.importorskip("moto.server", reason="moto[server] is in the test extra")
     out = tmp_path / "zarr.json"
-    script = os.path.join(ROOT, "benchmarks", "zarr_bench.py")
-    proc = subprocess.run(
-        [sys.executable, script, "--smoke", "--json", str(out)],
-        capture_output=True,
-        check=False,
-        text=True,
-        cwd=str(tmp_path),
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _smoke("zarr_bench.py", out)
     rows = json.loads(out.read_text())["rows"]
     assert {r["target"] for r in rows} == {"local", "s3"}
     for r in rows:
@@ -116,16 +121,7 @@ def test_zarr_benchmark_compares_with_plain_zarr_and_counts_requests(tmp_path):
 
 def test_checksum_benchmark_reports_the_cost_of_checking(tmp_path):
     out = tmp_path / "checksums.json"
-    script = os.path.join(ROOT, "benchmarks", "checksum_cost.py")
-    proc = subprocess.run(
-        [sys.executable, script, "--smoke", "--json", str(out)],
-        capture_output=True,
-        check=False,
-        text=True,
-        cwd=str(tmp_path),
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _smoke("checksum_cost.py", out)
     rows = json.loads(out.read_text())
     assert {r["backend"] for r in rows} == {"HDF5", "JSON"}
     assert {r["file"].rstrip(" *") for r in rows} >= {

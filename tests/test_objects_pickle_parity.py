@@ -53,8 +53,6 @@ from objects_cases import (
     Weakrefable,
     WithMeta,
     WithStateSetter,
-    assert_no_pickle,
-    assert_same_structure,
     node_kinds,
     stored_tree,
 )
@@ -68,20 +66,6 @@ from tinystore.objects.encode import PROTOCOL
 def backend(request) -> str:
     """Every backend, the reference backend of the developer contract, and zarr on S3."""
     return request.param
-
-
-@pytest.fixture
-def parity(roundtrip, filename):
-    """``parity(obj) -> loaded``: loaded must be isomorphic to pickle's copy of ``obj``."""
-
-    def run(obj):
-        expected = pickle.loads(pickle.dumps(obj, protocol=PROTOCOL))
-        loaded = roundtrip(obj)
-        assert_same_structure(expected, loaded, new=False)
-        assert_no_pickle(filename)
-        return loaded
-
-    return run
 
 
 def _build(cls, *args, **attrs):

@@ -22,7 +22,13 @@ import pytest
 from conftest import location
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from objects_cases import Node, assert_no_pickle, assert_same_structure, node_kinds, stored_tree
+from objects_cases import (
+    Node,
+    assert_no_pickle,
+    node_kinds,
+    pickled,
+    stored_tree,
+)
 
 import tinystore
 import tinystore.objects.encode as encode_module
@@ -33,20 +39,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "helpers"))
 from procs import child_env  # noqa: E402
 
 PROTOCOL = 4
-
-
-@pytest.fixture
-def parity(roundtrip, filename):
-    """``parity(obj) -> (loaded, pickled)``: loaded is isomorphic to pickle's copy."""
-
-    def run(obj):
-        expected = pickle.loads(pickle.dumps(obj, protocol=PROTOCOL))
-        loaded = roundtrip(obj)
-        assert_same_structure(expected, loaded, new=False)
-        assert_no_pickle(filename)
-        return loaded, expected
-
-    return run
 
 
 # -- 1. ints of any size ------------------------------------------------------------
@@ -116,7 +108,8 @@ class Annotated:
 
 def test_singleton_types_are_themselves(parity, filename):
     singletons = [type(None), type(...), type(NotImplemented)]
-    loaded, expected = parity([*singletons, type(None)])
+    obj = [*singletons, type(None)]
+    loaded, expected = parity(obj), pickled(obj)
     for got, want, original in zip(loaded, expected, singletons):
         assert got is want is original
     kinds = node_kinds(stored_tree(filename))
@@ -136,7 +129,8 @@ def test_singleton_types_are_themselves(parity, filename):
     ids=["Optional", "pipe", "Union", "Optional_List", "dict_of_pipe"],
 )
 def test_type_hints_with_none(parity, hint):
-    loaded, expected = parity({"hint": hint, "again": hint})
+    obj = {"hint": hint, "again": hint}
+    loaded, expected = parity(obj), pickled(obj)
     assert loaded["hint"] == expected["hint"] == hint
     assert type(loaded["hint"]) is type(hint)
     assert loaded["hint"] is loaded["again"]
@@ -144,7 +138,8 @@ def test_type_hints_with_none(parity, hint):
 
 def test_dataclass_type_hints(parity):
     hints = typing.get_type_hints(Annotated)
-    loaded, expected = parity([hints, Annotated("a", 3)])
+    obj = [hints, Annotated("a", 3)]
+    loaded, expected = parity(obj), pickled(obj)
     assert loaded[0] == expected[0] == hints
     assert (loaded[1].name, loaded[1].size) == ("a", 3)
 

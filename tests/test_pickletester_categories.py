@@ -31,26 +31,11 @@ import weakref
 
 import numpy as np
 import pytest
-from objects_cases import assert_no_pickle, assert_same_structure
 
 import tinystore
 from tinystore.errors import UnloadableError, UnstorableError
 
 PROTOCOL = 4
-
-
-@pytest.fixture
-def parity(roundtrip, filename):
-    """``parity(obj) -> loaded``: loaded must be isomorphic to pickle's copy of ``obj``."""
-
-    def run(obj):
-        expected = pickle.loads(pickle.dumps(obj, protocol=PROTOCOL))
-        loaded = roundtrip(obj)
-        assert_same_structure(expected, loaded, new=False)
-        assert_no_pickle(filename)
-        return loaded
-
-    return run
 
 
 @pytest.fixture

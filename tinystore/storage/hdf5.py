@@ -730,7 +730,8 @@ class _HDF5Physical(Physical):
         text = np.frombuffer(data, dtype=f"S{len(data)}").reshape(())
         self._held.append(_create_dataset(group, RECORD, text, {}))
 
-    def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
+    def _dataset(self, gpath: GPath, name: str) -> tuple[h5d.DatasetID, str]:
+        """The dataset ``name`` of group ``gpath``, checked; and where it is, for errors."""
         where = f"dataset {name!r} in /{'/'.join(gpath)} of {self.filename}"
         *folders, leaf = name.split("/")
         try:
@@ -740,6 +741,10 @@ class _HDF5Physical(Physical):
         if not isinstance(ds, h5d.DatasetID):
             raise CorruptStoreError(f"{where} is missing or not a dataset")
         _check_dataset(ds, where)
+        return ds, where
+
+    def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
+        ds, where = self._dataset(gpath, name)
         space = ds.get_space()
         shape = None if space.get_simple_extent_type() == h5s.NULL else space.shape
         if entry["k"] != "A":
@@ -780,15 +785,7 @@ class _HDF5Physical(Physical):
         HDF5 cannot make (unsorted index lists, say) read the whole array."""
         if entry.get("r") or entry["k"] != "A":
             return super().read_external_slice(gpath, name, entry, selection)
-        where = f"dataset {name!r} in /{'/'.join(gpath)} of {self.filename}"
-        *folders, leaf = name.split("/")
-        try:
-            ds = _open_hard(self._folder(gpath, folders, False), leaf.encode("utf-8"), where)
-        except KeyError:
-            ds = None
-        if not isinstance(ds, h5d.DatasetID):
-            raise CorruptStoreError(f"{where} is missing or not a dataset")
-        _check_dataset(ds, where)
+        ds, where = self._dataset(gpath, name)
         dtype = with_flags(dtype_from_json(entry["d"]), entry)
         shape = tuple(entry["s"])
         if ds.shape != shape or ds.dtype != dtype:

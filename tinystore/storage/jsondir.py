@@ -58,6 +58,7 @@ from tinystore.storage.record import (
     check_name,
     dumps_record,
 )
+from tinystore.storage.record.physical import open_cached
 
 RECORD = "@record.json"
 #: The previous record, for the moment a new one takes its place (see write_record)
@@ -70,6 +71,35 @@ JOURNAL = "@journal"
 #: which record (see write_records)
 INTENT = "@commit.json"
 MODES = ("r", "r+", "a", "w", "w-", "x")
+
+
+def _subfolder(parent: str, name: str) -> str:
+    """The group directory ``name`` in ``parent``, checked to be one."""
+    path = os.path.join(parent, name)
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"no group directory {path}") from None
+    except OSError as exc:
+        raise _os_error(exc, path) from None
+    if stat.S_ISLNK(mode):
+        raise unsafe_file(path, "is a symbolic link, not a group directory")
+    if not stat.S_ISDIR(mode):
+        raise CorruptStoreError(f"{path} is not a group directory")
+    return path
+
+
+def empty_but_lock(root: str) -> None:
+    """Remove everything in the store directory ``root`` but its lock file
+    (held by the caller); links are removed, never followed."""
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.name == LOCK:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
 
 
 def is_store_dir(path: str | os.PathLike) -> bool:
@@ -309,14 +339,7 @@ class _DirPhysical(Physical):
                 path = os.path.join(folder, name)
                 if os.path.islink(path):
                     raise unsafe_file(path, "is a symbolic link; mode 'w' refuses this store")
-        with os.scandir(self._root) as entries:
-            for entry in entries:
-                if entry.name == LOCK:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
+        empty_but_lock(self._root)
 
     # sessions
     def begin(self, write: bool) -> None:
@@ -419,28 +442,11 @@ class _DirPhysical(Physical):
         """The directory of the group ``gpath``, each step of it checked to be a
         real directory (a symbolic link is refused, never followed); checked once
         a session.  FileNotFoundError if there is none."""
-        folders = self._folders
-        path = folders.get(gpath)
-        if path is not None:
-            return path
-        i = len(gpath) - 1
-        while i > 0 and gpath[:i] not in folders:
-            i -= 1
-        path = folders[gpath[:i]] if i > 0 else self._root
-        for j in range(max(i, 0), len(gpath)):
-            path = os.path.join(path, gpath[j])
-            try:
-                mode = os.lstat(path).st_mode
-            except (FileNotFoundError, NotADirectoryError):
-                raise FileNotFoundError(f"no group directory {path}") from None
-            except OSError as exc:
-                raise _os_error(exc, path) from None
-            if stat.S_ISLNK(mode):
-                raise unsafe_file(path, "is a symbolic link, not a group directory")
-            if not stat.S_ISDIR(mode):
-                raise CorruptStoreError(f"{path} is not a group directory")
-            folders[gpath[: j + 1]] = path
-        return path
+
+        def step(parent: str, j: int) -> str:
+            return _subfolder(parent, gpath[j])
+
+        return open_cached(self._folders, gpath, self._root, step)
 
     def _write_temporary(self, data: bytes) -> str:
         """A new file in the root holding ``data``; its path."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -104,7 +103,7 @@ def _is_json_store(location) -> bool:
 def _remove_json(location, lock_timeout: float | None = None) -> None:
     """Delete a JSON store under its lock (``@lock`` inside it goes last, while
     held, then the directory); links inside are removed, never followed."""
-    from tinystore.storage.jsondir import LOCK
+    from tinystore.storage.jsondir import LOCK, empty_but_lock
     from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, unsafe_file
 
     if not os.path.exists(location):
@@ -117,14 +116,7 @@ def _remove_json(location, lock_timeout: float | None = None) -> None:
     lock = StoreLock(os.path.join(location, LOCK), location, timeout, readonly=False)
     lock.acquire()
     try:
-        with os.scandir(location) as entries:
-            for entry in entries:
-                if entry.name == LOCK:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
+        empty_but_lock(location)
         lock.unlink()
         os.rmdir(location)
     finally:

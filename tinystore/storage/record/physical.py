@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Callable
 
 from tinystore.errors import StorageClosedError
 from tinystore.storage.record.format import INLINE_LIMIT, GPath, check_name, file_name
@@ -152,3 +152,21 @@ class Physical(abc.ABC):
 
     def reopen(self) -> None:
         raise StorageClosedError(f"{self.location} cannot be reopened")
+
+
+def open_cached(cache: dict, gpath: GPath, root: Any, step: Callable[[Any, int], Any]) -> Any:
+    """The handle of the physical group ``gpath`` (a directory, an HDF5
+    group), opened from the nearest group in ``cache`` (else ``root``) one
+    level at a time, ``step(parent, j)`` opening and checking ``gpath[j]``;
+    each level is cached on the way, so a walk is linear in the depth."""
+    handle = cache.get(gpath)
+    if handle is not None:
+        return handle
+    i = len(gpath) - 1
+    while i > 0 and gpath[:i] not in cache:
+        i -= 1
+    handle = cache[gpath[:i]] if i > 0 else root
+    for j in range(max(i, 0), len(gpath)):
+        handle = step(handle, j)
+        cache[gpath[: j + 1]] = handle
+    return handle
