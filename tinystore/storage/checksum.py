@@ -50,6 +50,10 @@ class Sum64:
 
     def update(self, data: Any) -> None:
         buf = data if type(data) is np.ndarray else np.frombuffer(data, np.uint8)
+        if not self._carry and not len(buf) % 8:  # whole words: a piece of a big leaf
+            self._length += len(buf)
+            self._total += int(buf.view("<u8").sum(dtype=np.uint64))
+            return
         self._length += len(buf)
         if self._carry:
             need = 8 - len(self._carry)
