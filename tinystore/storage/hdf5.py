@@ -54,6 +54,7 @@ from tinystore.storage.record import (
     dumps_record,
 )
 from tinystore.storage.record.format import file_name
+from tinystore.storage.record.physical import open_cached
 
 RECORD = "@record"
 #: Arrays of at most this many bytes stay inside their record (a dataset
@@ -316,6 +317,18 @@ def _disarm(fd: int | None) -> None:
         os.dup2(null, fd)
     finally:
         os.close(null)
+
+
+def _open_group(parent: Any, name: str, where: str) -> Any:
+    """The group ``name`` in ``parent`` through its hard link (KeyError if
+    there is none); links, non-groups and hard-linked groups are refused."""
+    group = _open_hard(parent, name.encode("utf-8"), where)
+    if not isinstance(group, h5py.h5g.GroupID):
+        raise CorruptStoreError(f"{where} is not a group")
+    links = h5o.get_info(group).rc
+    if links != 1:  # an alias or a cycle of groups (tinystore writes neither)
+        raise UnsafeStoreError(f"{where} is a group with {links} hard links")
+    return group
 
 
 class _HDF5Physical(Physical):
@@ -644,24 +657,12 @@ class _HDF5Physical(Physical):
         """The group at ``gpath`` (KeyError if there is none), opened one hard
         link at a time from the nearest group opened before in this session
         (linear in the depth; links and hard-linked groups are refused)."""
-        groups = self._groups
-        group = groups.get(gpath)
-        if group is not None:
-            return group
-        i = len(gpath) - 1
-        while i > 0 and gpath[:i] not in groups:
-            i -= 1
-        group = groups[gpath[:i]] if i > 0 else self._fid
-        for j in range(max(i, 0), len(gpath)):
+
+        def step(parent: Any, j: int) -> Any:
             where = f"/{'/'.join(gpath[: j + 1])} in {self.filename}"
-            group = _open_hard(group, gpath[j].encode("utf-8"), where)
-            if not isinstance(group, h5py.h5g.GroupID):
-                raise CorruptStoreError(f"{where} is not a group")
-            links = h5o.get_info(group).rc
-            if links != 1:  # an alias or a cycle of groups (tinystore writes neither)
-                raise UnsafeStoreError(f"{where} is a group with {links} hard links")
-            groups[gpath[: j + 1]] = group
-        return group
+            return _open_group(parent, gpath[j], where)
+
+        return open_cached(self._groups, gpath, self._fid, step)
 
     def _forget_groups(self) -> None:
         self._groups.clear()
@@ -684,12 +685,7 @@ class _HDF5Physical(Physical):
             lcpl = _LCPL_ASCII if name.isascii() else _LCPL_UTF8
             sub = h5py.h5g.create(group, name, lcpl=lcpl)
         else:
-            sub = _open_hard(group, name, where)
-            if not isinstance(sub, h5py.h5g.GroupID):
-                raise CorruptStoreError(f"{where} is not a group")
-            links = h5o.get_info(sub).rc
-            if links != 1:
-                raise UnsafeStoreError(f"{where} is a group with {links} hard links")
+            sub = _open_group(group, parts[-1], where)
         self._folders[key] = sub
         return sub
 
