@@ -35,9 +35,20 @@ except ImportError:
 else:
     HAVE_S3 = HAVE_ZARR
 
-if os.environ.get("CI") and not HAVE_S3:
-    # CI installs ".[all,test]": the zarr backend is tested there, on S3 too, never skipped
-    raise pytest.UsageError("CI needs zarr, obstore and moto[server]: install '.[all,test]'")
+try:
+    import distributed  # noqa: F401
+    import icechunk  # noqa: F401
+except ImportError:  # without the icechunk extra, the icechunk backend is not tested
+    HAVE_ICECHUNK = False
+else:
+    HAVE_ICECHUNK = HAVE_S3
+
+if os.environ.get("CI") and not (HAVE_S3 and HAVE_ICECHUNK):
+    # CI installs ".[all,test]": the zarr and icechunk backends are tested there, on S3
+    # too, never skipped
+    raise pytest.UsageError(
+        "CI needs zarr, obstore, icechunk, distributed and moto[server]: install '.[all,test]'"
+    )
 
 #: ``backend`` of every test that takes it; "zarr" is a local folder
 BACKENDS = ["memory", "hdf5", "json"] + (["zarr"] if HAVE_ZARR else [])
@@ -45,11 +56,15 @@ BACKENDS = ["memory", "hdf5", "json"] + (["zarr"] if HAVE_ZARR else [])
 FILE_BACKENDS = [b for b in BACKENDS if b != "memory"]
 #: The object suites (round trip, pickle parity) run on the reference backend
 #: too: the developer contract alone, with the base class's slow defaults.
-OBJECT_BACKENDS = BACKENDS + ["reference"]
+OBJECT_BACKENDS = BACKENDS + ["reference"] + (["icechunk"] if HAVE_ICECHUNK else [])
 register_backend(REFERENCE)
 #: "zarr-s3": a zarr store on a local S3 server (moto), for the object suites
 #: only (every request is an HTTP round trip): OBJECT_BACKENDS + S3_BACKENDS
-S3_BACKENDS = ["zarr-s3"] if HAVE_S3 else []
+S3_BACKENDS = (["zarr-s3"] if HAVE_S3 else []) + (
+    [pytest.param("icechunk-s3", marks=pytest.mark.slow)] if HAVE_ICECHUNK else []
+)
+#: backends whose locations are on the S3 server
+ON_S3 = ("zarr-s3", "icechunk-s3")
 _names = itertools.count()
 
 
@@ -64,6 +79,10 @@ def location(backend: str, tmp_path, s3: dict | None = None) -> str:
         return str(tmp_path / "store.zarr")
     if backend == "zarr-s3":
         return f"s3://{s3['bucket']}/test-{next(_names)}/store.zarr"
+    if backend == "icechunk":
+        return str(tmp_path / "store.icechunk")
+    if backend == "icechunk-s3":
+        return f"s3://{s3['bucket']}/test-{next(_names)}/store.icechunk"
     return str(tmp_path / "store.json")
 
 
@@ -110,7 +129,7 @@ def s3_server():
 @pytest.fixture
 def filename(backend, tmp_path, request):
     """A fresh store location for the parametrised backend (removed afterwards)."""
-    s3 = request.getfixturevalue("s3_server") if backend == "zarr-s3" else None
+    s3 = request.getfixturevalue("s3_server") if backend in ON_S3 else None
     loc = location(backend, tmp_path, s3)
     yield loc
     if backend == "memory":

@@ -62,3 +62,28 @@ else:
         def make_opener(self, tmp_path):
             url = f"s3://{self.bucket}/conformance-{next(_names)}/store.zarr"
             return lambda mode: ZarrStorage(url, mode=mode, lock_timeout=0)
+
+
+try:
+    import icechunk  # noqa: F401
+except ImportError:  # the icechunk extra is missing: tests/test_icechunk.py says so
+    pass
+else:
+    from tinystore.storage.icechunkstore import IcechunkStorage
+
+    class TestIcechunkStorage(StorageTests):
+        def make_opener(self, tmp_path):
+            return lambda mode: IcechunkStorage(tmp_path / "store.icechunk", mode=mode)
+
+    @pytest.mark.slow
+    class TestIcechunkS3Storage(StorageTests):
+        """On the local S3 server (moto): icechunk's own S3 storage, configured
+        from the AWS environment variables."""
+
+        @pytest.fixture(autouse=True)
+        def _server(self, s3_server):
+            self.bucket = s3_server["bucket"]
+
+        def make_opener(self, tmp_path):
+            url = f"s3://{self.bucket}/conformance-{next(_names)}/store.icechunk"
+            return lambda mode: IcechunkStorage(url, mode=mode)

@@ -7,7 +7,7 @@
 """
 
 from tinystore import backends, errors
-from tinystore._api import delete, load, open, save
+from tinystore._api import delete, history, load, open, save, tag
 from tinystore._compact import compact
 from tinystore.objects.codec import ObjectCodec
 from tinystore.objects.recipe import Recipe
@@ -22,6 +22,8 @@ __all__ = [
     "load",
     "delete",
     "compact",
+    "history",
+    "tag",
     "open",
     "backends",
     "errors",

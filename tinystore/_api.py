@@ -11,9 +11,9 @@ from tinystore.errors import BackendError, NodeNotFoundError, NotAStoreError
 from tinystore.objects.browse import ColumnView
 from tinystore.objects.codec import ObjectCodec
 from tinystore.storage.base import GenericStorage, Tree, no_gc
-from tinystore.storage.registry import choose_backend, resolve_location
+from tinystore.storage.registry import backend_specs, choose_backend, resolve_location
 
-__all__ = ["open", "save", "load", "delete"]
+__all__ = ["open", "save", "load", "delete", "history", "tag"]
 
 
 def open(  # noqa: A001 - the natural name, like h5py.File / zarr.open
@@ -67,6 +67,7 @@ def _open(filename, mode, backend, options: dict, codec: dict, check: bool) -> G
         spec = _legacy_instead(filename, backend) or spec
     if not check and spec.deferred_check:
         options = {"check": False, **options}
+    _check_versioned(spec, options)
     try:
         storage = spec.opener(filename, mode, **options)
     except NotAStoreError:
@@ -137,27 +138,72 @@ def save(
     local = isinstance(filename, (str, os.PathLike)) and "://" not in os.fspath(filename)
     existed = not local or os.path.lexists(filename)
     try:
-        with (
-            _open(
-                filename,
-                "a",
-                backend,
-                options,
-                {"cloudpickle_fallback": cloudpickle_fallback, "reducers": reducers},
-                check=False,
-            ) as storage,
-            storage.batch(),
-            no_gc(),
-        ):
-            if path is not None:
-                storage[path] = obj
-            else:
-                node = storage.codec.encode(obj, storage, "")
-                storage.replace_root(_wrap(node))
+        with _open(
+            filename,
+            "a",
+            backend,
+            options,
+            {"cloudpickle_fallback": cloudpickle_fallback, "reducers": reducers},
+            check=False,
+        ) as storage:
+            # one transaction; a backend that resolves conflicts between writers
+            # by running it again on the other's commit (icechunk) may repeat it
+            storage.atomic(_save_into, storage, obj, path)
     except OSError:
         if not existed:  # a full disk, say: the new store goes, as if never begun
             _remove_if_empty(filename, backend, options)
         raise
+
+
+def _save_into(storage: GenericStorage, obj: Any, path: str | None) -> None:
+    with storage.batch(), no_gc():
+        if path is not None:
+            storage[path] = obj
+        else:
+            node = storage.codec.encode(obj, storage, "")
+            storage.replace_root(_wrap(node))
+
+
+def _check_versioned(spec: Any, options: dict) -> None:
+    """``version=`` and ``message=`` only for a backend that keeps versions."""
+    asked = [k for k in ("version", "message") if k in options]
+    if asked and not spec.versioned:
+        keeps = [s.name for s in backend_specs().values() if s.versioned]
+        raise BackendError(
+            f"backend {spec.name!r} keeps no versions, so it takes no "
+            f"{' or '.join(k + '=' for k in asked)}; versioned backends: {', '.join(keeps)}"
+        )
+
+
+def history(filename: str | os.PathLike, *, backend: Any = None, **options: Any) -> list:
+    """The snapshots of a versioned store (``backend="icechunk"``), newest
+    first: each with ``id``, ``time``, ``message``, ``changed`` (the paths the
+    commit wrote or deleted), ``tags`` and ``parent``.  ``version=`` starts
+    from that snapshot or tag instead of the newest.  Any id or tag can be
+    read back with ``load(..., version=...)`` / ``open(..., "r", version=...)``.
+    """
+    filename = resolve_location(filename)
+    spec = _choose(filename, backend, must_exist=True)
+    _check_versioned(spec, {"version": None})
+    with _open(filename, "r", spec, options, {}, check=True) as storage:
+        return storage.history()
+
+
+def tag(
+    filename: str | os.PathLike,
+    name: str,
+    *,
+    version: str | None = None,
+    backend: Any = None,
+    **options: Any,
+) -> None:
+    """Name the snapshot ``version`` (default: the newest) of a versioned store;
+    ``load(..., version=name)`` then reads the store as it was."""
+    filename = resolve_location(filename)
+    spec = _choose(filename, backend, must_exist=True)
+    _check_versioned(spec, {"version": None})
+    with _open(filename, "r+", spec, options, {}, check=True) as storage:
+        storage.tag(name, version)
 
 
 def _remove_if_empty(filename: Any, backend: Any, options: dict) -> None:

@@ -15,6 +15,7 @@ exception a user would naturally catch, so existing ``except KeyError`` or
     ├── FormatVersionError  (OSError)       written by a newer format version
     ├── StorageClosedError  (ValueError)    operation on a closed storage
     ├── StoreLockedError    (TimeoutError)  another process holds the store too long
+    ├── ConflictError       (RuntimeError)  another writer committed first (icechunk)
     ├── UnsupportedValueError (TypeError)   value is not a leaf and no codec is set
     ├── SharedNodeError     (ValueError)    partial update would break a shared reference
     ├── UnstorableError     (pickle.PicklingError, TypeError) object cannot be stored
@@ -22,6 +23,8 @@ exception a user would naturally catch, so existing ``except KeyError`` or
     ├── UnsafeLoadError     (pickle.UnpicklingError) refused by ``safe=True``
     ├── VersionMismatchError (ImportError)  ``version_check="strict"`` failed
     └── BackendError        (ValueError)    unknown backend, suffix or option
+
+and one warning, :class:`ConcurrentWriterWarning` (a ``UserWarning``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ __all__ = [
     "FormatVersionError",
     "StorageClosedError",
     "StoreLockedError",
+    "ConflictError",
+    "ConcurrentWriterWarning",
     "UnsupportedValueError",
     "SharedNodeError",
     "UnstorableError",
@@ -99,6 +104,18 @@ class StorageClosedError(TinystoreError, ValueError):
 
 class StoreLockedError(TinystoreError, TimeoutError):
     """Another process kept the store locked longer than ``lock_timeout`` seconds."""
+
+
+class ConflictError(TinystoreError, RuntimeError):
+    """Another writer committed to a transactional (icechunk) store first, and
+    this operation could not be run again on its commit: nothing of it was
+    committed.  Raised at the end of a ``batch()`` block that met another
+    writer, and by an operation still conflicting after ``retry_timeout``."""
+
+
+class ConcurrentWriterWarning(UserWarning):
+    """Another process writes a store that is safe for one writer only (a
+    local icechunk folder): a commit may be lost."""
 
 
 class UnsupportedValueError(TinystoreError, TypeError):

@@ -423,6 +423,16 @@ class GenericStorage(MutableMapping, abc.ABC):
         """Group many writes: on backends with transactions, all or nothing, at once."""
         return self._transaction() if "sessions" in self.supports else nullcontext(self)
 
+    def atomic(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as one transaction, as in a :meth:`batch` block.
+
+        A backend whose writers resolve conflicts by running the transaction
+        again on another writer's commit (icechunk) may call ``fn`` several
+        times: it must do nothing but read and write this store.
+        """
+        with self.batch():
+            return fn(*args)
+
     def flush(self) -> None:
         """Write everything pending to the file now."""
         if "flush" in self.supports:

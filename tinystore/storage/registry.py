@@ -45,6 +45,9 @@ class BackendSpec:
     #: True if ``opener`` takes ``check=False``: checks that wait for the first
     #: operation, so that :func:`tinystore.load` / ``save`` open the store once.
     deferred_check: bool = False
+    #: True if the backend keeps versions: ``version=`` and ``message=`` are its
+    #: options, and :func:`tinystore.history` lists its snapshots.
+    versioned: bool = False
 
 
 def _open_hdf5(location, mode="a", **options):
@@ -164,6 +167,24 @@ def _remove_zarr(location, **options) -> None:
     remove_zarr_store(location, **options)
 
 
+def _open_icechunk(location, mode="a", **options):
+    from tinystore.storage.icechunkstore import IcechunkStorage
+
+    return IcechunkStorage(os.fspath(location), mode=mode, **options)
+
+
+def _is_icechunk_store(location) -> bool:
+    from tinystore.storage.icechunkstore import is_icechunk_store
+
+    return is_icechunk_store(location)
+
+
+def _remove_icechunk(location, **options) -> None:
+    from tinystore.storage.icechunkstore import remove_icechunk_store
+
+    remove_icechunk_store(location, **options)
+
+
 def _is_memory(location) -> bool:
     return str(location).startswith("memory://")
 
@@ -212,6 +233,18 @@ BUILTIN = (
         "a Zarr v3 store: a local folder, or object storage (s3:// gs:// az://)",
         schemes=("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"),
         deferred_check=True,
+    ),
+    BackendSpec(
+        "icechunk",
+        _open_icechunk,
+        (".icechunk",),
+        _remove_icechunk,
+        _is_icechunk_store,
+        "a transactional icechunk repository (the zarr layout, one commit per "
+        "save): a local folder, or s3://",
+        schemes=("s3", "s3a"),
+        deferred_check=True,
+        versioned=True,
     ),
     BackendSpec(
         "memory",
@@ -336,15 +369,18 @@ def choose_backend(location: Any, backend: Any = None) -> BackendSpec:
         if name not in specs:
             raise BackendError(f"unknown backend {backend!r}; available: {', '.join(specs)}")
         return _takes_scheme(specs[name], text)
+    suffix = Path(text.rstrip("/")).suffix.lower()
     match = _URL_SCHEME.match(text)
     if match is not None:
         scheme = match.group(1).lower()
-        for spec in specs.values():
-            if scheme in spec.schemes:
+        takers = [spec for spec in specs.values() if scheme in spec.schemes]
+        for spec in takers:  # s3://b/run.icechunk: icechunk, s3://b/run.zarr: zarr
+            if suffix and suffix in spec.suffixes:
                 return spec
+        if takers:
+            return takers[0]
     # the suffix first: looking inside a file must wait for the backend's lock
     # (a writer may be half-way, or have been killed half-way, through it)
-    suffix = Path(text).suffix.lower()
     for spec in specs.values():
         if suffix and suffix in spec.suffixes:
             return spec

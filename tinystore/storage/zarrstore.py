@@ -169,6 +169,18 @@ class _ZarrPhysical(Physical):
         self._dropped: set[str] = set()  # groups deleted since the root was read
         #: the mode whose checks wait for the first session (``check=False``)
         self._unchecked: str | None = None
+        self.lease_key: str | None = None
+        self._connect(location, mode, storage_options, store_wrapper)
+        if check:
+            self._open(mode)
+        else:  # tinystore.save/load: the first session opens (one request fewer)
+            self._unchecked = mode
+
+    def _connect(
+        self, location: str, mode: str, storage_options: dict | None, store_wrapper: Any
+    ) -> None:
+        """Make ``self.store`` (and the lock or lease): the seam a subclass
+        with another way of reaching the same layout replaces (icechunk)."""
         if _is_url(location):
             url = _normal_url(location)
             self.store = _object_store(url, dict(storage_options or {}), self.readonly)
@@ -177,10 +189,6 @@ class _ZarrPhysical(Physical):
             self._open_local(location, mode, storage_options)
         if store_wrapper is not None:
             self.store = store_wrapper(self.store)
-        if check:
-            self._open(mode)
-        else:  # tinystore.save/load: the first session opens (one request fewer)
-            self._unchecked = mode
 
     def _open_local(self, location: str, mode: str, storage_options: dict | None) -> None:
         zarr = _zarr()

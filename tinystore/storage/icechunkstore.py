@@ -1,0 +1,543 @@
+"""Icechunk backend: the zarr backend's layout, in a transactional repository.
+
+`icechunk <https://icechunk.io>`_ keeps a Zarr v3 hierarchy as a series of
+snapshots.  Writes go into a *session* and become visible all at once when
+the session commits; a commit whose parent is no longer the tip of the
+branch is refused (a conditional write on object storage), so two writers
+never overwrite each other's commits.
+
+This backend is the zarr backend (:mod:`tinystore.storage.zarrstore`: the
+same records in the root ``zarr.json``, the same arrays at their logical
+paths) reached through an icechunk session instead of a plain store:
+
+* every outermost transaction (a ``save``, an assignment, a ``batch()``) is
+  exactly one icechunk commit, with a message and the paths it changed in
+  the commit's metadata (:meth:`IcechunkStorage.history`);
+* a writer killed before its commit leaves the previous snapshot: nothing
+  it wrote is referenced by any snapshot;
+* a commit refused because another writer committed first raises
+  :class:`~tinystore.errors.ConflictError`.  Every tinystore commit rewrites
+  the root record, so icechunk's rebase (``ConflictDetector``) cannot merge
+  two of them; :meth:`IcechunkStorage.atomic` (used by ``tinystore.save``,
+  assignments, deletions and ``create_group``) instead runs the operation
+  again on the new tip, with a random, growing back-off, until
+  ``retry_timeout`` seconds have passed.  A ``batch()`` block cannot be run
+  again by tinystore: its conflict reaches the caller;
+* reading ``version=`` (a snapshot id or a tag) gives the store as it was.
+
+Local folders are single-writer: icechunk's local storage has no atomic
+conditional write, so two processes committing at once can lose a commit.
+A writer that notices another one (a refused commit, or a branch tip that
+is not its own commit) warns with
+:class:`~tinystore.errors.ConcurrentWriterWarning`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+import orjson
+
+from tinystore.errors import (
+    BackendError,
+    ConcurrentWriterWarning,
+    ConflictError,
+    NotAStoreError,
+    ReadOnlyError,
+)
+from tinystore.storage.base import GenericStorage
+from tinystore.storage.record import RecordStorage
+from tinystore.storage.record.transactions import _Store
+from tinystore.storage.zarrstore import MODES, _normal_url, _ZarrPhysical
+
+#: URL schemes of the icechunk backend (object storage with conditional writes)
+SCHEMES = ("s3", "s3a")
+BRANCH = "main"
+#: Seconds an operation is run again after conflicts before ConflictError is raised.
+DEFAULT_RETRY_TIMEOUT = 120.0
+#: The key of tinystore's part of a commit's metadata
+META = "tinystore"
+_INSTALL = "the icechunk backend needs icechunk: pip install 'tinystore[icechunk]'"
+
+
+def _icechunk():
+    try:
+        import icechunk
+    except ImportError:
+        raise BackendError(_INSTALL) from None
+    return icechunk
+
+
+def is_url(location: str) -> bool:
+    head, sep, _ = location.partition("://")
+    return bool(sep) and head.lower() in SCHEMES
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _s3_storage(url: str, options: dict) -> Any:
+    """icechunk's S3 storage for ``s3://bucket/prefix``: ``options`` (obstore's
+    names, with or without ``aws_``) first, then the AWS environment variables."""
+    ic = _icechunk()
+    _, _, rest = _normal_url(url).partition("://")
+    bucket, _, prefix = rest.partition("/")
+    opts = {k.lower().removeprefix("aws_"): v for k, v in options.items()}
+    known = {"endpoint", "endpoint_url", "region", "access_key_id", "secret_access_key"}
+    known |= {"session_token", "token", "allow_http", "skip_signature", "anonymous"}
+    unknown = sorted(set(opts) - known)
+    if unknown:
+        raise BackendError(f"the icechunk backend does not know storage_options {unknown}")
+    env = os.environ.get
+    endpoint = opts.get("endpoint") or opts.get("endpoint_url")
+    endpoint = endpoint or env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL")
+    region = opts.get("region") or env("AWS_REGION") or env("AWS_DEFAULT_REGION")
+    allow_http = _flag(opts.get("allow_http", env("AWS_ALLOW_HTTP", "")))
+    allow_http = allow_http or bool(endpoint and endpoint.startswith("http://"))
+    key = opts.get("access_key_id")
+    secret = opts.get("secret_access_key")
+    anonymous = _flag(opts.get("skip_signature", opts.get("anonymous", False)))
+    creds: dict[str, Any] = {}
+    if key and secret:
+        creds = {"access_key_id": key, "secret_access_key": secret}
+        token = opts.get("session_token") or opts.get("token")
+        if token:
+            creds["session_token"] = token
+    elif anonymous:
+        creds = {"anonymous": True}
+    else:
+        creds = {"from_env": True}
+    return ic.s3_storage(
+        bucket=bucket,
+        prefix=prefix or None,
+        region=region,
+        endpoint_url=endpoint,
+        allow_http=allow_http,
+        force_path_style=bool(endpoint),  # S3-compatible servers (MinIO, Ceph, moto)
+        **creds,
+    )
+
+
+def _storage(location: str, storage_options: dict | None) -> Any:
+    """The icechunk storage of a local folder or an ``s3://`` URL."""
+    if is_url(location):
+        return _s3_storage(location, dict(storage_options or {}))
+    head, sep, _ = location.partition("://")
+    if sep and len(head) > 1:
+        raise BackendError(
+            f"the icechunk backend reads local folders and s3:// URLs, not {head}:// ({location!r})"
+        )
+    if storage_options:
+        raise BackendError("storage_options are for object storage URLs, not local folders")
+    return _icechunk().local_filesystem_storage(os.path.abspath(location))
+
+
+def _open_repository(location: str, storage: Any, mode: str) -> Any:
+    """The repository at ``location``, created if ``mode`` allows."""
+    ic = _icechunk()
+    local = not is_url(location)
+    if local and os.path.exists(location) and not os.path.isdir(location):
+        raise NotAStoreError(f"{location} is a file, not an icechunk repository")
+    exists = (not local or os.path.isdir(location)) and ic.Repository.exists(storage)
+    if local and os.path.isdir(location) and not exists and os.listdir(location):
+        raise NotAStoreError(
+            f"{location} holds files that are not an icechunk repository; refusing to use it"
+        )
+    if mode in ("r", "r+") and not exists:
+        raise FileNotFoundError(f"no icechunk repository at {location!r}")
+    if mode in ("w-", "x") and exists:
+        raise FileExistsError(f"{location} already exists (mode {mode!r})")
+    if exists:
+        return ic.Repository.open(storage)
+    return ic.Repository.create(storage)
+
+
+class _IcechunkPhysical(_ZarrPhysical):
+    """The zarr layout in the current session of an icechunk repository."""
+
+    can_abort = True  # discarding the session's changes undoes them all
+
+    def __init__(
+        self,
+        location: str,
+        mode: str,
+        storage_options: dict | None,
+        version: str | None,
+        message: str | None,
+        store_wrapper: Any,
+        check: bool,
+    ):
+        if version is not None and mode != "r":
+            raise BackendError(f"version= reads a past snapshot: open with mode 'r', not {mode!r}")
+        self.version = version
+        self.message = message
+        self.local = not is_url(location)
+        self._session: Any = None
+        self._wrapped: Any = None
+        self._changed: set[str] = set()
+        self._depth = 0  # sessions open (the first one starts an icechunk session)
+        super().__init__(location, mode, storage_options, store_wrapper=store_wrapper, check=check)
+
+    # -- the seam: a session's store instead of a plain one ------------------------
+    def _connect(self, location, mode, storage_options, store_wrapper) -> None:
+        if mode not in MODES:
+            raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
+        self._store_wrapper = store_wrapper
+        self.repo = _open_repository(location, _storage(location, storage_options), mode)
+
+    @property
+    def store(self) -> Any:
+        if self._session is None:
+            self._start()
+        if self._wrapped is None:
+            store = self._session.store
+            self._wrapped = store if self._store_wrapper is None else self._store_wrapper(store)
+        return self._wrapped
+
+    def _start(self) -> None:
+        """A new icechunk session: on the tip of the branch, or at ``version``."""
+        self._wrapped = None
+        self._parents.clear()  # the parent groups written: per session
+        self._doc = None
+        self._changed.clear()
+        if self.version is not None:
+            self._session = self._readonly_at(self.version)
+        elif self.readonly:
+            self._session = self.repo.readonly_session(branch=BRANCH)
+        else:
+            self._session = self.repo.writable_session(BRANCH)
+
+    def _readonly_at(self, version: str) -> Any:
+        ic = _icechunk()
+        if version in self.repo.list_tags():
+            return self.repo.readonly_session(tag=version)
+        try:
+            return self.repo.readonly_session(snapshot_id=version)
+        except (ic.IcechunkError, ValueError):
+            raise BackendError(
+                f"{self.location} has no snapshot or tag {version!r} (see tinystore.history)"
+            ) from None
+
+    def _open(self, mode: str) -> None:
+        """Check (and create) the tinystore root; outside a session, commit it."""
+        inside = self._depth > 0
+        if not inside:
+            self._start()
+        super()._open(mode)
+        if not inside and not self.readonly and self._session.has_uncommitted_changes:
+            self._changed.add("")
+            self.snapshot("tinystore: new store" if mode != "w" else "tinystore: emptied")
+
+    # -- sessions -------------------------------------------------------------
+    def begin(self, write: bool) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._start()  # the tip now: what other writers committed is seen
+        try:
+            super().begin(write)
+        except BaseException:
+            self._depth -= 1
+            raise
+
+    def end(self) -> None:
+        try:
+            super().end()
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                self._session = self._wrapped = None  # uncommitted changes are dropped
+
+    def abort(self) -> bool:
+        if self._session is not None and not self._session.read_only:
+            self._session.discard_changes()
+        self._doc = None
+        self._parents.clear()
+        self._changed.clear()
+        return True
+
+    def reopen(self) -> None:
+        self._session = None
+        super().reopen()
+
+    # -- commits ----------------------------------------------------------------
+    def commit(self) -> None:
+        """Write the records into the session (a flush), noting what changed."""
+        if self._pending:
+            old = self._current()["records"]
+            for path, data in self._pending.items():
+                self._changed.update(_changed_paths(path, old.get(path), orjson.loads(data)))
+            self._changed.update(self._dropped)
+        super().commit()
+
+    def snapshot(self, message: str | None = None) -> str | None:
+        """Commit the session to the branch: one snapshot; its id (None: no change).
+
+        Raises :class:`ConflictError` if another writer committed first; the
+        session then starts again on the new tip (with nothing of this one).
+        """
+        session = self._session
+        if session is None or session.read_only or not session.has_uncommitted_changes:
+            return None
+        ic = _icechunk()
+        changed = sorted(self._changed)
+        text = message or self.message or _default_message(changed)
+        parent = session.snapshot_id
+        try:
+            sid = session.commit(text, metadata={META: {"changed": changed}})
+        except ic.ConflictError:
+            self._conflict()
+            raise ConflictError(
+                f"another writer committed to {self.location} first; nothing of this "
+                "operation was committed (run it again)"
+            ) from None
+        finally:
+            self._start()
+        if self.local:
+            self._check_local_commit(sid, parent)
+        return sid
+
+    def _conflict(self) -> None:
+        if self.local:
+            _warn_local(self.location)
+
+    def _check_local_commit(self, sid: str, parent: str) -> None:
+        """On a local folder, the branch tip must be the commit just made, else
+        another process wrote at the same time (and one commit may be lost)."""
+        tip = self.repo.lookup_branch(BRANCH)
+        if tip == sid:
+            return
+        ancestors = [info.id for info in self.repo.ancestry(branch=BRANCH)]
+        if sid not in ancestors:  # ours was overwritten: not committed after all
+            _warn_local(self.location)
+            raise ConflictError(
+                f"another process committed to the local folder {self.location} at the "
+                "same moment and this commit was lost (run it again)"
+            )
+        if parent not in ancestors:  # pragma: no cover - icechunk keeps parents
+            _warn_local(self.location)
+
+    def write_external(self, gpath, name, value, entry) -> None:
+        super().write_external(gpath, name, value, entry)
+        self._changed.add("/".join((*gpath, name)))
+
+
+def _warn_local(location: str) -> None:
+    warnings.warn(
+        f"{location}: another process writes this local icechunk folder at the same time. "
+        "A local folder is single-writer (no conditional writes): a commit can be lost. "
+        "Use one writer, or object storage with conditional writes (S3) for many",
+        ConcurrentWriterWarning,
+        stacklevel=5,
+    )
+
+
+def _children(record: Any) -> dict:
+    nodes = record.get("nodes") if type(record) is dict else None
+    first = nodes[0] if type(nodes) is list and nodes else None
+    children = first.get("c") if type(first) is dict else None
+    return children if type(children) is dict else {}
+
+
+def _changed_paths(path: str, old: Any, new: Any) -> list[str]:
+    """The logical paths a record's change touched: its keys added, removed or changed."""
+    if old is None:
+        return [path] if path else []
+    before, after = _children(old), _children(new)
+    keys = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
+    if not keys and old != new:
+        return [path] if path else [""]
+    return [f"{path}/{k}" if path else k for k in keys]
+
+
+def _default_message(changed: list[str]) -> str:
+    shown = ", ".join(p or "/" for p in changed[:5])
+    more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+    return f"tinystore: {shown}{more}" if shown else "tinystore"
+
+
+class _SnapshotStore(_Store):
+    """The shared state of an open icechunk store: each outermost transaction,
+    once its records are written, is one icechunk commit."""
+
+    def _commit(self) -> None:
+        super()._commit()
+        try:
+            self.physical.snapshot()
+        except BaseException:
+            self.records.clear()  # read again from the new tip
+            raise
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One commit of an icechunk store (:func:`tinystore.history`)."""
+
+    id: str
+    time: datetime
+    message: str
+    #: the paths the commit wrote or deleted (``""``: the store itself)
+    changed: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+    parent: str | None = None
+
+
+class IcechunkStorage(RecordStorage):
+    """A storage in an icechunk repository (a local folder or ``s3://``).
+
+    ``version``: a snapshot id or tag to read (mode ``"r"`` only).
+    ``message``: the commit message of this handle's commits (default: the
+    paths changed).  ``retry_timeout``: seconds :meth:`atomic` keeps running
+    an operation again after conflicts with other writers.  The other
+    arguments are those of :class:`~tinystore.storage.zarrstore.ZarrStorage`.
+    """
+
+    supports = RecordStorage.supports
+
+    def __init__(
+        self,
+        location: str | os.PathLike,
+        mode: str = "a",
+        storage_options: dict | None = None,
+        version: str | None = None,
+        message: str | None = None,
+        retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+        store_wrapper: Any = None,
+        check: bool = True,
+    ):
+        physical = _IcechunkPhysical(
+            os.fspath(location), mode, storage_options, version, message, store_wrapper, check
+        )
+        self._init_root(physical)
+        self._store = _SnapshotStore(physical)
+        self.retry_timeout = retry_timeout
+
+    @property
+    def message(self) -> str | None:
+        """The message of the next commits of this handle (None: the paths changed)."""
+        return self._store.physical.message
+
+    @message.setter
+    def message(self, text: str | None) -> None:
+        self._store.physical.message = text
+
+    @property
+    def version(self) -> str | None:
+        """The snapshot id or tag this handle reads (None: the tip of the branch)."""
+        return self._store.physical.version
+
+    def atomic(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` as one transaction (one commit), run again on the new tip
+        after a conflict with another writer, with a random, growing pause,
+        until ``retry_timeout`` seconds have passed (then :class:`ConflictError`).
+
+        ``fn`` must do nothing but read and write this store: it may run
+        several times.  Inside a ``batch()`` it runs once, and the batch commits.
+        """
+        retry = getattr(self, "retry_timeout", DEFAULT_RETRY_TIMEOUT)
+        if self._store.depth:
+            return fn(*args)
+        deadline = time.monotonic() + retry
+        pause = 0.01
+        while True:
+            try:
+                with self._store.transaction():
+                    return fn(*args)
+            except ConflictError:
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(random.uniform(pause / 2, pause))
+            pause = min(pause * 2, 1.0)
+
+    def __setitem__(self, path: str, value: Any) -> None:
+        self.atomic(GenericStorage.__setitem__, self, path, value)
+
+    def __delitem__(self, path: str) -> None:
+        self.atomic(GenericStorage._api_delitem, self, path)
+
+    __delitem__._ts_api = True  # type: ignore[attr-defined]
+
+    def create_group(self, path: str) -> GenericStorage:
+        return self.atomic(GenericStorage._api_create_group, self, path)
+
+    create_group._ts_api = True  # type: ignore[attr-defined]
+
+    def replace_root(self, tree: Any) -> None:
+        self.atomic(GenericStorage.replace_root, self, tree)
+
+    def history(self) -> list[Snapshot]:
+        """The snapshots of the branch, newest first (see :func:`tinystore.history`)."""
+        return repository_history(self._store.physical.repo, self.version)
+
+    def tag(self, name: str, version: str | None = None) -> None:
+        """Name a snapshot (default: the newest); ``version=name`` then reads it."""
+        physical = self._store.physical
+        if physical.readonly and physical.version is None:
+            raise ReadOnlyError(f"{self.location} is open read-only")
+        sid = version or physical.repo.lookup_branch(BRANCH)
+        physical.repo.create_tag(name, snapshot_id=sid)
+
+
+def repository_history(repo: Any, version: str | None = None) -> list[Snapshot]:
+    """The snapshots of a repository, newest first, from ``version`` or the tip."""
+    tags: dict[str, list[str]] = {}
+    for name in sorted(repo.list_tags()):
+        tags.setdefault(repo.lookup_tag(name), []).append(name)
+    if version is None:
+        ancestry = repo.ancestry(branch=BRANCH)
+    elif version in tags.values() or version in repo.list_tags():
+        ancestry = repo.ancestry(tag=version)
+    else:
+        ancestry = repo.ancestry(snapshot_id=version)
+    out = []
+    for info in ancestry:
+        meta = info.metadata.get(META) if isinstance(info.metadata, dict) else None
+        changed = meta.get("changed") if isinstance(meta, dict) else None
+        out.append(
+            Snapshot(
+                id=info.id,
+                time=info.written_at,
+                message=info.message,
+                changed=tuple(changed) if isinstance(changed, list) else (),
+                tags=tuple(tags.get(info.id, ())),
+                parent=info.parent_id,
+            )
+        )
+    return out
+
+
+def is_icechunk_store(location: str) -> bool:
+    """True if the local folder ``location`` is an icechunk repository."""
+    location = os.fspath(location)
+    return os.path.isdir(os.path.join(location, "refs")) and os.path.isdir(
+        os.path.join(location, "snapshots")
+    )
+
+
+def remove_icechunk_store(location: str, storage_options: dict | None = None) -> None:
+    """Delete a whole tinystore icechunk repository (refusing anything else)."""
+    location = os.fspath(location)
+    with contextlib.closing(IcechunkStorage(location, "r", storage_options)) as storage:
+        storage.list_nodes()  # a tinystore root, or NotAStoreError
+    if not is_url(location):
+        shutil.rmtree(location)
+        return
+    try:
+        from obstore.store import from_url
+    except ImportError:
+        raise BackendError(
+            "deleting an icechunk repository on S3 needs obstore: pip install 'tinystore[s3]'"
+        ) from None
+    store = from_url(_normal_url(location) + "/", **dict(storage_options or {}))
+    import obstore
+
+    for batch in obstore.list(store):
+        obstore.delete(store, [item["path"] for item in batch])
