@@ -138,7 +138,22 @@ def _storage(location: str, storage_options: dict | None) -> Any:
         )
     if storage_options:
         raise BackendError("storage_options are for object storage URLs, not local folders")
-    return _icechunk().local_filesystem_storage(os.path.abspath(location))
+    ic = _icechunk()
+    _quiet_local_warning(ic)
+    return ic.local_filesystem_storage(os.path.abspath(location))
+
+
+_QUIETED = False
+
+
+def _quiet_local_warning(ic: Any) -> None:
+    """icechunk logs (on stdout) that local storage is unsafe for concurrent
+    commits, at every opening; tinystore warns itself, when it sees a second
+    writer (``ConcurrentWriterWarning``).  A filter the user set is kept."""
+    global _QUIETED
+    if not _QUIETED and "ICECHUNK_LOG" not in os.environ:
+        ic.set_logs_filter("warn,icechunk::storage::object_store=error")
+    _QUIETED = True
 
 
 def _open_repository(location: str, storage: Any, mode: str) -> Any:
@@ -273,9 +288,12 @@ class _IcechunkPhysical(_ZarrPhysical):
         """Write the records into the session (a flush), noting what changed."""
         if self._pending:
             old = self._current()["records"]
-            for path, data in self._pending.items():
-                self._changed.update(_changed_paths(path, old.get(path), orjson.loads(data)))
-            self._changed.update(self._dropped)
+            new = {**old, **{p: orjson.loads(d) for p, d in self._pending.items()}}
+            logical = _logical_paths(new)
+            for path in self._pending:
+                if path in logical:  # a record no longer reachable is not a change
+                    found = _changed_keys(old.get(path), new[path])
+                    self._changed.update(_join(logical[path], key) for key in found)
         super().commit()
 
     def snapshot(self, message: str | None = None) -> str | None:
@@ -288,7 +306,7 @@ class _IcechunkPhysical(_ZarrPhysical):
         if session is None or session.read_only or not session.has_uncommitted_changes:
             return None
         ic = _icechunk()
-        changed = sorted(self._changed)
+        changed = _deepest(self._changed)
         text = message or self.message or _default_message(changed)
         parent = session.snapshot_id
         try:
@@ -325,10 +343,6 @@ class _IcechunkPhysical(_ZarrPhysical):
         if parent not in ancestors:  # pragma: no cover - icechunk keeps parents
             _warn_local(self.location)
 
-    def write_external(self, gpath, name, value, entry) -> None:
-        super().write_external(gpath, name, value, entry)
-        self._changed.add("/".join((*gpath, name)))
-
 
 def _warn_local(location: str) -> None:
     warnings.warn(
@@ -347,15 +361,41 @@ def _children(record: Any) -> dict:
     return children if type(children) is dict else {}
 
 
-def _changed_paths(path: str, old: Any, new: Any) -> list[str]:
-    """The logical paths a record's change touched: its keys added, removed or changed."""
+def _join(path: str, key: str) -> str:
+    return f"{path}/{key}" if path and key else path or key
+
+
+def _logical_paths(records: dict) -> dict[str, str]:
+    """The logical path of each physical group reachable from the root record
+    (a physical name may differ from its key: ``x~1`` for ``x``)."""
+    out = {"": ""}
+    stack = [""]
+    while stack:
+        path = stack.pop()
+        for key, entry in _children(records.get(path)).items():
+            if type(entry) is dict and type(entry.get("G")) is str:
+                child = _join(path, entry["G"])
+                if child not in out and child in records:
+                    out[child] = _join(out[path], key)
+                    stack.append(child)
+    return out
+
+
+def _changed_keys(old: Any, new: Any) -> list[str]:
+    """The keys of a record's group that were added, removed or changed (a new
+    record: none, its parent's entry for it changed)."""
     if old is None:
-        return [path] if path else []
+        return []
     before, after = _children(old), _children(new)
     keys = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
-    if not keys and old != new:
-        return [path] if path else [""]
-    return [f"{path}/{k}" if path else k for k in keys]
+    return keys or ([""] if old != new else [])
+
+
+def _deepest(paths: set[str]) -> list[str]:
+    """``paths`` without those that are parents of others (``jobs`` of ``jobs/1``)."""
+    return sorted(
+        p for p in paths if not any(q != p and (not p or q.startswith(p + "/")) for q in paths)
+    )
 
 
 def _default_message(changed: list[str]) -> str:
