@@ -55,6 +55,7 @@ from tinystore.errors import (
 )
 from tinystore.storage.base import GenericStorage
 from tinystore.storage.record import RecordStorage
+from tinystore.storage.record.format import _child_entry, check_name
 from tinystore.storage.record.transactions import _Store
 from tinystore.storage.zarrstore import MODES, _normal_url, _ZarrPhysical
 
@@ -63,6 +64,8 @@ SCHEMES = ("s3", "s3a")
 BRANCH = "main"
 #: Seconds an operation is run again after conflicts before ConflictError is raised.
 DEFAULT_RETRY_TIMEOUT = 120.0
+#: Seconds to wait for a repository another writer is creating at the same moment
+CREATE_TIMEOUT = 10.0
 #: The key of tinystore's part of a commit's metadata
 META = "tinystore"
 _INSTALL = "the icechunk backend needs icechunk: pip install 'tinystore[icechunk]'"
@@ -171,9 +174,16 @@ def _open_repository(location: str, storage: Any, mode: str) -> Any:
         raise FileNotFoundError(f"no icechunk repository at {location!r}")
     if mode in ("w-", "x") and exists:
         raise FileExistsError(f"{location} already exists (mode {mode!r})")
-    if exists:
-        return ic.Repository.open(storage)
-    return ic.Repository.create(storage)
+    deadline = time.monotonic() + CREATE_TIMEOUT
+    while not exists:
+        try:
+            return ic.Repository.create(storage)
+        except ic.IcechunkError:  # another writer is creating it at the same moment?
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(random.uniform(0.02, 0.2))
+        exists = ic.Repository.exists(storage)
+    return ic.Repository.open(storage)
 
 
 class _IcechunkPhysical(_ZarrPhysical):
@@ -244,13 +254,23 @@ class _IcechunkPhysical(_ZarrPhysical):
 
     def _open(self, mode: str) -> None:
         """Check (and create) the tinystore root; outside a session, commit it."""
-        inside = self._depth > 0
-        if not inside:
+        if self._depth > 0:  # in the first session (check=False): its commit has it
+            super()._open(mode)
+            return
+        for _ in range(100):  # another writer creating it at the same moment: look again
             self._start()
-        super()._open(mode)
-        if not inside and not self.readonly and self._session.has_uncommitted_changes:
+            super()._open(mode)
+            if self.readonly or not self._session.has_uncommitted_changes:
+                return
             self._changed.add("")
-            self.snapshot("tinystore: new store" if mode != "w" else "tinystore: emptied")
+            try:
+                self.snapshot("tinystore: new store" if mode != "w" else "tinystore: emptied")
+                return
+            except ConflictError:
+                if mode == "w":
+                    raise
+                time.sleep(random.uniform(0.01, 0.1))
+        raise ConflictError(f"could not create the tinystore root of {self.location}")
 
     # -- sessions -------------------------------------------------------------
     def begin(self, write: bool) -> None:
@@ -383,9 +403,11 @@ def _logical_paths(records: dict) -> dict[str, str]:
 
 def _changed_keys(old: Any, new: Any) -> list[str]:
     """The keys of a record's group that were added, removed or changed (a new
-    record: none, its parent's entry for it changed)."""
+    group: its keys; a new stored object: none, its parent's entry names it)."""
     if old is None:
-        return []
+        nodes = new.get("nodes") if type(new) is dict else None
+        group = type(nodes) is list and nodes and type(nodes[0]) is dict and nodes[0].get("g")
+        return list(_children(new)) if group else []
     before, after = _children(old), _children(new)
     keys = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
     return keys or ([""] if old != new else [])
@@ -512,6 +534,29 @@ class IcechunkStorage(RecordStorage):
 
     def replace_root(self, tree: Any) -> None:
         self.atomic(GenericStorage.replace_root, self, tree)
+
+    def zarr_array(self, path: str) -> Any:
+        """The array stored at ``path`` as a read-only ``zarr.Array`` of this
+        handle's snapshot, for ``dask.array.from_zarr`` (it pickles: dask
+        workers read its chunks themselves).  ``TypeError`` for anything but
+        an array stored as a Zarr array (small arrays live in the records)."""
+        import zarr
+
+        with self._hold_session():
+            parent, key = self._lookup(path)
+            try:
+                entry = _child_entry(parent._node(), key)
+            except KeyError:
+                raise self._missing(path) from None
+            if type(entry) is not dict or entry.get("k") != "A" or "X" not in entry:
+                raise TypeError(f"{path!r} is not an array stored as a Zarr array")
+            if entry.get("zr"):
+                raise TypeError(f"{path!r} has a data type zarr lacks; it is stored as bytes")
+            physical = self._store.physical
+            sid = physical._session.snapshot_id
+            key = physical._leaf_key(parent._gpath, check_name(entry["X"], path))
+        store = physical.repo.readonly_session(snapshot_id=sid).store
+        return zarr.open_array(store, path=key, mode="r", zarr_format=3)
 
     def history(self) -> list[Snapshot]:
         """The snapshots of the branch, newest first (see :func:`tinystore.history`)."""
