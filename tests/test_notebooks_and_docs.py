@@ -122,3 +122,12 @@ def test_committed_notebooks_have_no_outputs(notebook):
     for cell in book["cells"]:
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+def test_the_cluster_notebook_writes_forty_jobs_and_plots(executed):
+    book = executed["04_cluster"]
+    assert any("image/png" in out.get("data", {}) for out in _outputs(book))
+    stdout = _stream(book, "stdout")
+    assert "40 jobs saved by 4 workers" in stdout and "41 snapshots, 40 of them jobs" in stdout
+    assert "jobs: 40" in stdout and "JobSummary(job=7" in stdout
+    assert "at 'job " in stdout and "now: 40 jobs" in stdout
