@@ -75,6 +75,11 @@ def test_chosen_by_suffix_and_by_url(tmp_path, s3_server):
     assert tinystore.load(tmp_path / "plain") == [1, 2]  # then found by looking inside
 
 
+def test_other_url_schemes_are_refused():
+    with pytest.raises(BackendError, match="does not read gs://"):
+        tinystore.save(1, "gs://bucket/run.icechunk", backend="icechunk")
+
+
 def test_delete_whole_store_refuses_anything_else(where, tmp_path):
     tinystore.save({"a": 1}, where)
     tinystore.delete(where)
@@ -305,6 +310,11 @@ def test_history_versions_tags_and_messages(where):
         s.message = "by hand"
         s["note"] = "x"
     assert tinystore.history(where)[0].message == "by hand"
+    with tinystore.open(where, message="opened with one") as s:
+        s.atomic(lambda: s.update({"p": 1, "q": 2}))  # one transaction: one commit
+    assert tinystore.history(where)[0].message == "opened with one"
+    assert tinystore.history(where)[0].changed == ("p", "q")
+    assert tinystore.history(where)[1].message == "by hand"
 
 
 def test_version_errors(where):
