@@ -131,3 +131,15 @@ def test_checksum_benchmark_reports_the_cost_of_checking(tmp_path):
     for r in rows:
         assert r["checked"] > 0 and r["unchecked"] > 0 and "cost" in r
     assert "cost" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_icechunk_benchmark_runs_and_loses_no_commit(tmp_path):
+    pytest.importorskip("icechunk", reason="the icechunk extra is missing")
+    out = tmp_path / "ice.json"
+    proc = _smoke("icechunk_bench.py", out)
+    data = json.loads(out.read_text())
+    assert [row["writers"] for row in data["commits"]] == [1, 2]
+    assert all(row["missing"] == 0 and row["commits"] == row["saves"] for row in data["commits"])
+    assert set(data["small_save_ms"]) == {"local", "s3"}
+    assert "commits per second" in proc.stdout and "a small save" in proc.stdout

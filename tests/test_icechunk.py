@@ -228,6 +228,18 @@ def test_an_assignment_that_conflicts_runs_again_on_the_new_tip(s3_url):
     assert [s.changed for s in tinystore.history(s3_url)[:3]] == [("k",), ("unrelated",), ("k",)]
 
 
+def test_writes_inside_hold_are_commits_of_their_own_and_keep_other_writers_keys(s3_url):
+    tinystore.save(0, s3_url, path="start")
+    with tinystore.open(s3_url) as mine, tinystore.open(s3_url) as other:
+        with mine.hold():
+            mine["a"] = 1
+            other["b"] = 2  # commits between two writes of one session
+            mine["c"] = 3  # refused on the old snapshot, run again on the new
+            assert mine["b"] == 2
+        assert sorted(mine) == ["a", "b", "c", "start"]
+    assert [s.changed for s in tinystore.history(s3_url)[:3]] == [("c",), ("b",), ("a",)]
+
+
 def test_conflicts_past_retry_timeout_raise_conflict_error(s3_url):
     tinystore.save(0, s3_url, path="k")
     with tinystore.open(s3_url) as other, tinystore.open(s3_url, retry_timeout=0) as mine:

@@ -210,6 +210,7 @@ class _IcechunkPhysical(_ZarrPhysical):
         self._wrapped: Any = None
         self._changed: set[str] = set()
         self._depth = 0  # sessions open (the first one starts an icechunk session)
+        self.moved = False  # the session after the last commit is not on that commit
         super().__init__(location, mode, storage_options, store_wrapper=store_wrapper, check=check)
 
     # -- the seam: a session's store instead of a plain one ------------------------
@@ -339,6 +340,9 @@ class _IcechunkPhysical(_ZarrPhysical):
             ) from None
         finally:
             self._start()
+        # another writer committed between this commit and the new session: the
+        # records cached by the caller are older than the session (see _SnapshotStore)
+        self.moved = self._session.snapshot_id != sid
         if self.local:
             self._check_local_commit(sid, parent)
         return sid
@@ -432,11 +436,15 @@ class _SnapshotStore(_Store):
 
     def _commit(self) -> None:
         super()._commit()
+        physical = self.physical
+        physical.moved = False
         try:
-            self.physical.snapshot()
+            physical.snapshot()
         except BaseException:
             self.records.clear()  # read again from the new tip
             raise
+        if physical.moved:  # the next transaction of this session starts from a newer tip
+            self.records.clear()
 
 
 @dataclass(frozen=True)
