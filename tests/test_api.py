@@ -390,7 +390,8 @@ def test_loading_a_missing_file_leaves_nothing_behind(tmp_path):
 
 def test_public_surface_is_small_and_importable():
     expected = (
-        "save load delete compact open backends errors Storable Recipe Adapter register_adapter "
+        "save load delete compact history tag open backends errors Storable Recipe Adapter "
+        "register_adapter "
         "register_reducer ObjectCodec GenericStorage HDF5Storage JSONDirStorage MemoryStorage "
         "Tree __version__"
     )
@@ -399,5 +400,8 @@ def test_public_surface_is_small_and_importable():
         assert getattr(tinystore, name) is not None
     for name in tinystore.errors.__all__:
         error = getattr(tinystore.errors, name)
+        if issubclass(error, Warning):  # ConcurrentWriterWarning: a UserWarning
+            assert issubclass(error, UserWarning)
+            continue
         assert issubclass(error, tinystore.errors.TinystoreError)
         assert error is tinystore.errors.TinystoreError or len(error.__mro__) > 3  # a builtin too
