@@ -130,6 +130,13 @@ def test_every_save_assignment_delete_and_batch_is_one_commit(where):
         assert _commits(where) == 7 and "e" not in s  # a failed batch commits nothing
     with tinystore.open(where, "r") as s:
         assert sorted(s) == ["d", "first", "g", "jobs"]
+    tinystore.save({"whole": np.arange(3000)}, where)  # the whole store replaced: one commit
+    assert _commits(where) == 8
+    tinystore.open(where, "w").close()  # emptied: one commit, the history kept
+    assert _commits(where) == 9 and tinystore.history(where)[0].message == "tinystore: emptied"
+    with tinystore.open(where, "r") as s:
+        assert list(s) == []
+    assert tinystore.load(where, version=tinystore.history(where)[1].id)["whole"].size == 3000
 
 
 def test_a_failed_save_commits_nothing(where):
