@@ -14,7 +14,7 @@ import copyreg
 import pickle
 
 import pytest
-from conftest import OBJECT_BACKENDS, S3_BACKENDS
+from conftest import ICECHUNK_S3, OBJECT_BACKENDS, S3_BACKENDS
 from objects_cases import (
     REDUCE_EX_SINGLETON,
     SINGLETON,
@@ -62,7 +62,7 @@ from tinystore.errors import UnstorableError
 from tinystore.objects.encode import PROTOCOL
 
 
-@pytest.fixture(params=OBJECT_BACKENDS + S3_BACKENDS)
+@pytest.fixture(params=OBJECT_BACKENDS + S3_BACKENDS + ICECHUNK_S3)
 def backend(request) -> str:
     """Every backend, the reference backend of the developer contract, and zarr on S3."""
     return request.param
