@@ -408,12 +408,15 @@ def _logical_paths(records: dict) -> dict[str, str]:
 def _changed_keys(old: Any, new: Any) -> list[str]:
     """The keys of a record's group that were added, removed or changed (a new
     group: its keys; a new stored object: none, its parent's entry names it)."""
+    nodes = new.get("nodes") if type(new) is dict else None
+    group = type(nodes) is list and nodes and type(nodes[0]) is dict and nodes[0].get("g")
     if old is None:
-        nodes = new.get("nodes") if type(new) is dict else None
-        group = type(nodes) is list and nodes and type(nodes[0]) is dict and nodes[0].get("g")
         return list(_children(new)) if group else []
     before, after = _children(old), _children(new)
-    keys = [k for k in before.keys() | after.keys() if before.get(k) != after.get(k)]
+    every = before.keys() | after.keys()
+    keys = [k for k in every if before.get(k) != after.get(k)]
+    if not group and (len(keys) == len(every) or before.keys() != after.keys()):
+        return [""]  # a stored object replaced (not a part of it updated): its path
     return keys or ([""] if old != new else [])
 
 
