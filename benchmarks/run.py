@@ -60,6 +60,7 @@ import numpy as np  # noqa: E402 - after the sys.path setup
 import pandas as pd  # noqa: E402 - after the sys.path setup
 
 import tinystore  # noqa: E402 - after the sys.path setup
+from benchmarks import assignments as A  # noqa: E402 - after the sys.path setup
 from benchmarks import workloads as W  # noqa: E402 - after the sys.path setup
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
@@ -443,6 +444,9 @@ WORKLOADS = [
     Workload("i", "browse", "op", "browse a file of 10,000 nodes"),
 ]
 PEAK_MEMORY = "peak-memory"  # measured on (b)
+ASSIGNMENTS = "assignments"  # single assignments and reads in an open store
+#: mode -> (assignments per run, runs)
+ASSIGNMENT_SIZES = {"full": (1000, 3), "quick": (200, 2), "smoke": (5, 1)}
 
 BUILDERS = {
     "small-dict": W.small_dict,
@@ -927,6 +931,50 @@ def evaluate_targets(cells: list[Cell], memory: list[dict]) -> list[dict]:
     return out
 
 
+def assignment_targets(rows: list[dict]) -> list[dict]:
+    """Issue 19, item 3: one small assignment in an open store <= 3x raw h5py,
+    one read <= 0.15 ms (through the handle that wrote, and a new one)."""
+    out = []
+    for row in rows:
+        if not row["engine"].startswith("ts.") or row["engine"] == "ts.memory":
+            continue
+        ratio = row["write_x_raw"]
+        checks = [
+            ("one assignment in an open store <= 3x h5py", ratio, 3.0, "x"),
+            ("one read in an open store <= 0.15 ms", row["read"], 0.00015, "s"),
+            ("one read, new read-only handle <= 0.15 ms", row["read_new_handle"], 0.00015, "s"),
+        ]
+        for target, value, limit, unit in checks:
+            out.append(
+                {
+                    "target": target,
+                    "engine": row["engine"],
+                    "value": value,
+                    "limit": limit,
+                    "unit": unit,
+                    "holds": None if value is None else value <= limit,
+                    "detail": f"{fmt_time(row['write'])} per assignment" if unit == "x" else "",
+                }
+            )
+    return out
+
+
+def render_assignments(rows: list[dict]) -> str:
+    headers = ["engine", "assignment", "x h5py", "read", "x h5py", "read, new handle", "x h5py"]
+    body = []
+    for r in rows:
+        line = [r["engine"]]
+        for key in ("write", "read", "read_new_handle"):
+            line += [fmt_time(r[key]), fmt_ratio(r[key + "_x_raw"])]
+        body.append(line)
+    n = rows[0]["n"] if rows else 0
+    title = (
+        f"Single operations in an open store ({n} keys, median per operation; "
+        "h5py: groups with attributes, file kept open)"
+    )
+    return title + "\n" + table(headers, body, {1, 2, 3, 4, 5, 6})
+
+
 # ------------------------------------------------------------------ output
 
 
@@ -983,7 +1031,9 @@ def status_text(c: Cell, cap: float) -> str:
     return {"timeout": f">{cap:g} s", "n/a": "n/a", "error": "error"}.get(c.status, "")
 
 
-def render(cells: list[Cell], memory: list[dict], targets: list[dict], mode: Mode) -> str:
+def render(
+    cells: list[Cell], memory: list[dict], targets: list[dict], mode: Mode, assign: list[dict]
+) -> str:
     out = []
     round_rows, op_rows, notes = [], [], []
     for c in cells:
@@ -1072,10 +1122,12 @@ def render(cells: list[Cell], memory: list[dict], targets: list[dict], mode: Mod
         out.append(
             table(["engine", "object", "tracemalloc peak", "peak RSS rise"], rows, {1, 2, 3})
         )
+    if assign:
+        out += ["", render_assignments(assign)]
     if targets:
         out.append("")
         out.append(
-            "Targets of issue 6"
+            "Targets of issues 6 and 19"
             + (
                 ""
                 if mode.name == "full"
@@ -1174,7 +1226,7 @@ def select(only: list[str]) -> tuple[list[Workload], list[type], bool]:
     aliases = {**{n: n for n in engine_names}, **{n[3:]: n for n in engine_names if n[:3] == "ts."}}
     w_tokens = [t for t in tokens if t not in aliases]
     e_tokens = [aliases[t] for t in tokens if t in aliases]
-    known = {w.letter for w in WORKLOADS} | {w.name for w in WORKLOADS} | {PEAK_MEMORY}
+    known = {w.letter for w in WORKLOADS} | {w.name for w in WORKLOADS} | {PEAK_MEMORY, ASSIGNMENTS}
     unknown = [t for t in w_tokens if t not in known]
     if unknown:
         raise SystemExit(
@@ -1223,6 +1275,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.cap is not None:
         mode = dataclasses.replace(mode, cap_seconds=args.cap)
     workloads, classes, do_memory = select(args.only)
+    tokens = {t.strip().lower() for item in args.only for t in item.split(",")}
+    do_assign = ASSIGNMENTS in tokens or not tokens & (
+        {w.letter for w in WORKLOADS} | {w.name for w in WORKLOADS} | {PEAK_MEMORY}
+    )
+    assign: list[dict] = []
     available = [c for c in classes if installed(c)]
     missing = [engine_name_of(c) for c in classes if not installed(c)]
     engine_names = [engine_name_of(c) for c in available]
@@ -1268,14 +1325,17 @@ def main(argv: list[str] | None = None) -> dict:
             gc.collect()
         if do_memory:
             memory = peak_memory(engine_names, mode, tmpdir)
+        if do_assign:
+            n, rounds = ASSIGNMENT_SIZES[mode.name]
+            assign = A.measure(n, rounds, engine_names)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
     add_ratios(cells)
-    targets = evaluate_targets(cells, memory)
+    targets = evaluate_targets(cells, memory) + assignment_targets(assign)
     env["elapsed_seconds"] = round(time.perf_counter() - started, 1)
     env["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    print(render(cells, memory, targets, mode))
+    print(render(cells, memory, targets, mode, assign))
     after = env["load_average_after"]
     print(
         f"\n(total {env['elapsed_seconds']} s; load average after the run: "
@@ -1287,6 +1347,7 @@ def main(argv: list[str] | None = None) -> dict:
         "workloads": [dataclasses.asdict(w) for w in workloads],
         "results": [dataclasses.asdict(c) for c in cells],
         "peak_memory": memory,
+        "assignments": assign,
         "targets": targets,
     }
     if args.json:

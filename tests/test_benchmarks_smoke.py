@@ -72,7 +72,7 @@ def test_tinystore_and_pickle_measure_every_workload(smoke_run):
 def test_peak_memory_and_targets_are_reported(smoke_run):
     stdout, data = smoke_run
     assert "Peak memory while saving (b)" in stdout
-    assert "Targets of issue 6" in stdout
+    assert "Targets of issues 6 and 19" in stdout
     measured = {row["engine"]: row for row in data["peak_memory"]}
     for engine in ALWAYS:
         assert measured[engine]["tracemalloc_peak_bytes"] >= 0
@@ -89,6 +89,7 @@ def test_only_selects_workloads_and_engines(capsys):
     rows = {(r["letter"], r["engine"]) for r in result["results"]}
     assert rows == {(w, e) for w in "ag" for e in ("ts.json", "pickle")}
     assert result["peak_memory"] == []
+    assert result["assignments"] == []
     assert "(g) partial-load" in capsys.readouterr().out
 
 
@@ -143,3 +144,33 @@ def test_the_icechunk_benchmark_runs_and_loses_no_commit(tmp_path):
     assert all(row["missing"] == 0 and row["commits"] == row["saves"] for row in data["commits"])
     assert set(data["small_save_ms"]) == {"local", "s3"}
     assert "commits per second" in proc.stdout and "a small save" in proc.stdout
+
+
+def test_single_assignments_are_measured_against_h5py(smoke_run):
+    stdout, data = smoke_run
+    assert "Single operations in an open store" in stdout
+    rows = {r["engine"]: r for r in data["assignments"]}
+    assert set(rows) == {"ts.memory", "ts.hdf5", "ts.json", "h5py (raw)"}
+    for row in rows.values():
+        for key in ("write", "read", "read_new_handle"):
+            assert row[key] > 0 and row[key + "_x_raw"] > 0
+        assert re.search(rf"^{re.escape(row['engine'])}\s", stdout, re.MULTILINE)
+    targets = {(t["target"], t["engine"]) for t in data["targets"]}
+    for engine in ("ts.hdf5", "ts.json"):
+        assert ("one assignment in an open store <= 3x h5py", engine) in targets
+
+
+def test_real_objects_tier_runs_on_what_is_installed(capsys):
+    sys.path.append(ROOT)
+    try:
+        from benchmarks import real_objects
+    finally:
+        sys.path.remove(ROOT)
+    rows = real_objects.main(["--smoke"])
+    out = capsys.readouterr().out
+    for row in rows:
+        assert row["save_load_s"] > 0 and row["size"] > 0
+        assert f"{row['object']:<22} {row['engine']:<11}" in out
+    measured = {row["object"] for row in rows}
+    skipped = out.split("skipped (not installed): ")[-1].split("\n")[0].split(", ")
+    assert measured | (set(skipped) if "skipped" in out else set()) == set(real_objects.OBJECTS)

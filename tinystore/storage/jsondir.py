@@ -311,6 +311,14 @@ class _DirPhysical(Physical):
         self._folders: dict[GPath, str] = {}  # group directories checked this session
         #: a killed writer's commit, as readers see it: {group: its new record's file}
         self._pending: dict[GPath, str] = {}
+        #: (generation, root record identity) at the end of this handle's last
+        #: session and at the start of this one (see _HDF5Physical.begin)
+        self._stamp: tuple | None = None
+        self._seen: tuple | None = None
+        self._sessions = 0  # sessions ended
+        #: this handle removed the temporary files in a write session, and
+        #: nobody (nor a failed session of its own) wrote since: none are left
+        self._swept = False
         try:
             self._lock.acquire()
             try:
@@ -345,9 +353,15 @@ class _DirPhysical(Physical):
     def begin(self, write: bool) -> None:
         self._lock.acquire(shared=not write)
         try:
+            # unchanged since this handle's last session: its cached records hold
+            self._seen = None if self._stamp is None else self._now()
+            self.shared = self._seen is None or self._seen != self._stamp
+            self._swept = self._swept and not self.shared
+            self._stamp = None
             if write:
-                self._finish_commit()
-                self._remove_temporaries()
+                self._lock.new_generation()
+                self._finish_commit()  # (one lstat when there is no intent)
+                self._sweep()
             else:  # readers never write: they read what the next writer will finish
                 self._pending = self._read_intent()
         except BaseException:
@@ -358,8 +372,34 @@ class _DirPhysical(Physical):
         self._lock.acquire()  # shared to exclusive (the session's count stays one)
         self._lock.release()
         self._pending = {}
+        now = self._now()
+        self.shared = now is None or now != self._seen  # another writer came in
+        self._lock.new_generation()
         self._finish_commit()
-        self._remove_temporaries()
+        self._swept = self._swept and not self.shared
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Remove what killed writers left, unless this handle did since
+        anybody last wrote (the root's listing is O(keys))."""
+        if not self._swept:
+            self._remove_temporaries()
+            self._swept = True
+
+    def _now(self) -> tuple | None:
+        """The store's generation and its root record's identity, or None."""
+        generation = self._lock.generation()
+        if generation is None:
+            return None
+        try:
+            st = os.stat(os.path.join(self._root, RECORD), follow_symlinks=False)
+        except OSError:
+            return None
+        return (generation, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def forget(self) -> None:
+        self._stamp = None
+        self._swept = False
 
     def end(self) -> None:
         self._folders.clear()
@@ -368,6 +408,9 @@ class _DirPhysical(Physical):
             if self._journal is not None:
                 self._journal.close()
                 self._journal = None
+            if self._sessions:  # not after the first: most handles have one session only
+                self._stamp = self._now()  # still under the lock: nobody wrote since
+            self._sessions += 1
         finally:
             self._lock.release()
 

@@ -26,6 +26,15 @@ Rules that make the lock hold against deletion and hostile stores:
   second writer, or a write while another storage of this thread reads,
   raises :class:`~tinystore.errors.StoreLockedError` at once instead of
   waiting for itself until the timeout.
+
+The lock file also carries the store's *generation*: its first 8 bytes, a
+counter every write session advances under the exclusive lock
+(:meth:`StoreLock.new_generation`; a counter, not a random value, so that
+the same operations leave byte-identical stores).  A process that finds the generation it
+saw at the end of its last session (and the data file unchanged) knows that
+nobody wrote since, and keeps the records it read (see
+:meth:`StoreLock.generation`); anything else -- another value, a lock file
+that is shorter, replaced or missing -- means "read everything again".
 """
 
 from __future__ import annotations
@@ -181,6 +190,37 @@ class StoreLock:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+    # -- the generation (see the module docs) -------------------------
+    def generation(self) -> bytes | None:
+        """The generation now in the lock file (held), or None if there is none."""
+        held = self._held
+        if held is None or held.fd is None or held.users > 1:
+            # shared with another storage of this thread, which may be half-way
+            # through a write session: what this one reads now proves nothing
+            return None
+        try:
+            value = os.pread(held.fd, 8, 0)
+        except OSError:
+            return None
+        return value if len(value) == 8 else None
+
+    def new_generation(self) -> bytes | None:
+        """Write a new generation (held exclusively) and return it; None if it
+        cannot be written -- then the file holds none, so nobody trusts a cache."""
+        held = self._held
+        if held is None or held.fd is None or not self._exclusive:
+            return None
+        try:
+            old = os.pread(held.fd, 8, 0)
+            count = int.from_bytes(old, "little") + 1 if len(old) == 8 else 1
+            value = (count % 2**64).to_bytes(8, "little")
+            if os.pwrite(held.fd, value, 0) == 8:
+                return value
+        except OSError:
+            pass
+        os.ftruncate(held.fd, 0)  # frees blocks, so it works on a full disk too
+        return None
 
     # -- the system calls ----------------------------------------------
     def _take(self, shared: bool) -> _Held:

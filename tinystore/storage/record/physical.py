@@ -35,7 +35,16 @@ class Physical(abc.ABC):
         return check_name(name, where)
 
     def begin(self, write: bool) -> None:
-        """Start a session: take the cross-process lock, open handles."""
+        """Start a session: take the cross-process lock, open handles.
+
+        A file backend sets :attr:`shared` here: False when it can tell that
+        nobody changed the store since its own last session ended (see
+        :mod:`tinystore.storage.locking`, the generation), so that the
+        records read then are still good.
+        """
+
+    def forget(self) -> None:
+        """A session failed: what it leaves cached proves nothing about the file."""
 
     def upgrade(self) -> None:
         """Turn the current read session into a write session."""

@@ -248,7 +248,8 @@ class RecordStorage(GenericStorage):
                         f"(or {len(children)} to append)"
                     ) from None
             if exists:
-                store.discard(self._gpath, old)
+                store.discard(self._gpath, old)  # clears rec.compact if nodes go
+            count = len(rec.nodes)
             entry = make_entry(store, rec)
             if type(children) is list:
                 if exists:
@@ -257,7 +258,8 @@ class RecordStorage(GenericStorage):
                     children.append(entry)
             else:
                 children[key] = entry
-            rec.compact = False
+            if len(rec.nodes) != count or (type(entry) is dict and "@" in entry):
+                rec.compact = False  # else the node table is as canonical as it was
             rec.dirty = True
 
     def _set(self, key: str, value: Any) -> None:

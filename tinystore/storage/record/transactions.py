@@ -49,6 +49,7 @@ class _Store:
         self.records: dict[GPath, Record] = {}
         self.sessions = 0
         self.session_write = False
+        self.failed = False  # an exception left a write session
         self.depth = 0
         self.garbage: list[tuple[GPath, str, str, dict]] = []
         self.written: list[tuple[GPath, str, str, dict]] = []
@@ -96,11 +97,17 @@ class _Store:
         self.sessions += 1
         try:
             yield
+        except BaseException:
+            self.failed = self.failed or self.session_write
+            raise
         finally:
             self.sessions -= 1
             if self.sessions == 0:
                 self.session_write = False
+                failed, self.failed = self.failed, False
                 physical.end()
+                if failed:  # a write failed in this session: the next one reads all again
+                    physical.forget()
 
     def _recover(self) -> None:
         """Remove what an interrupted transaction wrote but never referenced."""
