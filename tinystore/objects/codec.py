@@ -235,6 +235,7 @@ class ObjectCodec:
 
     #: containers the encoder may leave in trees as they are (see storage.base.Codec)
     plain_nodes = PLAIN_NODES
+    plain_exact = True  # see encode._exact_plain
 
     @staticmethod
     def plain_maker(attrs: dict) -> tuple[Callable[[Any], Any], type] | None:

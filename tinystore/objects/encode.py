@@ -50,7 +50,7 @@ from tinystore.objects.registry import (
     process_reducers,
 )
 from tinystore.storage.base import Tree
-from tinystore.storage.leaves import is_leaf
+from tinystore.storage.leaves import INT64_MAX, INT64_MIN, is_leaf
 
 PROTOCOL = 4
 #: The attrs of plain containers: one dict each, shared by all such nodes of
@@ -221,11 +221,18 @@ class Encoder:
                         children[k] = child
                         continue
                     if (t is tuple or t is list) and fast and id(child) not in memo:
-                        for item in child:
+                        for item in child:  # _exact_plain, inline
                             it = type(item)
-                            if it not in _ATOMIC and not (
-                                (it is str or it is bytes) and len(item) < MEMO_MIN_LEN
-                            ):
+                            if it is str:
+                                if len(item) >= MEMO_MIN_LEN or not item.isascii():
+                                    break
+                            elif it is int:
+                                if not INT64_MIN <= item <= INT64_MAX:
+                                    break
+                            elif it is float:
+                                if item - item != 0.0:
+                                    break
+                            elif item is not None and it is not bool:
                                 break
                         else:  # left as it is (see PLAIN_NODES)
                             if id(child) not in held:  # (else: a fallback part holds it)
@@ -324,7 +331,7 @@ class Encoder:
         Plain values cannot refer back to the container, so memoising it after
         its items is exact; anything else takes the general way.
         """
-        if not _all_plain(obj.values() if t is dict else obj):
+        if not _exact_plain(obj.values() if t is dict else obj):
             return False
         # dicts of one save tend to share their keys: each key tuple is checked once
         return t is not dict or _state_keys_ok(obj, self._good_keys)
@@ -677,12 +684,8 @@ class Encoder:
                 out[k] = v
                 continue
             if (t is tuple or t is list) and id(v) not in memo and id(v) not in self.held:
-                for item in v:
-                    it = type(item)
-                    if it not in _ATOMIC and not (
-                        (it is str or it is bytes) and len(item) < MEMO_MIN_LEN
-                    ):
-                        return None
+                if not _exact_plain(v):
+                    return None
                 if made is None:
                     made = {}
                 elif id(v) in made:
@@ -760,6 +763,28 @@ def _newobj(obj: Any, name: str, args: tuple) -> Any:
             f"object's class {own.__qualname__}"
         )
     return func
+
+
+def _exact_plain(values: Any) -> bool:
+    """True if every value has no identity to keep and plain JSON carries it
+    exactly: ASCII strings shorter than MEMO_MIN_LEN, 64-bit ints, finite
+    floats, bools, None.  Only containers of such values are left in a tree
+    as they are (PLAIN_NODES): the codec promises so (``plain_exact``), and
+    the storage writes them without looking at each value again."""
+    for item in values:
+        it = type(item)
+        if it is str:
+            if len(item) >= MEMO_MIN_LEN or not item.isascii():
+                return False
+        elif it is int:
+            if not INT64_MIN <= item <= INT64_MAX:
+                return False
+        elif it is float:
+            if item - item != 0.0:
+                return False
+        elif item is not None and it is not bool:
+            return False
+    return True
 
 
 def _all_plain(values: Any) -> bool:

@@ -640,6 +640,10 @@ class GenericStorage(MutableMapping, abc.ABC):
     def _plain_nodes(self) -> dict:
         return self.codec.plain_nodes if self.codec is not None else {}
 
+    def _plain_exact(self) -> bool:
+        """True if the codec promises ``plain_exact`` (see :class:`Codec`)."""
+        return self.codec is not None and getattr(self.codec, "plain_exact", False) is True
+
     def _missing(self, path: str) -> NodeNotFoundError:
         return NodeNotFoundError(f"no node {join_path(self.path, path)!r} in {self.location}")
 

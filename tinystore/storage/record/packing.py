@@ -169,6 +169,7 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
     group: bool = False,
     plain: dict | None = None,
     inner: Any = None,
+    exact: bool = False,
 ) -> int:
     """Append ``tree`` to the node table of ``rec``; return its index.
 
@@ -220,6 +221,16 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
                     known = _plain_type(plain.get(vt), table)
                     ptags[vt] = known
                 tag, va = known
+                if exact and tag is not None and vt is not dict and len(v) <= MAX_INPLACE_CHILDREN:
+                    # the codec checked every value (Codec.plain_exact): the short form
+                    e = {tag: list(v)}
+                    if is_list:
+                        out.append(e)
+                        continue
+                    if type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN):
+                        check_key(k) if type(k) is str else _bad_key(k)
+                    out[k] = e
+                    continue
                 if tag is not None and len(v) <= MAX_INPLACE_CHILDREN:
                     # a small container of JSON values: the short form (the hot path;
                     # _plain_children's first loop, inline: a call per tuple costs 20%)

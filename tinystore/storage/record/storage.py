@@ -269,12 +269,26 @@ class RecordStorage(GenericStorage):
             if type(value) is Tree:
                 if physical_level:
                     return store.new_physical(
-                        self._gpath, rec, key, value, group=False, plain=self._plain_nodes()
+                        self._gpath,
+                        rec,
+                        key,
+                        value,
+                        group=False,
+                        plain=self._plain_nodes(),
+                        exact=self._plain_exact(),
                     )
                 inner = packing.path_cell(self._inner + (key,))
                 plain = self._plain_nodes()
                 return {
-                    "@": packing.add_tree(store, self._gpath, rec, value, plain=plain, inner=inner)
+                    "@": packing.add_tree(
+                        store,
+                        self._gpath,
+                        rec,
+                        value,
+                        plain=plain,
+                        inner=inner,
+                        exact=self._plain_exact(),
+                    )
                 }
             try:
                 inner = packing.path_cell(self._inner)
@@ -334,7 +348,9 @@ class RecordStorage(GenericStorage):
                 # freed now (the new tree can reuse the space), or moved aside
                 # (the new tree takes the names), or kept until the commit
                 store._set_aside((), new, kind, name, entry)
-            packing.add_tree(store, (), new, tree, plain=self._plain_nodes())
+            packing.add_tree(
+                store, (), new, tree, plain=self._plain_nodes(), exact=self._plain_exact()
+            )
             new.dirty = True
             store.records[()] = new
 

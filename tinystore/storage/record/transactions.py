@@ -377,6 +377,7 @@ class _Store:
         tree: Tree,
         group: bool,
         plain: dict | None = None,
+        exact: bool = False,
     ) -> dict:
         name = rec.new_name((self.physical.physical_name(key),))
         sub = gpath + (name,)
@@ -386,7 +387,7 @@ class _Store:
         self.physical.create_group(sub)
         subrec = Record([])
         subrec._names = set()
-        packing.add_tree(self, sub, subrec, tree, group=group, plain=plain)
+        packing.add_tree(self, sub, subrec, tree, group=group, plain=plain, exact=exact)
         subrec.dirty = True
         self.records[sub] = subrec
         return entry
