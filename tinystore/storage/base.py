@@ -169,6 +169,12 @@ class Codec(Protocol):
       to put in the tree instead of a Tree; or None to get a Tree.  Storages
       that read trees faster so may use it.
 
+    * ``plain_exact`` (optional, default False): True promises that every
+      value in those containers is one plain JSON carries exactly (an ASCII
+      ``str``, an ``int`` of 64 bits, a finite ``float``, ``bool``,
+      ``None``); record storages then write a container without checking
+      each value again.
+
     With these two, a list of 10,000 tuples is 10,000 tuples on the way in
     and out, not 10,000 Trees.
     """
