@@ -540,11 +540,17 @@ def recursion_limit(limit: int | None):
         sys.setrecursionlimit(old)
 
 
+#: The clock of the samples: wall time, or with ``--cpu`` this process's CPU
+#: time (user + system), which other jobs on a shared machine barely change.
+CLOCK = {"now": time.perf_counter}
+
+
 def timed(fn: Callable[[], Any], cap: float) -> tuple[float, Any]:
+    now = CLOCK["now"]
     with time_cap(cap):
-        start = time.perf_counter()
+        start = now()
         result = fn()
-        return time.perf_counter() - start, result
+        return now() - start, result
 
 
 @dataclasses.dataclass
@@ -881,10 +887,10 @@ def evaluate_targets(cells: list[Cell], memory: list[dict]) -> list[dict]:
         if ratios:
             value = geometric_mean(ratios) if all(ratios) else None
             add(
-                "save+load (a),(c),(e): geomean <= 5x pickle",
+                "save+load (a),(c),(e): geomean <= 3x pickle",
                 e,
                 value,
-                5.0,
+                3.0,
                 "x",
                 " ".join(f"{r:.1f}x" if r else "n/a" for r in ratios),
             )
@@ -1266,11 +1272,18 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--cap", type=float, help="interrupt one operation after this many seconds")
     parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time samples by this process's CPU time, not wall time (a shared machine)",
+    )
+    parser.add_argument(
         "--no-malloc-tuning",
         action="store_true",
         help="leave glibc's defaults (freed memory goes back to the OS)",
     )
     args = parser.parse_args(argv)
+    CLOCK["now"] = time.process_time if args.cpu else time.perf_counter
+    A.CLOCK["now"] = CLOCK["now"]
     mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
     if args.cap is not None:
         mode = dataclasses.replace(mode, cap_seconds=args.cap)
@@ -1289,6 +1302,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     started = time.perf_counter()
     print(f"tinystore benchmarks ({mode.name}): {env['date']}, {env['nproc']} cpus, {env['cpu']}")
+    env["clock"] = "cpu" if args.cpu else "wall"
+    if args.cpu:
+        print("times are this process's CPU time (user + system), not wall time")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
     dirty = " (tinystore/ has uncommitted changes)" if env["tinystore_dirty"] else ""
     print(

@@ -582,6 +582,19 @@ class Encoder:
 
     # -- the reduce protocol ---------------------------------------------------
     def _place_reduce(self, obj: Any, rv: Any, container: Any, key: Any, label: Any) -> None:
+        if (  # object.__reduce_ex__'s plain "class + state" (the hot path): what the
+            # checks below let through to _place_object, without them
+            type(rv) is tuple
+            and len(rv) == 5
+            and rv[0] is copyreg.__newobj__
+            and rv[3] is None
+            and rv[4] is None
+            and type(rv[1]) is tuple
+            and len(rv[1]) == 1
+            and rv[1][0] is type(obj)
+            and self._place_object(obj, rv[2], container, key, label)
+        ):
+            return
         if isinstance(rv, str):
             name = global_name(obj, rv)
             self.globals.add(name)
@@ -623,24 +636,9 @@ class Encoder:
             and listitems is None
             and dictitems is None
             and state_setter is None
+            and self._place_object(obj, state, container, key, label)
         ):
-            layout = self._object_layout(cls, state)
-            if layout is not None:
-                attrs, children, state_dict = layout
-                container[key] = tree = Tree(attrs)
-                plain = self._plain_state(children)
-                if plain is not None:  # no frame needed (hot path)
-                    tree.children = plain
-                    self.memo[id(obj)] = [obj, tree, None, None]
-                else:
-                    self._push(obj, tree, None, children, False, label)
-                if state_dict is not None:
-                    # The state dict has no node of its own, but it is an object
-                    # pickle memoises: ``__setstate__`` may keep it, and other
-                    # parts may refer to it.  Those become refs to "the state of
-                    # this object", and loading hands them the very dict it built.
-                    self.memo[id(state_dict)] = [state_dict, tree, None, None, "s"]
-                return
+            return
         for n, items in (("fourth", listitems), ("fifth", dictitems)):
             if items is not None and not hasattr(type(items), "__next__"):  # as pickle checks
                 raise UnstorableError(
@@ -664,6 +662,28 @@ class Encoder:
         frame = self._stack[-1]
         if not after:
             frame.after = ()
+
+    def _place_object(self, obj: Any, state: Any, container: Any, key: Any, label: Any) -> bool:
+        """Lay out a "class plus state" object (see :meth:`_object_layout`);
+        False if its state cannot be laid out so (nothing done)."""
+        layout = self._object_layout(type(obj), state)
+        if layout is None:
+            return False
+        attrs, children, state_dict = layout
+        container[key] = tree = Tree(attrs)
+        plain = self._plain_state(children)
+        if plain is not None:  # no frame needed (hot path)
+            tree.children = plain
+            self.memo[id(obj)] = [obj, tree, None, None]
+        else:
+            self._push(obj, tree, None, children, False, label)
+        if state_dict is not None:
+            # The state dict has no node of its own, but it is an object
+            # pickle memoises: ``__setstate__`` may keep it, and other
+            # parts may refer to it.  Those become refs to "the state of
+            # this object", and loading hands them the very dict it built.
+            self.memo[id(state_dict)] = [state_dict, tree, None, None, "s"]
+        return True
 
     def _plain_state(self, state: dict) -> dict | None:
         """The children of a state dict of leaves and plain containers, laid out
