@@ -91,3 +91,55 @@ def test_a_plain_tuple_met_twice_stays_shared(roundtrip):
     assert loaded == obj
     assert all(x is loaded[0] for x in loaded[::2])
     assert loaded[1] == loaded[5] and loaded[1] is not loaded[5]
+
+
+@pytest.mark.parametrize(
+    "obj, fast",
+    [
+        ([(i, i / 3, f"s{i}") for i in range(100)], True),
+        ([[i, None, True] for i in range(40)], True),
+        ([(i,) * (i % 70) for i in range(100)], False),  # some longer than a node in place
+        ([(1, 2)] * 3 + [(i, "x") for i in range(30)], False),  # refs among them
+        ([{"a": i} for i in range(30)], False),
+        ([(i, "x") for i in range(20)] + [[1]], False),  # two types
+    ],
+    ids=["tuples", "lists", "long", "shared", "dicts", "mixed"],
+)
+def test_the_record_is_the_same_with_and_without_the_promise(obj, fast):
+    """A list of many plain containers takes a path of its own when the
+    codec promises exact values: the node table it makes is the one the
+    general loop makes."""
+    from tinystore.storage.record import packing
+    from tinystore.storage.record.format import Record
+
+    tree = ObjectCodec().encode(obj)
+    tables = []
+    bulk = []
+    original = packing._bulk_entries
+
+    def counted(*args):
+        made = original(*args)
+        bulk.append(made is not None)
+        return made
+
+    packing._bulk_entries = counted
+    try:
+        for exact in (True, False):
+            rec = Record([])
+            packing.add_tree(None, (), rec, tree, plain=PLAIN_NODES, exact=exact)
+            tables.append((rec.nodes, rec.attrs))
+    finally:
+        packing._bulk_entries = original
+    assert tables[0] == tables[1]
+    # the path of its own is taken where it can be (one type, each short enough)
+    assert any(bulk) is fast
+
+
+def test_many_plain_containers_round_trip(roundtrip):
+    obj = [
+        [(i, i / 3, f"s{i}") for i in range(100)],
+        [[i, None, True] for i in range(40)],
+        [(i,) * (i % 70) for i in range(100)],
+    ]
+    loaded = roundtrip(obj)
+    assert _same(loaded, pickle.loads(pickle.dumps(obj)))

@@ -198,6 +198,12 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
         children = t.children
         pending: list = []
         is_list = type(children) is list
+        if exact and is_list and len(children) >= BULK_MIN:
+            bulk = _bulk_entries(children, plain, ptags, table)
+            if bulk is not None:
+                node["c"] = bulk
+                nodes[idx] = node
+                continue
         out: Any = [] if is_list else {}
         for k, v in enumerate(children) if is_list else children.items():
             # The loop over every child of every node of a save: the common
@@ -292,6 +298,30 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
     if group:
         nodes[root]["g"] = 1
     return root
+
+
+#: A list of at least this many children tries :func:`_bulk_entries` first.
+BULK_MIN = 16
+
+
+def _bulk_entries(children: list, plain: dict, ptags: dict, table: _MetaTable) -> list | None:
+    """The entries of a list whose children are all plain containers of one
+    type (a list of 10,000 tuples), from a codec that promises their values
+    (``exact``): each ``{tag: [values]}``, as the loop of :func:`add_tree`
+    makes them, without its tests per child.  None if they are not all such."""
+    kinds = set(map(type, children))
+    if len(kinds) != 1:
+        return None
+    (vt,) = kinds
+    if vt is dict or vt is Tree:  # (dict keys need checking: the loop does it)
+        return None
+    known = ptags.get(vt)
+    if known is None:
+        known = ptags[vt] = _plain_type(plain.get(vt), table)
+    tag = known[0]
+    if tag is None or max(map(len, children)) > MAX_INPLACE_CHILDREN:
+        return None
+    return [{tag: list(v)} for v in children]
 
 
 def _plain_type(va: Any, table: _MetaTable) -> tuple:
