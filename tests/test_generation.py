@@ -190,3 +190,30 @@ def test_a_handle_removes_what_a_killed_writer_left_before_it_opened(tmp_path):
         assert not os.path.exists(stray)
     with tinystore.open(location, "r") as s:
         assert dict(s.items()) == {"k": 3, "j": 2}
+
+
+def test_two_handles_both_see_another_process_write(tmp_path):
+    """A handle that read (and keeps its records) and a new handle both see
+    what another process wrote meanwhile.  (HDF5 shares one open file, caches
+    included, between the opens of a file in a process: keeping a file open
+    between operations would hand the new handle the state from before.)"""
+    location = str(tmp_path / "s.h5")
+    with tinystore.open(location, "w") as s:
+        for i in range(20):
+            s[f"k{i}"] = {"v": i}
+    a = tinystore.open(location, "r")
+    assert a["k0"] == {"v": 0} and a["k1"] == {"v": 1}
+    code = (
+        "import tinystore\n"
+        f"with tinystore.open({location!r}) as t:\n"
+        "    for i in range(20):\n"
+        "        t[f'k{i}'] = {'v': -i, 'more': list(range(i))}\n"
+        "    t['new'] = 1\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=child_env())
+    b = tinystore.open(location, "r")
+    assert b["new"] == 1
+    assert [b[f"k{i}"]["v"] for i in range(20)] == [-i for i in range(20)]
+    assert [a[f"k{i}"]["v"] for i in range(20)] == [-i for i in range(20)]
+    a.close()
+    b.close()
