@@ -54,6 +54,7 @@ from tinystore.storage.record import (
     dumps_record,
 )
 from tinystore.storage.record.format import file_name
+from tinystore.storage.record.packing import MAX_FOLDER_DEPTH
 from tinystore.storage.record.physical import open_cached
 
 RECORD = "@record"
@@ -200,14 +201,48 @@ def _check_part(name: Any, where: str) -> None:
         )
 
 
-def _check_dataset(ds: Any, where: str) -> None:
+def _check_dataset(ds: Any, where: str, whole: bool = False) -> None:
     """Refuse datasets whose bytes live in other files: virtual datasets and
-    external raw storage (reading them reads, writing them writes, those files)."""
+    external raw storage (reading them reads, writing them writes, those files).
+    ``whole``: the dataset is about to be read whole, so it must hold every
+    byte of it (see :func:`_check_written`)."""
     dcpl = ds.get_create_plist()
-    if dcpl.get_layout() == h5d.VIRTUAL:
+    layout = dcpl.get_layout()
+    if layout == h5d.VIRTUAL:
         raise UnsafeStoreError(f"{where} is a virtual dataset (its data is in other files)")
     if dcpl.get_external_count():
         raise UnsafeStoreError(f"{where} keeps its data in external files")
+    if whole:
+        _check_written(ds, dcpl, layout, where)
+
+
+def _check_written(ds: Any, dcpl: Any, layout: int, where: str) -> None:
+    """Refuse a dataset that was never (or only partly) written: HDF5 reads
+    its fill value for every byte that is not in the file, so a file of a few
+    KiB could make a load allocate gigabytes of zeros.  tinystore writes every
+    byte of a dataset: an uncompressed one holds all of them, a compressed
+    one every chunk (each at most ~1000x smaller than its data)."""
+    space = ds.get_space()
+    if space.get_simple_extent_type() == h5s.NULL:
+        return
+    shape = space.shape
+    nbytes = int(np.prod(shape, dtype=np.float64)) * ds.get_type().get_size()
+    if not nbytes:
+        return
+    if layout != h5d.CHUNKED or not dcpl.get_nfilters():
+        if ds.get_storage_size() >= nbytes:
+            return
+    else:
+        chunk = dcpl.get_chunk()
+        count = 1
+        for n, c in zip(shape, chunk):
+            count *= -(-n // c)
+        if ds.get_num_chunks() >= count:
+            return
+    raise CorruptStoreError(
+        f"{where} holds {ds.get_storage_size():,} bytes of its {nbytes:,}: the rest was never "
+        "written (the file is damaged or crafted)"
+    )
 
 
 def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, options: dict) -> Any:
@@ -349,8 +384,14 @@ class _HDF5Physical(Physical):
         """A name read from a record: one HDF5 link name, or for a leaf a path
         of them (``"run1/forces"``, format 1.1) inside its physical group."""
         if type(name) is not str or (kind != "X" and "/" in name):
-            raise CorruptStoreError(f"{where} names an invalid HDF5 group {name!r}")
-        for part in name.split("/"):
+            raise CorruptStoreError(f"{where} names an invalid HDF5 group {name!r:.200}")
+        parts = name.split("/")
+        if len(parts) > MAX_FOLDER_DEPTH + 1:  # deeper than any writer puts a leaf
+            raise CorruptStoreError(
+                f"{where} names a leaf {len(parts) - 1} folders deep ({name!r:.80}...); "
+                f"tinystore writes at most {MAX_FOLDER_DEPTH}: the record is damaged"
+            )
+        for part in parts:
             _check_part(part, where)
         return name
 
@@ -726,8 +767,9 @@ class _HDF5Physical(Physical):
         text = np.frombuffer(data, dtype=f"S{len(data)}").reshape(())
         self._held.append(_create_dataset(group, RECORD, text, {}))
 
-    def _dataset(self, gpath: GPath, name: str) -> tuple[h5d.DatasetID, str]:
-        """The dataset ``name`` of group ``gpath``, checked; and where it is, for errors."""
+    def _dataset(self, gpath: GPath, name: str, whole: bool = False) -> tuple[h5d.DatasetID, str]:
+        """The dataset ``name`` of group ``gpath``, checked (``whole``: to be
+        read whole, see :func:`_check_dataset`); and where it is, for errors."""
         where = f"dataset {name!r} in /{'/'.join(gpath)} of {self.filename}"
         *folders, leaf = name.split("/")
         try:
@@ -736,11 +778,11 @@ class _HDF5Physical(Physical):
             ds = None
         if not isinstance(ds, h5d.DatasetID):
             raise CorruptStoreError(f"{where} is missing or not a dataset")
-        _check_dataset(ds, where)
+        _check_dataset(ds, where, whole)
         return ds, where
 
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
-        ds, where = self._dataset(gpath, name)
+        ds, where = self._dataset(gpath, name, whole=True)
         space = ds.get_space()
         shape = None if space.get_simple_extent_type() == h5s.NULL else space.shape
         if entry["k"] != "A":
