@@ -159,6 +159,7 @@ def test_crafted_native_layout_is_refused_cleanly(case, tmp_path):
         assert not got["after"].raised, got["after"]
         np.testing.assert_array_equal(tinystore.load(fn, path="obj/arr"), np.arange(5.0))
 
+
 def test_compressed_arrays_are_not_mistaken_for_unwritten_ones(tmp_path):
     """The check against unwritten datasets accepts what tinystore writes:
     compressed chunks far smaller than the array, and empty arrays."""
