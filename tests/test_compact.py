@@ -127,3 +127,38 @@ def test_cli_compact(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "bytes before" in out and str(filename) in out
     assert same(tinystore.load(filename), content())
+
+
+def _local(filename) -> str:
+    if "://" in str(filename):
+        pytest.skip("compact of a store that is not a local file or folder")
+    return str(filename)
+
+
+def test_compact_keeps_the_permissions_of_the_store(filename):
+    """A file shared with a group stays readable by it (the copy that
+    replaces an HDF5 file gets the mode of the file it replaces)."""
+    filename = _local(filename)
+    tinystore.save(content(), filename)
+    os.chmod(filename, 0o640)
+    mode = os.stat(filename).st_mode
+    tinystore.compact(filename)
+    assert os.stat(filename).st_mode == mode
+    assert same(tinystore.load(filename), content())
+
+
+def test_compact_through_a_symbolic_link_compacts_its_target(filename, tmp_path):
+    """``compact link.h5`` compacts the store the link points to, and the
+    link stays a link (it is not replaced by a copy of its own)."""
+    filename = _local(filename)
+    tinystore.save(content(), filename)
+    with tinystore.open(filename) as s:
+        s["x"] = np.zeros(10)  # space to give back in an HDF5 file
+    link = tmp_path / ("link" + os.path.splitext(filename)[1])
+    os.symlink(filename, link)
+    done = tinystore.compact(link)
+    assert os.path.islink(link) and os.readlink(link) == filename
+    assert done["after"] == os.path.getsize(filename) or os.path.isdir(filename)
+    expected = {**content(), "x": np.zeros(10)}
+    assert same(tinystore.load(filename), expected)
+    assert same(tinystore.load(link), expected)
