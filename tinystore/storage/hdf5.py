@@ -45,7 +45,7 @@ from tinystore.storage.journal import (
     write_failure,
 )
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
-from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
+from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, beside
 from tinystore.storage.record import (
     MAX_RECORD_BYTES,
     GPath,
@@ -426,7 +426,8 @@ class _HDF5Physical(Physical):
         #: it open in HDF5, broken, and HDF5 crashes at a later link deletion of
         #: any file; at the end, the session's flush reports such a failure first
         self._held: list = []
-        self._journal_path = self.filename + ".journal"
+        base = beside(self.filename)  # through a symbolic link: the file's own
+        self._journal_path = base + ".journal"
         self._dataset_options: dict = {}
         if compression is not None:
             self._dataset_options = {"compression": compression}
@@ -439,12 +440,12 @@ class _HDF5Physical(Physical):
             raise FileNotFoundError(f"no such file: {self.filename}")  # and leave no lock file
         if not self.readonly:
             path.parent.mkdir(parents=True, exist_ok=True)
-        elif not os.path.exists(self.filename + ".lock") and not os.path.exists(self._journal_path):
+        elif not os.path.exists(base + ".lock") and not os.path.exists(self._journal_path):
             # tinystore writers make the lock file before the HDF5 file: without
             # one, no writer of ours can be half-way through this file, so it is
             # safe to look before leaving a lock file beside a file of somebody else
             self._prepare(mode)
-        self._lock = StoreLock(self.filename + ".lock", self.filename, lock_timeout, self.readonly)
+        self._lock = StoreLock(base + ".lock", self.filename, lock_timeout, self.readonly)
         #: the mode whose checks wait for the first session (``check=False``)
         self._unchecked: str | None = None
         if not check:
@@ -978,7 +979,8 @@ class HDF5Storage(RecordStorage):
     arrays stored as datasets.
 
     The file is opened for each operation and closed after it, under a
-    cross-process lock (the file ``<filename>.lock`` beside it), so several
+    cross-process lock (the file ``<filename>.lock`` beside it; beside the
+    file a symbolic link points to), so several
     processes can use one file.  Writes go through a rollback journal
     (``<filename>.journal`` while a write is under way), so a killed process
     leaves the file as it was after its last complete write.  ``lock_timeout`` is how long to wait
