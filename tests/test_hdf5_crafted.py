@@ -171,3 +171,22 @@ def test_compressed_arrays_are_not_mistaken_for_unwritten_ones(tmp_path):
     for key, array in value.items():
         assert back[key].dtype == array.dtype and back[key].shape == array.shape
         np.testing.assert_array_equal(back[key], array)
+
+
+def test_a_record_never_written_is_refused_before_it_is_read(tmp_path):
+    """A record dataset claiming 256 MiB in a file of a few KiB: refused
+    before anything is allocated for it."""
+    fn = _store(tmp_path)
+    with h5py.File(fn, "a") as f:
+        del f["obj/@record"]
+        f.create_dataset("obj/@record", shape=(), dtype=f"S{1 << 28}")
+    outcome = run_one(
+        lambda: attempt(lambda: tinystore.load(fn, path="obj"), repr),
+        timeout=30,
+        headroom=128 * 2**20,
+    )
+    assert outcome.status == "done", outcome
+    caught = outcome.result
+    assert caught.raised and caught.isinstance(CorruptStoreError), caught
+    assert not caught.memory and "never written" in caught.message, caught
+    assert "/obj" in caught.message, caught

@@ -745,7 +745,7 @@ class _HDF5Physical(Physical):
             return None
         if not isinstance(ds, h5d.DatasetID):
             raise CorruptStoreError(f"{where} is not a record")
-        _check_dataset(ds, where)
+        _check_dataset(ds, where, whole=True)
         space = ds.get_space()
         dtype = ds.dtype
         if space.get_simple_extent_type() != h5s.SCALAR or dtype.kind != "S":
