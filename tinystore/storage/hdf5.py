@@ -31,7 +31,13 @@ import h5py
 import numpy as np
 from h5py import h5d, h5f, h5fd, h5l, h5o, h5p, h5s, h5t
 
-from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError, UnsafeStoreError
+from tinystore.errors import (
+    BackendError,
+    CorruptStoreError,
+    NotAStoreError,
+    StoreLockedError,
+    UnsafeStoreError,
+)
 from tinystore.storage.journal import (
     JournaledFile,
     RolledBackFile,
@@ -185,6 +191,18 @@ def hdf5_name(key: str) -> str:
         except UnicodeEncodeError:  # a lone surrogate: no UTF-8 name has it
             return file_name(key)
     return key
+
+
+def _raise_if_open_elsewhere(exc: BaseException, filename: str) -> None:
+    """HDF5 opens a file once per process: while an ``h5py.File`` of this
+    process holds it (with h5py's own settings), opening it again fails.
+    That is no damage of the file: say what it is."""
+    text = str(exc)
+    if isinstance(exc, OSError) and ("n't match" in text or "already open" in text):
+        raise StoreLockedError(
+            f"{filename} is open in this process through another HDF5 handle (an "
+            f"h5py.File?) that tinystore cannot share; close it first ({text})"
+        ) from None
 
 
 def _check_part(name: Any, where: str) -> None:
@@ -514,6 +532,7 @@ class _HDF5Physical(Physical):
                 raise FileNotFoundError(f"no such file: {self.filename}") from None
             if not isinstance(exc, OSError):
                 raise
+            _raise_if_open_elsewhere(exc, self.filename)
             if os.path.exists(self.filename) and not h5py.is_hdf5(self.filename):
                 raise NotAStoreError(f"{self.filename} is not an HDF5 file") from None
             raise CorruptStoreError(f"{self.filename} cannot be opened: {exc}") from exc
@@ -568,8 +587,9 @@ class _HDF5Physical(Physical):
             # the journal holds all of the file: HDF5 may write to it directly
             try:
                 return h5f.open(self._name, h5f.ACC_RDWR, fapl=_ACCESS)
-            except BaseException:
+            except BaseException as exc:
                 roll_back(self.filename, self._journal_path)
+                _raise_if_open_elsewhere(exc, self.filename)
                 raise
         raw = JournaledFile(self.filename, self._journal_path, self.durable)
         try:
