@@ -71,6 +71,16 @@ def test_load_with_slice(filename):
         tinystore.load(filename, slice=np.s_[0])
 
 
+@pytest.mark.parametrize("value", [b"x" * 5000, 3.5, {"a": 1}, [1, 2, 3], "text"])
+def test_slicing_a_node_that_is_no_array_is_a_type_error(filename, value):
+    tinystore.save(value, filename, path="v")
+    with tinystore.open(filename, "r") as s:
+        view = s.node("v")
+        for selection in (np.s_[0:3], np.s_[..., 0], (0, 1), np.array([True])):
+            with pytest.raises(TypeError, match="not an array"):
+                view[selection]
+
+
 def _bytes_read() -> int:
     with open("/proc/self/io") as f:
         return int(next(line for line in f if line.startswith("rchar")).split()[1])

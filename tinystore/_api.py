@@ -11,6 +11,7 @@ from tinystore.errors import BackendError, NodeNotFoundError, NotAStoreError
 from tinystore.objects.browse import ColumnView
 from tinystore.objects.codec import ObjectCodec
 from tinystore.storage.base import GenericStorage, Tree, no_gc
+from tinystore.storage.locking import beside
 from tinystore.storage.registry import backend_specs, choose_backend, resolve_location
 
 __all__ = ["open", "save", "load", "delete", "history", "tag"]
@@ -61,7 +62,7 @@ def _open(filename, mode, backend, options: dict, codec: dict, check: bool) -> G
     and load then open a file once)."""
     filename = resolve_location(filename)
     spec = _choose(filename, backend, must_exist=mode in ("r", "r+"))
-    if mode == "a" and isinstance(filename, str) and not os.path.exists(filename + ".lock"):
+    if mode == "a" and isinstance(filename, str) and not os.path.exists(beside(filename) + ".lock"):
         # a file tinystore never wrote (its writers make the lock file first):
         # an h5io / pyiron file opens read-only, leaving no lock file beside it
         spec = _legacy_instead(filename, backend) or spec

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from typing import Any
 
@@ -36,8 +37,8 @@ def compact(filename: str | os.PathLike, *, backend: Any = None, **options: Any)
         # a write session: it plays back the journal of a killed writer first
         removed = s.remove_orphans() if hasattr(s, "remove_orphans") else []
         is_hdf5 = isinstance(s, HDF5Storage)
-    if is_hdf5:
-        _rewrite(os.fspath(filename), options, open_store)
+    if is_hdf5:  # the file itself is replaced, not a symbolic link to it
+        _rewrite(os.path.realpath(filename), options, open_store)
     elif options:
         raise BackendError(f"compact takes no options for {filename}: {sorted(options)}")
     return {"before": before, "after": _size(filename), "removed": removed}
@@ -55,6 +56,7 @@ def _rewrite(filename: str, options: dict, open_store) -> None:
                 raise BackendError(f"a writer of {filename} was killed just now; compact again")
             with open_store(tmp, "w", backend="hdf5", **options) as dst, dst.batch():
                 copy_store(src, dst)
+            os.chmod(tmp, stat.S_IMODE(os.stat(filename).st_mode))  # not mkstemp's 0600
             fsync_path(tmp)
             os.replace(tmp, filename)
             fsync_dir_of(filename)

@@ -103,7 +103,8 @@ class StorageClosedError(TinystoreError, ValueError):
 
 
 class StoreLockedError(TinystoreError, TimeoutError):
-    """Another process kept the store locked longer than ``lock_timeout`` seconds."""
+    """Another process kept the store locked longer than ``lock_timeout`` seconds;
+    or (HDF5) another handle of this process (an ``h5py.File``) holds the file."""
 
 
 class ConflictError(TinystoreError, RuntimeError):

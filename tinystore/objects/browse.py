@@ -168,6 +168,8 @@ class NodeView:
             return self._storage.read_slice(self.path, key)
         if type(key) is int:  # view["items"][3] for the item at index 3
             key = str(key)
+        elif type(key) is not str:  # a selection of a node that is no array
+            raise TypeError(f"{self.path!r} is not an array ({self.kind} {self.type}): no slicing")
         node = self._node
         locate = self._locate
         parts = key.split("/")

@@ -31,7 +31,13 @@ import h5py
 import numpy as np
 from h5py import h5d, h5f, h5fd, h5l, h5o, h5p, h5s, h5t
 
-from tinystore.errors import BackendError, CorruptStoreError, NotAStoreError, UnsafeStoreError
+from tinystore.errors import (
+    BackendError,
+    CorruptStoreError,
+    NotAStoreError,
+    StoreLockedError,
+    UnsafeStoreError,
+)
 from tinystore.storage.journal import (
     JournaledFile,
     RolledBackFile,
@@ -45,7 +51,7 @@ from tinystore.storage.journal import (
     write_failure,
 )
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
-from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
+from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, beside
 from tinystore.storage.record import (
     MAX_RECORD_BYTES,
     GPath,
@@ -54,6 +60,7 @@ from tinystore.storage.record import (
     dumps_record,
 )
 from tinystore.storage.record.format import file_name
+from tinystore.storage.record.packing import MAX_FOLDER_DEPTH
 from tinystore.storage.record.physical import open_cached
 
 RECORD = "@record"
@@ -186,6 +193,18 @@ def hdf5_name(key: str) -> str:
     return key
 
 
+def _raise_if_open_elsewhere(exc: BaseException, filename: str) -> None:
+    """HDF5 opens a file once per process: while an ``h5py.File`` of this
+    process holds it (with h5py's own settings), opening it again fails.
+    That is no damage of the file: say what it is."""
+    text = str(exc)
+    if isinstance(exc, OSError) and ("n't match" in text or "already open" in text):
+        raise StoreLockedError(
+            f"{filename} is open in this process through another HDF5 handle (an "
+            f"h5py.File?) that tinystore cannot share; close it first ({text})"
+        ) from None
+
+
 def _check_part(name: Any, where: str) -> None:
     if (
         type(name) is not str
@@ -200,14 +219,48 @@ def _check_part(name: Any, where: str) -> None:
         )
 
 
-def _check_dataset(ds: Any, where: str) -> None:
+def _check_dataset(ds: Any, where: str, whole: bool = False) -> None:
     """Refuse datasets whose bytes live in other files: virtual datasets and
-    external raw storage (reading them reads, writing them writes, those files)."""
+    external raw storage (reading them reads, writing them writes, those files).
+    ``whole``: the dataset is about to be read whole, so it must hold every
+    byte of it (see :func:`_check_written`)."""
     dcpl = ds.get_create_plist()
-    if dcpl.get_layout() == h5d.VIRTUAL:
+    layout = dcpl.get_layout()
+    if layout == h5d.VIRTUAL:
         raise UnsafeStoreError(f"{where} is a virtual dataset (its data is in other files)")
     if dcpl.get_external_count():
         raise UnsafeStoreError(f"{where} keeps its data in external files")
+    if whole:
+        _check_written(ds, dcpl, layout, where)
+
+
+def _check_written(ds: Any, dcpl: Any, layout: int, where: str) -> None:
+    """Refuse a dataset that was never (or only partly) written: HDF5 reads
+    its fill value for every byte that is not in the file, so a file of a few
+    KiB could make a load allocate gigabytes of zeros.  tinystore writes every
+    byte of a dataset: an uncompressed one holds all of them, a compressed
+    one every chunk (each at most ~1000x smaller than its data)."""
+    space = ds.get_space()
+    if space.get_simple_extent_type() == h5s.NULL:
+        return
+    shape = space.shape
+    nbytes = int(np.prod(shape, dtype=np.float64)) * ds.get_type().get_size()
+    if not nbytes:
+        return
+    if layout != h5d.CHUNKED or not dcpl.get_nfilters():
+        if ds.get_storage_size() >= nbytes:
+            return
+    else:
+        chunk = dcpl.get_chunk()
+        count = 1
+        for n, c in zip(shape, chunk):
+            count *= -(-n // c)
+        if ds.get_num_chunks() >= count:
+            return
+    raise CorruptStoreError(
+        f"{where} holds {ds.get_storage_size():,} bytes of its {nbytes:,}: the rest was never "
+        "written (the file is damaged or crafted)"
+    )
 
 
 def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, options: dict) -> Any:
@@ -349,8 +402,14 @@ class _HDF5Physical(Physical):
         """A name read from a record: one HDF5 link name, or for a leaf a path
         of them (``"run1/forces"``, format 1.1) inside its physical group."""
         if type(name) is not str or (kind != "X" and "/" in name):
-            raise CorruptStoreError(f"{where} names an invalid HDF5 group {name!r}")
-        for part in name.split("/"):
+            raise CorruptStoreError(f"{where} names an invalid HDF5 group {name!r:.200}")
+        parts = name.split("/")
+        if len(parts) > MAX_FOLDER_DEPTH + 1:  # deeper than any writer puts a leaf
+            raise CorruptStoreError(
+                f"{where} names a leaf {len(parts) - 1} folders deep ({name!r:.80}...); "
+                f"tinystore writes at most {MAX_FOLDER_DEPTH}: the record is damaged"
+            )
+        for part in parts:
             _check_part(part, where)
         return name
 
@@ -391,7 +450,8 @@ class _HDF5Physical(Physical):
         self._seen: tuple | None = None
         self._sessions = 0  # sessions ended
         self._fresh = False  # this session made the file (empty): nothing to list
-        self._journal_path = self.filename + ".journal"
+        base = beside(self.filename)  # through a symbolic link: the file's own
+        self._journal_path = base + ".journal"
         self._dataset_options: dict = {}
         if compression is not None:
             self._dataset_options = {"compression": compression}
@@ -405,12 +465,12 @@ class _HDF5Physical(Physical):
             parent = os.path.dirname(os.path.abspath(self.filename))
             if not os.path.isdir(parent):  # (mkdir of an existing one locks it: ~2 ms)
                 Path(parent).mkdir(parents=True, exist_ok=True)
-        elif not os.path.exists(self.filename + ".lock") and not os.path.exists(self._journal_path):
+        elif not os.path.exists(base + ".lock") and not os.path.exists(self._journal_path):
             # tinystore writers make the lock file before the HDF5 file: without
             # one, no writer of ours can be half-way through this file, so it is
             # safe to look before leaving a lock file beside a file of somebody else
             self._prepare(mode)
-        self._lock = StoreLock(self.filename + ".lock", self.filename, lock_timeout, self.readonly)
+        self._lock = StoreLock(base + ".lock", self.filename, lock_timeout, self.readonly)
         #: the mode whose checks wait for the first session (``check=False``)
         self._unchecked: str | None = None
         if not check:
@@ -480,6 +540,7 @@ class _HDF5Physical(Physical):
                 raise FileNotFoundError(f"no such file: {self.filename}") from None
             if not isinstance(exc, OSError):
                 raise
+            _raise_if_open_elsewhere(exc, self.filename)
             if os.path.exists(self.filename) and not h5py.is_hdf5(self.filename):
                 raise NotAStoreError(f"{self.filename} is not an HDF5 file") from None
             raise CorruptStoreError(f"{self.filename} cannot be opened: {exc}") from exc
@@ -563,8 +624,9 @@ class _HDF5Physical(Physical):
             # the journal holds all of the file: HDF5 may write to it directly
             try:
                 return h5f.open(self._name, h5f.ACC_RDWR, fapl=_ACCESS)
-            except BaseException:
+            except BaseException as exc:
                 roll_back(self.filename, self._journal_path)
+                _raise_if_open_elsewhere(exc, self.filename)
                 raise
         raw = JournaledFile(self.filename, self._journal_path, self.durable)
         try:
@@ -749,7 +811,7 @@ class _HDF5Physical(Physical):
             return None
         if not isinstance(ds, h5d.DatasetID):
             raise CorruptStoreError(f"{where} is not a record")
-        _check_dataset(ds, where)
+        _check_dataset(ds, where, whole=True)
         space = ds.get_space()
         dtype = ds.dtype
         if space.get_simple_extent_type() != h5s.SCALAR or dtype.kind != "S":
@@ -773,8 +835,9 @@ class _HDF5Physical(Physical):
         text = np.frombuffer(data, dtype=f"S{len(data)}").reshape(())
         self._held.append(_create_dataset(group, RECORD, text, {}))
 
-    def _dataset(self, gpath: GPath, name: str) -> tuple[h5d.DatasetID, str]:
-        """The dataset ``name`` of group ``gpath``, checked; and where it is, for errors."""
+    def _dataset(self, gpath: GPath, name: str, whole: bool = False) -> tuple[h5d.DatasetID, str]:
+        """The dataset ``name`` of group ``gpath``, checked (``whole``: to be
+        read whole, see :func:`_check_dataset`); and where it is, for errors."""
         where = f"dataset {name!r} in /{'/'.join(gpath)} of {self.filename}"
         *folders, leaf = name.split("/")
         try:
@@ -783,11 +846,11 @@ class _HDF5Physical(Physical):
             ds = None
         if not isinstance(ds, h5d.DatasetID):
             raise CorruptStoreError(f"{where} is missing or not a dataset")
-        _check_dataset(ds, where)
+        _check_dataset(ds, where, whole)
         return ds, where
 
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
-        ds, where = self._dataset(gpath, name)
+        ds, where = self._dataset(gpath, name, whole=True)
         space = ds.get_space()
         shape = None if space.get_simple_extent_type() == h5s.NULL else space.shape
         if entry["k"] != "A":
@@ -987,7 +1050,8 @@ class HDF5Storage(RecordStorage):
     arrays stored as datasets.
 
     The file is opened for each operation and closed after it, under a
-    cross-process lock (the file ``<filename>.lock`` beside it), so several
+    cross-process lock (the file ``<filename>.lock`` beside it; beside the
+    file a symbolic link points to), so several
     processes can use one file.  Writes go through a rollback journal
     (``<filename>.journal`` while a write is under way), so a killed process
     leaves the file as it was after its last complete write.  ``lock_timeout`` is how long to wait

@@ -90,6 +90,13 @@ class _Held:
 _HELD: dict[tuple[str, int], _Held] = {}
 
 
+def beside(path: Any) -> str:
+    """Where the lock and journal files of the store at ``path`` go: beside
+    the store itself, whatever symbolic links lead to it (``<real path>.lock``),
+    so every path to one store shares one lock and one journal."""
+    return os.path.realpath(os.fspath(path))
+
+
 def unsafe_file(path: str, why: str) -> UnsafeStoreError:
     return UnsafeStoreError(f"{path} {why}; refusing to use it (nothing outside a store is used)")
 

@@ -60,8 +60,9 @@ def _is_hdf5_store(location) -> bool:
     import h5py
 
     from tinystore.storage.hdf5 import RECORD
+    from tinystore.storage.locking import beside
 
-    if os.path.isfile(os.fspath(location) + ".journal"):
+    if os.path.isfile(beside(location) + ".journal"):
         return True  # a write was interrupted: the backend rolls it back on open
     if not os.path.isfile(location) or not h5py.is_hdf5(location):
         return False

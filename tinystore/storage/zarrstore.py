@@ -51,7 +51,7 @@ from tinystore.errors import (
     StoreLockedError,
 )
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
-from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
+from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, beside
 from tinystore.storage.record import (
     FORMAT_VERSION,
     MAX_RECORD_BYTES,
@@ -203,7 +203,7 @@ class _ZarrPhysical(Physical):
             root.mkdir(parents=True, exist_ok=True)
         self.lease_key = None
         self.store = zarr.storage.LocalStore(root, read_only=self.readonly)
-        path = os.fspath(root).rstrip("/\\")
+        path = beside(root)  # through a symbolic link: the folder's own
         self._lock = StoreLock(path + ".lock", location, self.lock_timeout, self.readonly)
         self._journal_path = path + ".journal"
 
@@ -852,7 +852,7 @@ def remove_zarr_store(
             raise NotAStoreError(f"refusing to delete {location}: it is not a tinystore zarr store")
         import shutil
 
-        base = location.rstrip("/\\")
+        base = beside(location)
         lock = StoreLock(base + ".lock", location, timeout, readonly=False)
         lock.acquire()
         try:
