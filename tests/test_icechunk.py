@@ -196,6 +196,58 @@ def test_sigkill_mid_save_leaves_the_previous_snapshot_s3(s3_url):
     _kill_trials(s3_url, trials=4, seed=81)
 
 
+def _kill_creation(where: str) -> None:
+    """What a writer killed while icechunk creates the repository leaves: the
+    first snapshot, written before the branch that names it."""
+    import icechunk
+
+    if where.startswith("s3://"):
+        import boto3
+
+        bucket, _, prefix = where[5:].partition("/")
+        icechunk.Repository.create(icechunk.s3_storage(bucket=bucket, prefix=prefix, **_S3))
+        s3 = boto3.client("s3")
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")["Contents"]:
+            if not item["Key"].endswith("/snapshots/1CECHNKREP0F1RSTCMT0"):
+                s3.delete_object(Bucket=bucket, Key=item["Key"])
+    else:
+        icechunk.Repository.create(icechunk.local_filesystem_storage(where))
+        for path in sorted(Path(where).rglob("*"), reverse=True):
+            if path.is_file() and path.parent.name != "snapshots":
+                path.unlink()
+            elif path.is_dir() and path.name != "snapshots":
+                path.rmdir()
+    assert not icechunk.Repository.exists(_ic_storage(where))
+
+
+_S3 = {"endpoint_url": None, "allow_http": True, "force_path_style": True, "from_env": True}
+
+
+def _ic_storage(where: str):
+    import icechunk
+
+    if where.startswith("s3://"):
+        bucket, _, prefix = where[5:].partition("/")
+        return icechunk.s3_storage(bucket=bucket, prefix=prefix, **_S3)
+    return icechunk.local_filesystem_storage(where)
+
+
+def test_a_creation_killed_before_its_branch_does_not_block_later_writers(where, monkeypatch):
+    import os
+
+    _S3["endpoint_url"] = os.environ.get("AWS_ENDPOINT_URL")
+    _kill_creation(where)
+    with pytest.raises(FileNotFoundError):
+        tinystore.load(where)  # there is no store yet
+    monkeypatch.setattr("tinystore.storage.icechunkstore.CREATE_TIMEOUT", 0.3)
+    tinystore.save({"a": np.arange(3000)}, where, path="run")  # after waiting for its creator
+    np.testing.assert_array_equal(tinystore.load(where, path="run")["a"], np.arange(3000))
+    assert [s.message for s in tinystore.history(where)] == [
+        "tinystore: run",
+        "Repository initialized",
+    ]
+
+
 # -- item 2: concurrent writers ---------------------------------------------------------------
 def test_a_batch_that_meets_another_commit_raises_conflict_and_commits_nothing(s3_url):
     tinystore.save({"v": 0}, s3_url, path="k")
@@ -338,6 +390,16 @@ def test_history_versions_tags_and_messages(where):
 
 def test_version_errors(where):
     tinystore.save(1, where, path="a")
+    tinystore.save(2, where, path="a")
+    first = tinystore.history(where)[1].id
+    tinystore.tag(where, "v1", version=first)
+    with pytest.raises(BackendError, match="already has a tag 'v1'"):
+        tinystore.tag(where, "v1")  # tags never move
+    with pytest.raises(BackendError, match="no snapshot or tag 'nope'"):
+        tinystore.tag(where, "v2", version="nope")
+    with tinystore.open(where, "r", version="v1") as s:
+        s.tag("v1-again")  # a handle on a past snapshot names that snapshot
+    assert tinystore.history(where)[1].tags == ("v1", "v1-again")
     with pytest.raises(BackendError, match="no snapshot or tag"):
         tinystore.load(where, version="nope")
     with pytest.raises(BackendError, match="mode 'r'"):

@@ -159,7 +159,12 @@ def _quiet_local_warning(ic: Any) -> None:
     _QUIETED = True
 
 
-def _open_repository(location: str, storage: Any, mode: str) -> Any:
+#: The id of the snapshot icechunk writes first when it creates a repository
+#: (before the branch that names it: a writer killed between the two leaves it alone)
+FIRST_SNAPSHOT = "snapshots/1CECHNKREP0F1RSTCMT0"
+
+
+def _open_repository(location: str, storage: Any, mode: str, options: dict | None) -> Any:
     """The repository at ``location``, created if ``mode`` allows."""
     ic = _icechunk()
     local = not is_url(location)
@@ -167,23 +172,71 @@ def _open_repository(location: str, storage: Any, mode: str) -> Any:
         raise NotAStoreError(f"{location} is a file, not an icechunk repository")
     exists = (not local or os.path.isdir(location)) and ic.Repository.exists(storage)
     if local and os.path.isdir(location) and not exists and os.listdir(location):
-        raise NotAStoreError(
-            f"{location} holds files that are not an icechunk repository; refusing to use it"
-        )
+        if _leftover(location, options) is None:
+            raise NotAStoreError(
+                f"{location} holds files that are not an icechunk repository; refusing to use it"
+            )
     if mode in ("r", "r+") and not exists:
         raise FileNotFoundError(f"no icechunk repository at {location!r}")
     if mode in ("w-", "x") and exists:
         raise FileExistsError(f"{location} already exists (mode {mode!r})")
     deadline = time.monotonic() + CREATE_TIMEOUT
+    cleared = False
     while not exists:
         try:
             return ic.Repository.create(storage)
         except ic.IcechunkError:  # another writer is creating it at the same moment?
             if time.monotonic() > deadline:
-                raise
+                if cleared or not _clear_leftover(location, options):
+                    raise
+                cleared = True
         time.sleep(random.uniform(0.02, 0.2))
         exists = ic.Repository.exists(storage)
     return ic.Repository.open(storage)
+
+
+def _leftover(location: str, options: dict | None) -> list[str] | None:
+    """The files of a creation that never finished (a writer killed between
+    icechunk's first snapshot and its branch), or None if there are others."""
+    if not is_url(location):
+        found = [
+            os.path.relpath(os.path.join(root, name), location).replace(os.sep, "/")
+            for root, _, names in os.walk(location)
+            for name in names
+        ]
+        return found if set(found) <= {FIRST_SNAPSHOT} else None
+    store = _object_store(location, options)
+    import obstore
+
+    found = [item["path"] for batch in obstore.list(store) for item in batch]
+    return found if set(found) <= {FIRST_SNAPSHOT} else None
+
+
+def _clear_leftover(location: str, options: dict | None) -> bool:
+    """Remove what a killed creation left (no other writer created the
+    repository for ``CREATE_TIMEOUT`` seconds); False if there is anything else."""
+    found = _leftover(location, options)
+    if not found:
+        return False
+    if not is_url(location):
+        os.remove(os.path.join(location, FIRST_SNAPSHOT))
+    else:
+        import obstore
+
+        obstore.delete(_object_store(location, options), found)
+    return True
+
+
+def _object_store(location: str, options: dict | None) -> Any:
+    """An obstore store of the prefix ``location`` (to list or delete its objects)."""
+    try:
+        from obstore.store import from_url
+    except ImportError:
+        raise BackendError(
+            f"repairing or deleting the icechunk repository {location} needs obstore: "
+            "pip install 'tinystore[s3]'"
+        ) from None
+    return from_url(_normal_url(location) + "/", **dict(options or {}))
 
 
 class _IcechunkPhysical(_ZarrPhysical):
@@ -218,7 +271,8 @@ class _IcechunkPhysical(_ZarrPhysical):
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
         self._store_wrapper = store_wrapper
-        self.repo = _open_repository(location, _storage(location, storage_options), mode)
+        storage = _storage(location, storage_options)
+        self.repo = _open_repository(location, storage, mode, storage_options)
 
     @property
     def store(self) -> Any:
@@ -574,12 +628,29 @@ class IcechunkStorage(RecordStorage):
         return repository_history(self._store.physical.repo, self.version)
 
     def tag(self, name: str, version: str | None = None) -> None:
-        """Name a snapshot (default: the newest); ``version=name`` then reads it."""
+        """Name a snapshot (default: the one this handle reads: its ``version``,
+        or the newest); ``version=name`` then reads it.  Tags never move: a
+        name already used, or a snapshot that does not exist, is refused."""
         physical = self._store.physical
         if physical.readonly and physical.version is None:
             raise ReadOnlyError(f"{self.location} is open read-only")
-        sid = version or physical.repo.lookup_branch(BRANCH)
-        physical.repo.create_tag(name, snapshot_id=sid)
+        repo = physical.repo
+        tags = repo.list_tags()
+        if name in tags:
+            raise BackendError(f"{self.location} already has a tag {name!r} (tags never move)")
+        version = version or physical.version
+        if version is None:
+            sid = repo.lookup_branch(BRANCH)
+        elif version in tags:
+            sid = repo.lookup_tag(version)
+        else:
+            sid = version
+        try:
+            repo.create_tag(name, snapshot_id=sid)
+        except (_icechunk().IcechunkError, ValueError):
+            raise BackendError(
+                f"{self.location} has no snapshot or tag {version!r} (see tinystore.history)"
+            ) from None
 
 
 def repository_history(repo: Any, version: str | None = None) -> list[Snapshot]:
@@ -626,13 +697,7 @@ def remove_icechunk_store(location: str, storage_options: dict | None = None) ->
     if not is_url(location):
         shutil.rmtree(location)
         return
-    try:
-        from obstore.store import from_url
-    except ImportError:
-        raise BackendError(
-            "deleting an icechunk repository on S3 needs obstore: pip install 'tinystore[s3]'"
-        ) from None
-    store = from_url(_normal_url(location) + "/", **dict(storage_options or {}))
+    store = _object_store(location, storage_options)
     import obstore
 
     for batch in obstore.list(store):
