@@ -439,3 +439,58 @@ def test_plain_icechunk_zarr_and_dask_read_a_stored_array(tmp_path):
     np.testing.assert_array_equal(zarr.open_array(store, path=names[0], mode="r")[...], data)
     lazy = da.from_zarr(zarr.open_array(store, path=names[0], mode="r"))
     assert float(lazy.sum().compute()) == float(data.sum())
+
+
+# -- a repository opened once per process --------------------------------------------------
+def test_one_repository_per_process_and_other_writers_commits_are_seen(where, monkeypatch):
+    from tinystore.storage import icechunkstore
+
+    tinystore.save(1, where, path="parent")
+    repo, cached = icechunkstore._repository(where, None, "a")
+    assert cached  # opened by the save above
+    with tinystore.open(where) as s:
+        assert s._store.physical.repo is repo  # one repository for every handle of the process
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD_SAVE, where],
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert s["child"] == "from the child"  # each transaction starts from the tip
+        s["parent"] = 2
+    assert tinystore.load(where, path="child") == "from the child"
+    assert tinystore.load(where, path="parent") == 2
+    # a forked process (another pid) never uses its parent's repository
+    monkeypatch.setattr(icechunkstore, "_REPOS_PID", -1)
+    again, cached = icechunkstore._repository(where, None, "a")
+    assert not cached and again is not repo
+    assert icechunkstore._repository(where, None, "a") == (again, True)
+
+
+CHILD_SAVE = "import sys, tinystore; tinystore.save('from the child', sys.argv[1], path='child')"
+
+
+def test_a_repository_removed_behind_the_cache_is_not_used(where):
+    tinystore.save({"old": 1}, where, path="a")
+    if where.startswith("s3://"):
+        import boto3
+
+        bucket, _, prefix = where[5:].partition("/")
+        s3 = boto3.client("s3")
+        for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")["Contents"]:
+            s3.delete_object(Bucket=bucket, Key=item["Key"])
+    else:
+        import shutil
+
+        shutil.rmtree(where)  # as another process would
+    with pytest.raises(FileNotFoundError):
+        tinystore.load(where)
+    tinystore.save({"new": 2}, where, path="b")  # a new repository
+    with tinystore.open(where, "r") as s:
+        assert list(s) == ["b"] and s["b"] == {"new": 2}
+    assert len(tinystore.history(where)) == 2
+    tinystore.delete(where)
+    with pytest.raises(FileNotFoundError):
+        tinystore.load(where)

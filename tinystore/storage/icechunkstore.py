@@ -40,6 +40,7 @@ import random
 import shutil
 import time
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable
@@ -195,6 +196,50 @@ def _open_repository(location: str, storage: Any, mode: str, options: dict | Non
     return ic.Repository.open(storage)
 
 
+#: Repositories opened in this process, the most recently used last (see _repository)
+_REPOS: OrderedDict[tuple, Any] = OrderedDict()
+_REPOS_PID = os.getpid()
+#: How many opened repositories a process keeps
+CACHE_SIZE = 16
+
+
+def _repository(location: str, options: dict | None, mode: str) -> tuple[Any, bool]:
+    """The repository at ``location`` and whether it came from this process's
+    cache.  Opening one costs several requests (its existence, its config);
+    a handle is kept per location, storage options and ``AWS_*`` variables,
+    and never shared with another process (a forked child or a dask worker
+    opens its own).  Nothing about the branch is kept: every session starts
+    from the tip the storage holds at that moment."""
+    global _REPOS_PID
+    if _REPOS_PID != os.getpid():  # a child forked from a process that cached some
+        _REPOS.clear()
+        _REPOS_PID = os.getpid()
+    key = _cache_key(location, options)
+    repo = _REPOS.get(key)
+    if repo is not None and (is_url(location) or is_icechunk_store(location)):
+        if mode in ("w-", "x"):
+            raise FileExistsError(f"{location} already exists (mode {mode!r})")
+        _REPOS.move_to_end(key)
+        return repo, True
+    _REPOS.pop(key, None)  # a local folder removed since
+    repo = _open_repository(location, _storage(location, options), mode, options)
+    _REPOS[key] = repo
+    while len(_REPOS) > CACHE_SIZE:
+        _REPOS.popitem(last=False)
+    return repo, False
+
+
+def _cache_key(location: str, options: dict | None) -> tuple:
+    where = _normal_url(location) if is_url(location) else os.path.abspath(location)
+    env = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
+    return where, repr(sorted((options or {}).items())), tuple(env)
+
+
+def _forget(location: str, options: dict | None) -> None:
+    """Drop the cached repository of ``location`` (removed, or found stale)."""
+    _REPOS.pop(_cache_key(location, options), None)
+
+
 def _leftover(location: str, options: dict | None) -> list[str] | None:
     """The files of a creation that never finished (a writer killed between
     icechunk's first snapshot and its branch), or None if there are others."""
@@ -271,8 +316,9 @@ class _IcechunkPhysical(_ZarrPhysical):
         if mode not in MODES:
             raise BackendError(f"invalid mode {mode!r}; use one of {', '.join(MODES)}")
         self._store_wrapper = store_wrapper
-        storage = _storage(location, storage_options)
-        self.repo = _open_repository(location, storage, mode, storage_options)
+        self._storage_options = storage_options
+        self._mode = mode
+        self.repo, self._cached = _repository(location, storage_options, mode)
 
     @property
     def store(self) -> Any:
@@ -289,12 +335,22 @@ class _IcechunkPhysical(_ZarrPhysical):
         self._parents.clear()  # the parent groups written: per session
         self._doc = None
         self._changed.clear()
+        try:
+            self._session = self._new_session()
+        except _icechunk().IcechunkError:
+            if not self._cached:
+                raise
+            # the cached repository was removed (or replaced) by another process: open it again
+            _forget(self.location, self._storage_options)
+            self.repo, self._cached = _repository(self.location, self._storage_options, self._mode)
+            self._session = self._new_session()
+
+    def _new_session(self) -> Any:
         if self.version is not None:
-            self._session = self._readonly_at(self.version)
-        elif self.readonly:
-            self._session = self.repo.readonly_session(branch=BRANCH)
-        else:
-            self._session = self.repo.writable_session(BRANCH)
+            return self._readonly_at(self.version)
+        if self.readonly:
+            return self.repo.readonly_session(branch=BRANCH)
+        return self.repo.writable_session(BRANCH)
 
     def _readonly_at(self, version: str) -> Any:
         ic = _icechunk()
@@ -694,6 +750,7 @@ def remove_icechunk_store(location: str, storage_options: dict | None = None) ->
     location = os.fspath(location)
     with contextlib.closing(IcechunkStorage(location, "r", storage_options)) as storage:
         storage.list_nodes()  # a tinystore root, or NotAStoreError
+    _forget(location, storage_options)
     if not is_url(location):
         shutil.rmtree(location)
         return
