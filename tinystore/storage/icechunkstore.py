@@ -38,6 +38,7 @@ import contextlib
 import os
 import random
 import shutil
+import threading
 import time
 import warnings
 from collections import OrderedDict
@@ -199,6 +200,7 @@ def _open_repository(location: str, storage: Any, mode: str, options: dict | Non
 #: Repositories opened in this process, the most recently used last (see _repository)
 _REPOS: OrderedDict[tuple, Any] = OrderedDict()
 _REPOS_PID = os.getpid()
+_REPOS_LOCK = threading.Lock()
 #: How many opened repositories a process keeps
 CACHE_SIZE = 16
 
@@ -211,21 +213,23 @@ def _repository(location: str, options: dict | None, mode: str) -> tuple[Any, bo
     opens its own).  Nothing about the branch is kept: every session starts
     from the tip the storage holds at that moment."""
     global _REPOS_PID
-    if _REPOS_PID != os.getpid():  # a child forked from a process that cached some
-        _REPOS.clear()
-        _REPOS_PID = os.getpid()
     key = _cache_key(location, options)
-    repo = _REPOS.get(key)
-    if repo is not None and (is_url(location) or is_icechunk_store(location)):
-        if mode in ("w-", "x"):
-            raise FileExistsError(f"{location} already exists (mode {mode!r})")
-        _REPOS.move_to_end(key)
-        return repo, True
-    _REPOS.pop(key, None)  # a local folder removed since
+    with _REPOS_LOCK:
+        if _REPOS_PID != os.getpid():  # a child forked from a process that cached some
+            _REPOS.clear()
+            _REPOS_PID = os.getpid()
+        repo = _REPOS.get(key)
+        if repo is not None and (is_url(location) or is_icechunk_store(location)):
+            if mode in ("w-", "x"):
+                raise FileExistsError(f"{location} already exists (mode {mode!r})")
+            _REPOS.move_to_end(key)
+            return repo, True
+        _REPOS.pop(key, None)  # a local folder removed since
     repo = _open_repository(location, _storage(location, options), mode, options)
-    _REPOS[key] = repo
-    while len(_REPOS) > CACHE_SIZE:
-        _REPOS.popitem(last=False)
+    with _REPOS_LOCK:
+        _REPOS[key] = repo
+        while len(_REPOS) > CACHE_SIZE:
+            _REPOS.popitem(last=False)
     return repo, False
 
 
@@ -237,7 +241,8 @@ def _cache_key(location: str, options: dict | None) -> tuple:
 
 def _forget(location: str, options: dict | None) -> None:
     """Drop the cached repository of ``location`` (removed, or found stale)."""
-    _REPOS.pop(_cache_key(location, options), None)
+    with _REPOS_LOCK:
+        _REPOS.pop(_cache_key(location, options), None)
 
 
 def _leftover(location: str, options: dict | None) -> list[str] | None:
