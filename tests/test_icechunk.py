@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import itertools
 import random
-import signal
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from tinystore.storage.icechunkstore import IcechunkStorage  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from icechunk_writer import result  # noqa: E402
-from procs import child_env  # noqa: E402
+from procs import child_env, kill_while_writing  # noqa: E402
 
 WRITER = str(Path(__file__).parent / "helpers" / "icechunk_writer.py")
 _names = itertools.count()
@@ -160,18 +158,8 @@ def _kill_trials(url: str, trials: int, seed: int) -> None:
     rng = random.Random(seed)
     most = 0
     for trial in range(trials):
-        proc = subprocess.Popen(
-            [sys.executable, WRITER, url, "replace", "1000"],
-            stdout=subprocess.PIPE,
-            env=child_env(),
-            text=True,
-        )
-        first = proc.stdout.readline()
-        assert first.strip() == "0", first
-        time.sleep(rng.uniform(0.0, 0.5))
-        proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate()
-        done = int((first + out).split()[-1])
+        argv = [sys.executable, WRITER, url, "replace", "1000"]
+        done = kill_while_writing(argv, rng.uniform(0.0, 0.5))
         most = max(most, done)
         value = tinystore.load(url, path="x")
         assert value["i"] in (done, done + 1), (trial, done, value["i"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import pytest
 import tinystore
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from procs import child_env  # noqa: E402
+from procs import child_env, kill_while_writing  # noqa: E402
 from writer import item  # noqa: E402
 
 WRITER = str(Path(__file__).parent / "helpers" / "writer.py")
@@ -57,19 +56,9 @@ def test_sigkill_never_damages_completed_saves(backend, tmp_path):
     rng = random.Random(1234)
     done = most = -1
     for trial in range(8):
-        proc = subprocess.Popen(
-            [sys.executable, WRITER, store, f"t{trial}_", "100000"],
-            stdout=subprocess.PIPE,
-            env=_env(),
-            text=True,
-        )
         # let it start, then kill it at a random moment of its writing
-        first = proc.stdout.readline()
-        assert first.strip() == "0", first
-        time.sleep(rng.uniform(0.0, 0.4))
-        proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate()
-        done = int((first + out).split()[-1])
+        argv = [sys.executable, WRITER, store, f"t{trial}_", "100000"]
+        done = kill_while_writing(argv, rng.uniform(0.0, 0.4))
         most = max(most, done)
         # everything completed before the kill is intact, and the store opens without repair
         required = _expected_keys(done, f"t{trial}_")

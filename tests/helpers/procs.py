@@ -27,3 +27,20 @@ def child_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(parts)
     env.update(extra)
     return env
+
+
+def kill_while_writing(argv: list[str], pause: float) -> int:
+    """Run the writer ``argv`` (it prints the count of its completed saves,
+    one per line, starting with ``0``), SIGKILL it after ``pause`` seconds,
+    and return the last count it printed: every save up to it completed."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, env=child_env(), text=True)
+    first = proc.stdout.readline()  # it has started
+    assert first.strip() == "0", first
+    time.sleep(pause)
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate()
+    return int((first + out).split()[-1])
