@@ -70,6 +70,19 @@ ON_S3 = ("zarr-s3", "icechunk-s3")
 _names = itertools.count()
 
 
+def s3_location(s3: dict, name: str, prefix: str = "test") -> str:
+    """A fresh location on the S3 server: ``s3://<bucket>/<prefix>-<n>/<name>``."""
+    return f"s3://{s3['bucket']}/{prefix}-{next(_names)}/{name}"
+
+
+def local_or_s3(request, tmp_path, name: str) -> str:
+    """For a fixture parametrised ``["local", "s3"]``: a fresh folder ``name``
+    under ``tmp_path``, or a fresh prefix on the session's S3 server."""
+    if request.param == "local":
+        return str(tmp_path / name)
+    return s3_location(request.getfixturevalue("s3_server"), name)
+
+
 def location(backend: str, tmp_path, s3: dict | None = None) -> str:
     if backend == "memory":
         return f"memory://test-{next(_names)}"
@@ -80,11 +93,11 @@ def location(backend: str, tmp_path, s3: dict | None = None) -> str:
     if backend == "zarr":
         return str(tmp_path / "store.zarr")
     if backend == "zarr-s3":
-        return f"s3://{s3['bucket']}/test-{next(_names)}/store.zarr"
+        return s3_location(s3, "store.zarr")
     if backend == "icechunk":
         return str(tmp_path / "store.icechunk")
     if backend == "icechunk-s3":
-        return f"s3://{s3['bucket']}/test-{next(_names)}/store.icechunk"
+        return s3_location(s3, "store.icechunk")
     return str(tmp_path / "store.json")
 
 

@@ -7,7 +7,6 @@ it through tests/conftest.py and tests/test_storage_backends.py.
 
 from __future__ import annotations
 
-import itertools
 import random
 import subprocess
 import sys
@@ -30,25 +29,22 @@ from tinystore.errors import (  # noqa: E402
 from tinystore.storage.icechunkstore import IcechunkStorage  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from conftest import local_or_s3, s3_location  # noqa: E402
 from icechunk_writer import result  # noqa: E402
 from procs import child_env, kill_while_writing  # noqa: E402
 
 WRITER = str(Path(__file__).parent / "helpers" / "icechunk_writer.py")
-_names = itertools.count()
 
 
 @pytest.fixture(params=["local", "s3"])
 def where(request, tmp_path):
     """A fresh icechunk store: a local folder, or a prefix on the S3 server."""
-    if request.param == "local":
-        return str(tmp_path / "run.icechunk")
-    server = request.getfixturevalue("s3_server")
-    return f"s3://{server['bucket']}/ice-{next(_names)}/run.icechunk"
+    return local_or_s3(request, tmp_path, "run.icechunk")
 
 
 @pytest.fixture
 def s3_url(s3_server):
-    return f"s3://{s3_server['bucket']}/ice-{next(_names)}/run.icechunk"
+    return s3_location(s3_server, "run.icechunk", "ice")
 
 
 def _commits(url: str) -> int:
@@ -94,7 +90,7 @@ def test_delete_whole_store_refuses_anything_else(where, tmp_path):
 
 
 def test_storage_options_name_the_server(s3_server, monkeypatch):
-    url = f"s3://{s3_server['bucket']}/ice-{next(_names)}/opts.icechunk"
+    url = s3_location(s3_server, "opts.icechunk", "ice")
     for name in ("AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP"):
         monkeypatch.delenv(name)
     options = {"endpoint": s3_server["endpoint"], "allow_http": "true"}

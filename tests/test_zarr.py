@@ -7,7 +7,6 @@ local folder, ``zarr-s3`` on the moto server of the ``s3_server`` fixture).
 
 from __future__ import annotations
 
-import itertools
 import os
 import subprocess
 import sys
@@ -27,23 +26,19 @@ from tinystore.storage.zarrstore import LEASE, ZarrStorage  # noqa: E402
 from tinystore.testing.zarr_requests import CountingStore  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from conftest import local_or_s3, s3_location  # noqa: E402
 from procs import child_env  # noqa: E402
-
-_names = itertools.count()
 
 
 @pytest.fixture(params=["local", "s3"])
 def where(request, tmp_path):
     """A fresh zarr store location: a local folder, or a prefix on the S3 server."""
-    if request.param == "local":
-        return str(tmp_path / "run.zarr")
-    server = request.getfixturevalue("s3_server")
-    return f"s3://{server['bucket']}/zarr-{next(_names)}/run.zarr"
+    return local_or_s3(request, tmp_path, "run.zarr")
 
 
 @pytest.fixture
 def s3_url(s3_server):
-    return f"s3://{s3_server['bucket']}/zarr-{next(_names)}/run.zarr"
+    return s3_location(s3_server, "run.zarr", "zarr")
 
 
 def plain(where: str, read_only: bool = True):
@@ -318,7 +313,7 @@ def test_storage_options_without_environment(s3_server, monkeypatch):
         "region": "us-east-1",
         "client_options": {"allow_http": True},
     }
-    url = f"s3://{s3_server['bucket']}/options-{next(_names)}/run.zarr"
+    url = s3_location(s3_server, "run.zarr", "options")
     tinystore.save(SMALL, url, storage_options=options)
     assert tinystore.load(url, storage_options=options) == SMALL
 
