@@ -3,11 +3,20 @@
 import itertools
 
 import pytest
+from conftest import s3_location
 
 from tinystore.storage import HDF5Storage, JSONDirStorage, MemoryStorage
 from tinystore.testing import StorageTests
 
 _names = itertools.count()
+
+
+class OnS3:
+    """Mixin: the test class's stores go on the session's S3 server (moto)."""
+
+    @pytest.fixture(autouse=True)
+    def _server(self, s3_server):
+        self.s3 = s3_server
 
 
 class TestMemoryStorage(StorageTests):
@@ -52,15 +61,11 @@ else:
         def make_opener(self, tmp_path):
             return lambda mode: ZarrStorage(tmp_path / "store.zarr", mode=mode)
 
-    class TestZarrS3Storage(StorageTests):
+    class TestZarrS3Storage(OnS3, StorageTests):
         """On a local S3 server (moto), found through the AWS environment variables."""
 
-        @pytest.fixture(autouse=True)
-        def _server(self, s3_server):
-            self.bucket = s3_server["bucket"]
-
         def make_opener(self, tmp_path):
-            url = f"s3://{self.bucket}/conformance-{next(_names)}/store.zarr"
+            url = s3_location(self.s3, "store.zarr", "conformance")
             return lambda mode: ZarrStorage(url, mode=mode, lock_timeout=0)
 
 
@@ -76,14 +81,10 @@ else:
             return lambda mode: IcechunkStorage(tmp_path / "store.icechunk", mode=mode)
 
     @pytest.mark.slow
-    class TestIcechunkS3Storage(StorageTests):
+    class TestIcechunkS3Storage(OnS3, StorageTests):
         """On the local S3 server (moto): icechunk's own S3 storage, configured
         from the AWS environment variables."""
 
-        @pytest.fixture(autouse=True)
-        def _server(self, s3_server):
-            self.bucket = s3_server["bucket"]
-
         def make_opener(self, tmp_path):
-            url = f"s3://{self.bucket}/conformance-{next(_names)}/store.icechunk"
+            url = s3_location(self.s3, "store.icechunk", "conformance")
             return lambda mode: IcechunkStorage(url, mode=mode)
