@@ -19,6 +19,7 @@ from tinystore.objects.budget import check_built, check_slice_keys
 from tinystore.objects.fallback import load_part
 from tinystore.objects.globals import import_global
 from tinystore.objects.registry import adapter_for_kind
+from tinystore.objects.table import build_rows
 from tinystore.storage.base import Tree
 
 _PENDING = object()
@@ -435,6 +436,17 @@ def _append_items(obj: Any, items: list) -> None:
                 obj.append(item)
 
 
+def _table(dec: Decoder, attrs: dict, children: Any):
+    """A list stored column by column (see :mod:`tinystore.objects.table`)."""
+    obj: list = []
+    anchor = attrs.get("id")
+    if anchor is not None:
+        dec.memo[anchor] = obj
+    columns = yield children
+    obj.extend(build_rows(dec, attrs, columns))
+    return obj
+
+
 def _cloudpickle(dec: Decoder, attrs: dict, children: Any):
     return load_part(dec, attrs, children)  # see tinystore.objects.fallback
     yield  # pragma: no cover
@@ -447,6 +459,7 @@ _ENGINE_KINDS: dict[str, Callable] = {
     "obj": _object,
     "reduce": _reduce,
     "cloudpickle": _cloudpickle,
+    "table": _table,
 }
 
 

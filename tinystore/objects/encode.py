@@ -41,6 +41,7 @@ from tinystore._paths import QUICK_KEY_LEN
 from tinystore._paths import is_key as _paths_is_key
 from tinystore.errors import TinystoreError, UnstorableError
 from tinystore.objects import fallback
+from tinystore.objects import table as _table
 from tinystore.objects.globals import global_name
 from tinystore.objects.order import canonical_order
 from tinystore.objects.registry import (
@@ -301,6 +302,13 @@ class Encoder:
             container[key] = obj  # left as it is (see PLAIN_NODES)
             self.memo[id(obj)] = [obj, None, container, key]
             return
+        if t is list and self._fast and len(obj) >= _table.MIN_ROWS:
+            # many rows of one shape: one columnar node (tinystore.objects.table)
+            tree = _table.encode_table(self, obj)
+            if tree is not None:
+                container[key] = tree
+                self.memo[id(obj)] = [obj, tree, None, None]
+                return
         try:
             self._dispatch(obj, t, container, key, key if label is None else label)
         except TooDeepError:  # cloudpickle would recurse as deep: no fallback
@@ -833,3 +841,4 @@ def _default_set_reduce(obj: Any, func: Any, args: Any) -> bool:
         and type(args[0]) is list
         and len(args[0]) == len(obj)
     )
+

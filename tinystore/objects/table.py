@@ -1,0 +1,290 @@
+"""Columnar ``table`` nodes: a list of many rows of one shape, column by column.
+
+A list of at least :data:`MIN_ROWS` rows that are all tuples of one length,
+or all instances of one plain class with the same attributes in the same
+order, is stored as one node of kind ``table`` whose children are its
+columns, instead of a node per row (see ``docs/format.rst``, "Table
+nodes").  A column holds the values of one field of every row:
+
+======  ==================================================================
+``k``   column
+======  ==================================================================
+f8      floats: float64, little-endian
+i1..i8  ints (exactly ``int``): the smallest signed integer type that fits
+b1      bools
+s       strings: a list of the strings
+si<n>   strings, coded: a list ``[distinct strings, codes]``, the codes an
+        ``i<n>`` integer column of positions in the distinct strings
+t       tuples of one length: a nested table node (tuple rows)
+======  ==================================================================
+
+A numeric column is the raw little-endian bytes of its values when they
+take at most :data:`INLINE_LIMIT` bytes (so they stay inside the record on
+every backend), else a numpy array (stored beside the record, where h5py
+and numpy read it).
+
+Sharing stays exactly pickle's: a list becomes a table only if no row, no
+row's ``__dict__`` and no nested tuple can be referenced from anywhere but
+its place in the list.  That is checked with CPython's reference counts
+(calibrated at import against objects known to be held once); without
+``sys.getrefcount`` no table is ever made.  Anything else (mixed types,
+``None``, big ints, long strings, nested containers, classes with
+``__slots__``, ``__getstate__``, ``__setstate__``, their own reduce) keeps
+the node-per-row layout.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import sys
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from tinystore.errors import UnloadableError
+from tinystore.objects import encode as _encode  # (a module: encode imports this one)
+from tinystore.objects.globals import global_name
+from tinystore.storage.base import Tree
+from tinystore.storage.leaves import INT64_MAX, INT64_MIN
+from tinystore.storage.record.format import INLINE_LIMIT
+
+#: Lists shorter than this keep a node per item.
+MIN_ROWS = 16
+#: Rows wider than this keep a node per item (a column per field).
+MAX_COLUMNS = 64
+
+_LIST = {"t": "list"}
+_NUMERIC = {"f8": np.dtype("<f8"), "b1": np.dtype("?")}
+_NUMERIC.update({f"i{n}": np.dtype(f"<i{n}") for n in (1, 2, 4, 8)})
+_INT_BOUNDS = [(f"i{n}", -(2 ** (8 * n - 1)), 2 ** (8 * n - 1) - 1) for n in (1, 2, 4, 8)]
+
+_getrefcount = getattr(sys, "getrefcount", None)
+
+
+def _max_refs(objs: Any) -> int:
+    return max(map(_getrefcount, objs))  # type: ignore[arg-type]
+
+
+def _calibrate() -> int | None:
+    """References an object held only by the list mapped over shows (None: no tables)."""
+    if _getrefcount is None or sys.implementation.name != "cpython":
+        return None
+    return _max_refs([object(), object()])
+
+
+_BASE = _calibrate()
+
+
+def _lone(objs: Any, owners: int) -> bool:
+    """True if each of ``objs`` is held by ``objs`` and ``owners`` other references only.
+
+    The encoder's memo and its fallback parts hold a reference to every object
+    they know: an object already written (or held by a part) is never alone.
+    """
+    return _max_refs(objs) <= _BASE + owners  # type: ignore[operator]
+
+
+# -- encoding ------------------------------------------------------------------------
+def encode_table(enc: Any, rows: list) -> Tree | None:
+    """The table node for the list ``rows``, or None if it cannot be one."""
+    if _BASE is None:
+        return None
+    first = type(rows[0])
+    if first is tuple:
+        return tuple_table(enc, rows, 0, False)
+    if first.__module__ == "builtins" or len(set(map(type, rows))) != 1:
+        return None
+    return _object_table(enc, first, rows)
+
+
+def tuple_table(enc: Any, rows: Any, owners: int, nested: bool) -> Tree | None:
+    """A table of the tuples ``rows`` (held ``owners`` times besides ``rows``)."""
+    if len(set(map(type, rows))) != 1 or type(rows[0]) is not tuple:
+        return None
+    if not 0 < len(rows[0]) <= MAX_COLUMNS or not _lone(rows, owners):
+        return None
+    try:
+        fields = list(zip(*rows, strict=True))
+    except ValueError:  # rows of different lengths
+        return None
+    kinds: list = []
+    columns: dict = {}
+    for i, values in enumerate(fields):
+        column = _column(enc, values, nested)
+        if column is None:
+            return None
+        kinds.append(column[0])
+        columns[f"c{i}"] = column[1]
+    return Tree({"t": "table", "n": len(rows), "k": kinds}, columns)
+
+
+def _object_table(enc: Any, cls: type, rows: list) -> Tree | None:
+    attrs = _class_attrs(enc, cls)
+    if attrs is None or not _lone(rows, 0):
+        return None
+    dicts = list(map(vars, rows))
+    keys = tuple(dicts[0])
+    if not keys or len(keys) > MAX_COLUMNS or len(set(map(tuple, dicts))) != 1:
+        return None
+    if set(map(type, chain.from_iterable(dicts))) != {str} or any(map(str.isdigit, keys)):
+        return None  # a str subclass as a name; names that read as row numbers
+    if not _encode._state_keys_ok(dicts[0], enc._good_keys) or not _lone(dicts, 1):
+        return None
+    columns: dict = {}
+    kinds: list = []
+    for key, values in zip(keys, zip(*map(dict.values, dicts))):
+        column = _column(enc, values, False)
+        if column is None:
+            return None
+        kinds.append(column[0])
+        columns[key] = column[1]
+    enc.globals.add(attrs["c"])
+    return Tree({**attrs, "n": len(rows), "k": kinds}, columns)
+
+
+def _class_attrs(enc: Any, cls: type) -> dict | None:
+    """``{"t": "table", "c": name}`` for a class whose instances pickle as
+    ``copyreg.__newobj__(cls)`` plus their ``__dict__``; None for others."""
+    cache = enc.__dict__.setdefault("_table_classes", {})
+    if cls in cache:
+        return cache[cls]
+    cache[cls] = None
+    if type(cls) is not type or enc._route(cls) != (2, None):
+        return None  # a metaclass, a reducer, an adapter, a copyreg entry
+    for name in ("__reduce_ex__", "__reduce__", "__getstate__"):
+        if getattr(cls, name, None) is not getattr(object, name, None):
+            return None
+    for name in ("__setstate__", "__getnewargs_ex__", "__getnewargs__"):
+        if getattr(cls, name, None) is not None:
+            return None
+    try:
+        if copyreg._slotnames(cls):  # type: ignore[attr-defined]
+            return None
+        attrs = {"t": "table", "c": global_name(cls)}
+    except Exception:  # not importable by its name: the usual way says why
+        return None
+    if hasattr(cls, "__dataclass_fields__"):
+        attrs["dc"] = 1
+    cache[cls] = attrs
+    return attrs
+
+
+def _column(enc: Any, values: tuple, nested: bool) -> tuple[str, Any] | None:
+    """``(kind, child)`` of one column (see the module docstring), or None."""
+    types = set(map(type, values))
+    if len(types) != 1:
+        return None
+    t = types.pop()
+    if t is float:
+        return "f8", _numbers(np.array(values, dtype=_NUMERIC["f8"]))
+    if t is int:
+        try:
+            array = np.array(values, dtype=_NUMERIC["i8"])
+        except OverflowError:  # beyond int64
+            return None
+        lo, hi = int(array.min()), int(array.max())
+        kind = next(k for k, low, high in _INT_BOUNDS if low <= lo and hi <= high)
+        return kind, _numbers(array.astype(_NUMERIC[kind], copy=False))
+    if t is bool:
+        return "b1", _numbers(np.array(values, dtype=bool))
+    if t is str:
+        return _strings(values)
+    if t is tuple and not nested:
+        table = tuple_table(enc, values, 1, True)
+        return None if table is None else ("t", table)
+    return None
+
+
+def _numbers(arr: np.ndarray) -> Any:
+    return arr.tobytes() if arr.nbytes <= INLINE_LIMIT else arr
+
+
+def _strings(values: tuple) -> tuple[str, Any] | None:
+    distinct = dict.fromkeys(values)
+    if max(map(len, distinct)) >= _encode.MEMO_MIN_LEN:
+        return None  # long strings keep their identity (memoised)
+    if len(distinct) * 4 >= len(values):
+        return "s", _str_list(list(values))
+    codes = dict(zip(distinct, range(len(distinct))))
+    kind = next(k for k, _, high in _INT_BOUNDS if len(distinct) <= high)
+    array = np.array(list(map(codes.__getitem__, values)), dtype=_NUMERIC[kind])
+    return f"s{kind}", Tree(_LIST, [_str_list(list(distinct)), _numbers(array)])
+
+
+def _str_list(strings: list) -> Any:
+    """A list the storage takes as it is when it can (ASCII: plain JSON), else a node."""
+    return strings if "".join(strings).isascii() else Tree(_LIST, strings)
+
+
+# -- decoding ------------------------------------------------------------------------
+def build_rows(dec: Any, attrs: dict, columns: Any) -> list:
+    """The rows of a table node, from its decoded columns."""
+    n, kinds, name = attrs.get("n"), attrs.get("k"), attrs.get("c")
+    if type(n) is not int or n < 0 or type(kinds) is not list or type(columns) is not dict:
+        raise UnloadableError(f"the table at {dec.path()} is damaged")
+    if len(kinds) != len(columns) or not kinds:
+        raise UnloadableError(f"the table at {dec.path()} is damaged (columns)")
+    values = [column_values(kind, col, n, dec) for kind, col in zip(kinds, columns.values())]
+    if name is None:
+        return list(zip(*values))
+    cls = dec.import_global(name)
+    if not isinstance(cls, type):
+        raise UnloadableError(f"{name} is not a class")
+    return _objects(cls, list(columns), values)
+
+
+def _objects(cls: type, keys: list, values: list) -> list:
+    """Instances of ``cls`` rebuilt as pickle's NEWOBJ and BUILD do."""
+    new = cls.__new__
+    names = [sys.intern(k) if type(k) is str else k for k in keys]
+    out = []
+    append = out.append
+    if getattr(cls, "__setstate__", None) is None:
+        for row in zip(*values):
+            obj = new(cls)
+            obj.__dict__.update(zip(names, row))
+            append(obj)
+        return out
+    from tinystore.objects.decode import set_state
+
+    for row in zip(*values):
+        obj = new(cls)
+        set_state(obj, dict(zip(names, row)))
+        append(obj)
+    return out
+
+
+def column_values(kind: Any, col: Any, n: int, dec: Any = None) -> list:
+    """The values of one decoded column (a list of ``n`` items)."""
+    dtype = _NUMERIC.get(kind) if type(kind) is str else None
+    if dtype is not None:
+        out = _array(col, dtype).tolist()
+    elif kind == "s" or kind == "t":
+        out = col
+    elif type(kind) is str and kind[:1] == "s" and kind[1:] in _NUMERIC and kind != "sb1":
+        if type(col) is not list or len(col) != 2 or type(col[0]) is not list:
+            out = None
+        else:
+            strings = col[0]
+            codes = _array(col[1], _NUMERIC[kind[1:]])
+            if len(codes) and not 0 <= int(codes.min()) <= int(codes.max()) < len(strings):
+                out = None
+            else:
+                out = list(map(strings.__getitem__, codes.tolist()))
+    else:
+        out = None
+    if type(out) is not list or len(out) != n:
+        where = dec.path() if dec is not None else "a table"
+        raise UnloadableError(f"the column {kind!r:.20} of the table at {where} is damaged")
+    return out
+
+
+def _array(col: Any, dtype: np.dtype) -> np.ndarray:
+    if type(col) is bytes:
+        if len(col) % dtype.itemsize:
+            raise UnloadableError("a table column has a partial item")
+        return np.frombuffer(col, dtype=dtype)
+    if type(col) is np.ndarray and col.ndim == 1 and col.dtype == dtype:
+        return col
+    raise UnloadableError(f"a table column holds {type(col).__name__}, not numbers")
