@@ -10,6 +10,7 @@ reference.
 
 from __future__ import annotations
 
+import argparse
 import pickle
 import shutil
 import sys
@@ -23,12 +24,38 @@ import tinystore
 from tinystore.demo import Structure
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
-VERSIONS = ["1.0", "1.1"]
+VERSIONS = ["1.0", "1.1", "1.2"]
 BACKEND_FILES = {"hdf5": "{name}.h5", "json": "{name}_json"}
 
 
-def golden_object() -> dict:
-    """Groups-free content: nested objects, arrays big and small, frames, sharing."""
+def golden_object(version: str = "1.1") -> dict:
+    """Groups-free content: nested objects, arrays big and small, frames, sharing;
+    from 1.2 on, lists that are table nodes too."""
+    out = _golden_object()
+    if version not in ("1.0", "1.1"):
+        out["tables"] = _tables()
+    return out
+
+
+def _tables() -> dict:
+    """Lists stored column by column (table nodes, format 1.2): tuples and
+    plain instances; numbers inline and external, strings plain and coded."""
+    rng = np.random.default_rng(12)
+    words = ["alpha", "beta", "gamma", "ünï"]
+    big = [(i, float(x), words[i % 4], bool(i % 3)) for i, x in enumerate(rng.normal(size=400))]
+    people = [
+        argparse.Namespace(name=f"n{i}", height=1.5 + i / 100, pos=(i, -i, 0.5), ok=i % 2 == 0)
+        for i in range(40)
+    ]
+    return {
+        "pairs": [(i, i * 0.5, f"w{i % 5}") for i in range(20)],
+        "big": big,  # a float column of 3200 bytes: an array outside the record
+        "people": people,
+        "edge": [(-0.0, float("nan"), float("inf"), 2**63 - 1, -(2**63), "") for _ in range(16)],
+    }
+
+
+def _golden_object() -> dict:
     rng = np.random.default_rng(16)
     shared = [1, 2.5, "three"]
     frame = pd.DataFrame(
@@ -93,7 +120,7 @@ def write(version: str) -> None:
     folder = GOLDEN / version
     folder.mkdir(parents=True, exist_ok=True)
     for backend in BACKEND_FILES:
-        tinystore.save(golden_object(), _path(version, backend, "object"), backend=backend)
+        tinystore.save(golden_object(version), _path(version, backend, "object"), backend=backend)
         with tinystore.open(_path(version, backend, "groups"), "w", backend=backend) as s:
             fill_groups(s)
 
@@ -104,7 +131,7 @@ CASES = [(v, b) for v in VERSIONS for b in BACKEND_FILES]
 @pytest.mark.parametrize(("version", "backend"), CASES)
 def test_golden_object_loads(version, backend, tmp_path):
     loaded = tinystore.load(_copy(version, backend, "object", tmp_path), backend=backend)
-    expected = golden_object()
+    expected = golden_object(version)
     assert list(loaded) == list(expected)
     frame = loaded.pop("frame")
     pd.testing.assert_frame_equal(frame, expected.pop("frame"))
@@ -180,7 +207,7 @@ def test_golden_files_are_of_their_version(version, backend, name):
 def test_golden_hdf5_layout_of_each_version(version):
     """1.0 kept a stored object's arrays flat in its group, under mangled
     names; 1.1 keeps them at their logical paths under their own keys (and
-    both load, above)."""
+    both load, above); 1.2 adds table nodes, whose big columns are arrays."""
     import h5py
 
     datasets: set = set()
@@ -192,7 +219,7 @@ def test_golden_hdf5_layout_of_each_version(version):
     with h5py.File(_path(version, "hdf5", "object"), "r") as f:
         f.visititems(add)
     with h5py.File(_path(version, "hdf5", "groups"), "r") as f:
-        if version == "1.1":
+        if version != "1.0":
             forces = np.random.default_rng(61).normal(size=(500, 3))
             np.testing.assert_array_equal(f["Results/run1/forces"][()], forces)
         else:
@@ -205,7 +232,10 @@ def test_golden_hdf5_layout_of_each_version(version):
         "frame/data/converged",
         "structure/cell",
     }
-    if version == "1.1":
+    if version == "1.2":  # a big column of a table node is an array h5py reads
+        assert {"tables/big/c1"} <= datasets
+        assert not {"tables/big/c0", "tables/people/height"} & datasets  # inline
+    if version != "1.0":
         assert native <= datasets
     else:
         assert not native & datasets

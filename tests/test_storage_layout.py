@@ -580,7 +580,8 @@ def test_json_record_diff_is_small(tmp_path):
 # shared metadata: written once per record; small nodes in their short form
 def test_metadata_shared_by_many_nodes_is_written_once(opener):
     s = opener(codec=True)
-    pairs = [(i, i * 0.5, f"w{i % 7}") for i in range(500)]
+    # (a last item of another type: a list of tuples only would be a table node)
+    pairs = [(i, i * 0.5, f"w{i % 7}") for i in range(500)] + [None]
     s["pairs"] = pairs
     s["obj"] = {"name": "x", "pairs": pairs[:3]}
     doc = orjson.loads(_records(s)[("pairs",)])

@@ -14,7 +14,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from tinystore.objects import contents
+from tinystore.errors import TinystoreError
+from tinystore.objects import contents, table
 from tinystore.storage.base import GenericStorage, GroupTree, LeafInfo, Tree
 
 __all__ = ["NodeView", "ColumnView", "render_tree", "render_html", "summarize"]
@@ -71,6 +72,23 @@ def describe(node: Any) -> tuple[str, str]:
     if kind == "group":
         return "group", "Storable group"
     return kind, kind
+
+
+def _expand_table(storage: GenericStorage, path: str, node: Tree) -> Tree:
+    """A ``table`` node as the list node of its rows (``a.table = 1``): browsing
+    shows a list, whatever its layout.  Columns stored outside the record are
+    read for that; a damaged table stays as it is."""
+    expanded = table.as_list_node(node)
+    if expanded is None:  # a column that browsing did not read (LeafInfo)
+        try:
+            full = storage.read_tree(path)
+        except (TinystoreError, OSError, KeyError, ValueError):
+            full = None
+        expanded = table.as_list_node(full) if type(full) is Tree else None
+    if expanded is None:
+        return node
+    expanded.attrs["table"] = 1
+    return expanded
 
 
 def _reduce_type(node: Tree) -> str:
@@ -130,6 +148,10 @@ class NodeView:
     ):
         self._storage = storage
         self.path = path
+        #: True for a node inside a list stored as a table (see _expand_table)
+        self.in_table = False
+        if type(node) is Tree and node.attrs.get("t") == "table":
+            node = _expand_table(storage, path, node)
         self._node = node
         #: ``locate(anchor)``: the node a reference inside this object points at
         self._locate = locate if locate is not None else contents.anchor_finder(node)
@@ -189,7 +211,9 @@ class NodeView:
                 locate = contents.anchor_finder(node)
         path = f"{self.path}/{key}" if self.path else key
         versions = {} if self.kind != "group" else None
-        return NodeView(self._storage, path, node, versions, locate)
+        view = NodeView(self._storage, path, node, versions, locate)
+        view.in_table = self.in_table or self.attrs.get("table") == 1
+        return view
 
     def _children_map(self) -> dict:
         """``{key: node}`` of the children (made once per view)."""

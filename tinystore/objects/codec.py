@@ -9,7 +9,13 @@ import tinystore.objects.adapters  # noqa: F401  (registers the built-in adapter
 import tinystore.objects.recipe  # noqa: F401
 import tinystore.objects.storable  # noqa: F401
 from tinystore._paths import join_path
-from tinystore.errors import NodeNotFoundError, SharedNodeError, UnsafeLoadError
+from tinystore.errors import (
+    NodeNotFoundError,
+    SharedNodeError,
+    TinystoreError,
+    UnsafeLoadError,
+    UnsupportedValueError,
+)
 from tinystore.objects.browse import NodeView, summarize
 from tinystore.objects.budget import check_call as check_budget
 from tinystore.objects.contents import anchor_finder
@@ -102,6 +108,14 @@ def _child(node: Any, key: str) -> Any:
     if type(c) is list:
         return c[int(key)] if key.isdigit() and int(key) < len(c) else None
     return c.get(key)
+
+
+def _refuse_inside_table(path: str, table_parts: list) -> None:
+    raise UnsupportedValueError(
+        f"cannot replace or delete {path!r} in place: the list at "
+        f"{'/'.join(table_parts)!r} is stored as a table (column by column, see "
+        "docs/format.rst); save the whole list instead"
+    )
 
 
 def _scan_sharing(root: Tree, target: Any) -> tuple[int, list[str]]:
@@ -321,7 +335,9 @@ class ObjectCodec:
         depth = len(outer.path.split("/")) if outer.path else 0
         tree = outer.read_tree(lazy=True)
         target: Any = tree
-        for key in parts[depth:]:
+        for i, key in enumerate(parts[depth:]):
+            if type(target) is Tree and target.attrs.get("t") == "table":
+                _refuse_inside_table(path, parts[: depth + i])
             target = _child(target, key)
             if target is None:
                 break
@@ -376,6 +392,22 @@ class ObjectCodec:
                 return found
             raise
         return NodeView(storage, path, value, locate=_enclosing_locator(storage, path))
+
+    def load_inside(self, storage: GenericStorage, path: str) -> tuple[bool, Any]:
+        """``(True, object)`` for a node inside a list stored as a table (a row,
+        or a part of one: ``"particles/3"``, ``"pairs/7/2"``), which has no
+        stored node of its own; ``(False, None)`` for any other path."""
+        try:
+            view = _view_inside(self, storage, path)
+        except (TinystoreError, KeyError, ValueError):
+            return False, None
+        if view is None or not view.in_table:
+            return False, None
+        node = view._node
+        if type(node) is not Tree:
+            return True, node  # an item of a row: a number or a string
+        outer = storage.root_group().enclosing_object(join_path(storage.path, path))
+        return True, self.decode(node, outer)
 
     def load_root(self, storage: GenericStorage) -> Any:
         """The object saved as the whole content of a file (``save`` without ``path``)."""

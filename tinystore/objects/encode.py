@@ -240,6 +240,7 @@ class Encoder:
                                 children[k] = child
                                 memo[id(child)] = [child, None, children, k]
                                 continue
+                        item = None  # (a list may become a table: see table._lone)
                     self._place(child, children, k, None)
                     # (a fallback on an enclosing object may have popped this frame)
                     if not stack or stack[-1] is not frame:
@@ -841,4 +842,3 @@ def _default_set_reduce(obj: Any, func: Any, args: Any) -> bool:
         and type(args[0]) is list
         and len(args[0]) == len(obj)
     )
-

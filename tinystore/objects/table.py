@@ -46,7 +46,6 @@ from tinystore.errors import UnloadableError
 from tinystore.objects import encode as _encode  # (a module: encode imports this one)
 from tinystore.objects.globals import global_name
 from tinystore.storage.base import Tree
-from tinystore.storage.leaves import INT64_MAX, INT64_MIN
 from tinystore.storage.record.format import INLINE_LIMIT
 
 #: Lists shorter than this keep a node per item.
@@ -288,3 +287,49 @@ def _array(col: Any, dtype: np.dtype) -> np.ndarray:
     if type(col) is np.ndarray and col.ndim == 1 and col.dtype == dtype:
         return col
     raise UnloadableError(f"a table column holds {type(col).__name__}, not numbers")
+
+
+# -- browsing ------------------------------------------------------------------------
+def as_list_node(node: Tree) -> Tree | None:
+    """The node a table stands for: a ``list`` node of one node per row, as
+    lists that are not tables are stored (browsing shows rows, not columns).
+    None if the table is damaged or a column was not read (``LeafInfo``)."""
+    attrs = node.attrs
+    try:
+        rows = _row_nodes(attrs, node.children)
+    except (UnloadableError, TypeError, ValueError, KeyError, IndexError):
+        return None
+    out = {"t": "list"}
+    if "id" in attrs:
+        out["id"] = attrs["id"]
+    return Tree(out, rows)
+
+
+def _row_nodes(attrs: dict, children: Any) -> list:
+    n, kinds, name = attrs.get("n"), attrs.get("k"), attrs.get("c")
+    if type(n) is not int or type(kinds) is not list or type(children) is not dict:
+        raise UnloadableError("damaged")
+    if len(kinds) != len(children) or not kinds:
+        raise UnloadableError("damaged")
+    values = []
+    for kind, col in zip(kinds, children.values()):
+        if kind == "t":
+            nested = as_list_node(col) if type(col) is Tree else None
+            if nested is None:
+                raise UnloadableError("damaged")
+            col = nested.children
+        elif type(col) is Tree:  # a list node (strings)
+            col = [_plain_strings(c) for c in col.children] if kind != "s" else col.children
+        values.append(column_values(kind, col, n))
+    if name is None:
+        return [Tree({"t": "tuple"}, list(row)) for row in zip(*values)]
+    row_attrs = {"t": "obj", "c": name}
+    if attrs.get("dc"):
+        row_attrs["dc"] = 1
+    keys = list(children)
+    return [Tree(row_attrs, dict(zip(keys, row))) for row in zip(*values)]
+
+
+def _plain_strings(col: Any) -> Any:
+    """A coded column's parts as read for browsing (a list node: its items)."""
+    return col.children if type(col) is Tree else col

@@ -153,6 +153,10 @@ class Codec(Protocol):
 
     * ``encode(obj, storage, path)``: a leaf or a :class:`Tree` for ``obj``,
       about to be stored at ``path`` (from the root of ``storage``'s file).
+    * optional ``load_inside(storage, path)``: ``(True, object)`` for a path
+      inside a stored object that has no stored node of its own (a row of a
+      list stored as a table), else ``(False, None)``; ``storage[path]`` asks
+      it before raising :class:`~tinystore.errors.NodeNotFoundError`.
     * ``check_replace(storage, path)``: before a partial update or delete
       inside a stored object; raises if it would break sharing.
     * ``decode(node, storage)``: the object for a node read by
@@ -449,11 +453,20 @@ class GenericStorage(MutableMapping, abc.ABC):
     def _api_getitem(self, path: str) -> Any:
         """The object stored at ``path``, or a storage for a group."""
         with self._hold_session(), no_gc():
-            parent, key = self._lookup(path)
             try:
-                value = parent._child(key)
-            except KeyError:
-                raise self._missing(path) from None
+                parent, key = self._lookup(path)
+                try:
+                    value = parent._child(key)
+                except KeyError:
+                    raise self._missing(path) from None
+            except NodeNotFoundError:
+                # a part of a stored object that has no node of its own (a row
+                # of a list stored column by column): the codec may find it
+                inside = getattr(self.codec, "load_inside", None)
+                found, value = inside(self, path) if inside is not None else (False, None)
+                if not found:
+                    raise
+                return value
             if isinstance(value, GenericStorage) and not value.is_group and self.codec is not None:
                 return self.codec.decode(value._tree_of(False, True), value)
             return value

@@ -45,7 +45,8 @@ from tinystore.storage.checksum import check_seal, seal
 
 #: 1.1: HDF5 files keep each leaf of a stored object at its logical path
 #: (external names may be paths, ``"run1/forces"``), under the key itself.
-FORMAT_VERSION = (1, 1)
+#: 1.2: the object model's ``table`` nodes (lists stored column by column).
+FORMAT_VERSION = (1, 2)
 #: Arrays and byte strings larger than this many bytes are stored outside the
 #: record (a backend may set a lower limit for arrays: ``Physical.inline_array_limit``).
 INLINE_LIMIT = 2048
