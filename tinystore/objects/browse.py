@@ -65,6 +65,8 @@ def describe(node: Any) -> tuple[str, str]:
         return "reduce", _reduce_type(node)
     if kind == "ref":
         return "ref", f"-> #{attrs.get('r')}"
+    if kind == "table":  # a list stored column by column (see tinystore.objects.table)
+        return "list", "builtins.list"
     if kind == "leaf":
         return describe(node.children[0]) if node.children else ("leaf", "?")
     if kind == "cloudpickle":
@@ -72,6 +74,21 @@ def describe(node: Any) -> tuple[str, str]:
     if kind == "group":
         return "group", "Storable group"
     return kind, kind
+
+
+def _table_rows(node: Tree, kinds: Counter, types: Counter) -> Any:
+    """A table node as the list of its rows for counting (see summarize); a
+    table whose columns were not read counts its rows from its attrs."""
+    expanded = table.as_list_node(node)
+    if expanded is not None:
+        return expanded
+    rows = node.attrs.get("n")
+    if type(rows) is int:
+        name = node.attrs.get("c")
+        kind = "tuple" if name is None else ("dataclass" if node.attrs.get("dc") else "object")
+        kinds[kind] += rows
+        types["builtins.tuple" if name is None else _dotted(str(name))] += rows
+    return Tree({"t": "list"}, list(node.children.values()))
 
 
 def _expand_table(storage: GenericStorage, path: str, node: Tree) -> Tree:
@@ -367,6 +384,8 @@ def summarize(view: NodeView) -> dict:
     stack = [view._node]
     while stack:
         node = stack.pop()
+        if type(node) is Tree and node.attrs.get("t") == "table":
+            node = _table_rows(node, kinds, types)
         kind, type_name = describe(node)
         kinds[kind] += 1
         if kind not in ("group", "ref"):
