@@ -100,7 +100,8 @@ def test_objects_round_trip_on_the_reference_backend(factory):
 def test_plain_containers_and_sequences():
     shared = tuple([1, "a"])
     obj = {
-        "pairs": [(i, i * 0.5, "w") for i in range(100)],
+        # (a last item of another type: a list of tuples only would be a table node)
+        "pairs": [(i, i * 0.5, "w") for i in range(100)] + [None],
         "shared": [shared, shared],
         "dicts": [{"k": 1}, {}],
         "nested": [[1, 2], [], [[3]]],

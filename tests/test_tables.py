@@ -322,10 +322,20 @@ def test_a_class_that_gained_setstate_gets_it_called(filename, monkeypatch):
 
 
 def test_a_reader_without_tables_says_the_file_is_newer(filename, monkeypatch):
-    tinystore.save(tuples(30), filename)
+    tinystore.save({"rows": tuples(30), "other": [1.5, "x"]}, filename)
     monkeypatch.delitem(decode._ENGINE_KINDS, "table")  # a 1.1 reader knows no tables
     with pytest.raises(UnloadableError, match="unknown node kind 'table'.*newer tinystore"):
         tinystore.load(filename)
+    assert tinystore.load(filename, path="other") == [1.5, "x"]  # the rest reads
+
+
+def test_the_layout_of_the_documented_example():
+    node = ObjectCodec().encode([(i, i / 2, "a") for i in range(16)])
+    assert node.attrs == {"t": "table", "n": 16, "k": ["i1", "f8", "si1"]}
+    c = node.children
+    assert c["c0"] == bytes(range(16)) and len(c["c1"]) == 128
+    assert c["c1"] == struct.pack("<16d", *(i / 2 for i in range(16)))
+    assert c["c2"].attrs == {"t": "list"} and c["c2"].children == [["a"], bytes(16)]
 
 
 @pytest.mark.parametrize(
@@ -360,7 +370,7 @@ def test_browsing_a_table_shows_rows(filename, capsys):
         assert s.info()["types"]["test_tables.Particle"] == 30
         assert "builtins.list" in s.node("pairs")._repr_html_()
         assert s["particles/3/mass"] == 4.5
-        assert s["pairs/7"] == tuples(8)[7]
+        assert s["pairs/7"] == tuples(8)[7] and s["pairs/7/2"] == "gh"
         assert vars(s.node("particles/3").to_object()) == vars(particles(30)[3])
     assert tinystore.load(filename, path="pairs/2999") == tuples(3000)[2999]
     assert tinystore.load(filename, path="particles/3/position") == (0.30000000000000004, -0.0, 8.0)

@@ -269,13 +269,19 @@ def column_values(kind: Any, col: Any, n: int, dec: Any = None) -> list:
             codes = _array(col[1], _NUMERIC[kind[1:]])
             if len(codes) and not 0 <= int(codes.min()) <= int(codes.max()) < len(strings):
                 out = None
-            else:
-                out = list(map(strings.__getitem__, codes.tolist()))
+            else:  # each distinct string once, shared by its rows
+                out = _objects_array(strings).take(codes).tolist()
     else:
         out = None
     if type(out) is not list or len(out) != n:
         where = dec.path() if dec is not None else "a table"
         raise UnloadableError(f"the column {kind!r:.20} of the table at {where} is damaged")
+    return out
+
+
+def _objects_array(items: list) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items  # (np.array would make tuples, lists, ... into dimensions)
     return out
 
 
