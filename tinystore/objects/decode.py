@@ -19,7 +19,7 @@ from tinystore.objects.budget import check_built, check_slice_keys
 from tinystore.objects.fallback import load_part
 from tinystore.objects.globals import import_global
 from tinystore.objects.registry import adapter_for_kind
-from tinystore.objects.table import build_rows
+from tinystore.objects.table import build_rows, table_part
 from tinystore.storage.base import Tree
 
 _PENDING = object()
@@ -95,6 +95,8 @@ class Decoder:
         self.memo: dict[int, Any] = {}
         #: state dicts of "obj" nodes, by anchor (see ``_object``)
         self.states: dict[int, dict] = {}
+        #: tables with an anchor: what refs to their rows need (see ``table_part``)
+        self.tables: dict[int, Any] = {}
         self.check = check
         self.check_call = check_call
         self.allow_pickle = allow_pickle
@@ -151,6 +153,11 @@ class Decoder:
                 f"reference to the state of object #{anchor} at {self.path()} cannot be "
                 "resolved; the stored data is damaged"
             ) from None
+
+    def lookup_part(self, anchor: int, part: Any) -> Any:
+        """A row of the table at ``anchor``, or a part of a row (``ref`` ``p``)."""
+        self.lookup(anchor)  # rebuilds the table first if it lies outside this tree
+        return table_part(self, anchor, part)
 
     def path(self) -> str:
         parts = [self.base] if self.base else []
@@ -270,8 +277,11 @@ class Decoder:
                 except Exception as exc:
                     raise self._rebuild_error(exc) from exc
         if kind == "ref":
-            if attrs.get("p") == "s":
+            part = attrs.get("p")
+            if part == "s":
                 return self.lookup_state(attrs.get("r"))
+            if part is not None:
+                return self.lookup_part(attrs.get("r"), part)
             return self.lookup(attrs.get("r"))
         handler = _ENGINE_KINDS.get(kind)
         if handler is not None:

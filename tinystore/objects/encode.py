@@ -191,6 +191,9 @@ class Encoder:
         self._kind_attrs: dict[str, dict] = {}
         #: id(obj) -> memo size when each of its nodes that wait for their memo was started
         self._pending: dict[int, list[int]] = {}
+        #: the lists stored as tables so far (see tinystore.objects.table): their
+        #: rows are not in the memo; met again, they are found through these
+        self._tables: list = []
 
     # -- public --------------------------------------------------------------
     def encode(self, obj: Any) -> Any:
@@ -211,6 +214,7 @@ class Encoder:
             memo = self.memo
             held = self.held
             fast = self._fast
+            tables = self._tables  # (once a table is made, items may be its rows)
             while stack:
                 frame = stack[-1]
                 children = frame.children
@@ -221,7 +225,7 @@ class Encoder:
                     if t in _ATOMIC or ((t is str or t is bytes) and len(child) < MEMO_MIN_LEN):
                         children[k] = child
                         continue
-                    if (t is tuple or t is list) and fast and id(child) not in memo:
+                    if (t is tuple or t is list) and fast and not tables and id(child) not in memo:
                         for item in child:  # _exact_plain, inline
                             it = type(item)
                             if it is str:
@@ -289,6 +293,11 @@ class Encoder:
         if m is not None:
             container[key] = self._ref(m)
             return
+        if self._tables:  # a row of a table (or a part of one) met again
+            m = _table.memo_entry(self, obj)
+            if m is not None:
+                container[key] = self._ref(m)
+                return
         if self.held and id(obj) in self.held:  # inside a fallback part: a part too
             self._fallback(obj, container, key)
             return
@@ -424,6 +433,8 @@ class Encoder:
         """An object already written (decomposed, or an earlier part) is referred to
         by its anchor from inside a fallback part; it is rebuilt before that part."""
         m = self.memo.get(id(obj))
+        if m is None and self._tables:
+            m = _table.memo_entry(self, obj)
         if m is None:
             return None
         ref = self._ref(m).attrs
@@ -495,7 +506,9 @@ class Encoder:
             tree.attrs = {**tree.attrs, "id": anchor}  # attrs dicts may be shared: copy
         ref = Tree({"t": "ref", "r": anchor})
         if len(m) > 4:
-            ref.attrs["p"] = m[4]  # a part of the anchored object: "s", its state dict
+            # a part of the anchored object: "s", its state dict; {"row": i, ...}: a
+            # row of a table, or a part of that row (see tinystore.objects.table)
+            ref.attrs["p"] = m[4]
         return ref
 
     def _push(self, obj, tree, before, after, memo_after, label) -> None:
@@ -713,6 +726,8 @@ class Encoder:
                 out[k] = v
                 continue
             if (t is tuple or t is list) and id(v) not in memo and id(v) not in self.held:
+                if self._tables:  # maybe a part of a table: the general way finds it
+                    return None
                 if not _exact_plain(v):
                     return None
                 if made is None:

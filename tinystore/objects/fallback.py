@@ -207,6 +207,8 @@ class _Stream:
         anchor, part = pid
         if part == "s":
             return self.dec.lookup_state(anchor)
+        if part is not None:
+            return self.dec.lookup_part(anchor, part)
         return self.dec.lookup(anchor)
 
     def load(self, node: Any) -> Any:

@@ -86,15 +86,60 @@ def _lone(objs: Any, owners: int) -> bool:
 
 # -- encoding ------------------------------------------------------------------------
 def encode_table(enc: Any, rows: list) -> Tree | None:
-    """The table node for the list ``rows``, or None if it cannot be one."""
+    """The table node for the list ``rows``, or None if it cannot be one.
+
+    Its rows, their state dicts and the tuples in them get no memo entry
+    (that would cost as much as the rest): the encoder finds them through
+    :func:`memo_entry` if they are met again later in the save, which can
+    happen though nothing else held them when the table was made (a
+    ``__reduce__`` that returns ``self.rows[3]``).
+    """
     if _BASE is None:
         return None
     first = type(rows[0])
     if first is tuple:
-        return tuple_table(enc, rows, 0, False)
-    if first.__module__ == "builtins" or len(set(map(type, rows))) != 1:
+        tree = tuple_table(enc, rows, 0, False)
+    elif first.__module__ == "builtins" or len(set(map(type, rows))) != 1:
         return None
-    return _object_table(enc, first, rows)
+    else:
+        tree = _object_table(enc, first, rows)
+    if tree is not None:
+        enc._tables.append((rows, tree))
+    return tree
+
+
+def memo_entry(enc: Any, obj: Any) -> list | None:
+    """A memo entry for ``obj`` if it is a row of a table made in this save, or
+    the state dict or a tuple of such a row (else None): ``_ref`` makes it
+    a reference to the table's anchor with ``p = {"row": i, ...}``."""
+    index = enc.__dict__.setdefault("_table_index", {})
+    done = enc.__dict__.get("_table_indexed", 0)
+    for rows, tree in enc._tables[done:]:  # indexed when first needed
+        _index_rows(index, rows, tree)
+    enc._table_indexed = len(enc._tables)
+    hit = index.get(id(obj))
+    if hit is None:
+        return None
+    rows, tree, part = hit
+    m = enc.memo.get(id(rows))
+    if m is None or m[1] is not tree:  # the table was dropped (a fallback around it)
+        return None
+    return [obj, tree, None, None, part]
+
+
+def _index_rows(index: dict, rows: list, tree: Tree) -> None:
+    kinds = tree.attrs["k"]
+    fields = list(tree.children)
+    objects = "c" in tree.attrs
+    for i, row in enumerate(rows):
+        index[id(row)] = (rows, tree, {"row": i})
+        values = vars(row) if objects else row
+        if objects:
+            index[id(values)] = (rows, tree, {"row": i, "state": 1})
+        for j, kind in enumerate(kinds):
+            if kind == "t":
+                name = fields[j] if objects else j
+                index[id(values[name])] = (rows, tree, {"row": i, "field": name})
 
 
 def tuple_table(enc: Any, rows: Any, owners: int, nested: bool) -> Tree | None:
@@ -226,11 +271,41 @@ def build_rows(dec: Any, attrs: dict, columns: Any) -> list:
         raise UnloadableError(f"the table at {dec.path()} is damaged (columns)")
     values = [column_values(kind, col, n, dec) for kind, col in zip(kinds, columns.values())]
     if name is None:
-        return list(zip(*values))
-    cls = dec.import_global(name)
-    if not isinstance(cls, type):
-        raise UnloadableError(f"{name} is not a class")
-    return _objects(cls, list(columns), values)
+        rows = list(zip(*values))
+    else:
+        cls = dec.import_global(name)
+        if not isinstance(cls, type):
+            raise UnloadableError(f"{name} is not a class")
+        rows = _objects(cls, list(columns), values)
+    anchor = attrs.get("id")
+    if anchor is not None:  # refs to its rows may follow (see table_part)
+        dec.tables[anchor] = (rows, None if name is None else list(columns), values, {})
+    return rows
+
+
+def table_part(dec: Any, anchor: Any, part: Any) -> Any:
+    """What a ``ref`` with ``p = {"row": i, ...}`` stands for: row ``i`` of the
+    table at ``anchor``; with ``"state": 1`` its state dict (one dict, made on
+    first use, as pickle's memo keeps the one it built); with ``"field": f``
+    the value of its field ``f`` (a column number of tuple rows, a name)."""
+    entry = dec.tables.get(anchor)
+    row = part.get("row") if type(part) is dict else None
+    if entry is None or type(row) is not int or not 0 <= row < len(entry[0]):
+        raise UnloadableError(f"the reference at {dec.path()} to a table row is damaged")
+    rows, names, values, states = entry
+    if "state" in part and names is not None:
+        state = states.get(row)
+        if state is None:
+            state = states[row] = {k: v[row] for k, v in zip(names, values)}
+        return state
+    if "field" in part:
+        field = part["field"]
+        if names is not None and field in names:
+            return values[names.index(field)][row]
+        if names is None and type(field) is int and 0 <= field < len(values):
+            return values[field][row]
+        raise UnloadableError(f"the reference at {dec.path()} to a table row is damaged")
+    return rows[row]
 
 
 def _objects(cls: type, keys: list, values: list) -> list:
