@@ -287,6 +287,21 @@ def test_a_row_met_again_after_its_table_stays_shared(filename, make, get):
     assert pickle.dumps(alone) == pickle.dumps(get(rows))
 
 
+class LaterWithLambda(Later):
+    def __reduce__(self):  # a lambda: only a cloudpickle fallback part stores it
+        return (Holder, ((self.get(), lambda: 1),))
+
+
+def test_a_fallback_part_refers_to_a_row_of_a_table(filename):
+    rows = particles(30)
+    obj = [rows, LaterWithLambda(lambda: rows[4])]
+    tinystore.save(obj, filename, cloudpickle_fallback=True)
+    kinds = _kinds(filename)
+    assert kinds["table"] >= 1 and kinds["cloudpickle"] == 1
+    loaded = tinystore.load(filename)
+    assert loaded[1].item[0] is loaded[0][4]
+
+
 def test_a_list_referenced_twice_stays_one_list(filename):
     rows = tuples(30)
     loaded = check(filename, {"a": rows, "b": rows}, 1)
