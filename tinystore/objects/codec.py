@@ -16,6 +16,7 @@ from tinystore.errors import (
     UnsafeLoadError,
     UnsupportedValueError,
 )
+from tinystore.objects import table
 from tinystore.objects.browse import NodeView, summarize
 from tinystore.objects.budget import check_call as check_budget
 from tinystore.objects.contents import anchor_finder
@@ -183,6 +184,30 @@ def _trees(tree: Any) -> Iterator[Tree]:
 def _max_anchor(tree: Any) -> int:
     anchors = (node.attrs.get("id") for node in _trees(tree))
     return max((a for a in anchors if type(a) is int), default=-1)
+
+
+def _table_row(storage: GenericStorage, path: str) -> Any:
+    """The node of a row of a table (or of a part of that row) at ``path``, read
+    from the table's columns (only the row's item of those outside the
+    record); None if ``path`` is not inside a table."""
+    parts = path.split("/")
+    for cut in range(len(parts) - 1, 0, -1):
+        head = "/".join(parts[:cut])
+        try:
+            node = storage.read_tree(head, lazy=True)
+        except NodeNotFoundError:
+            continue
+        if type(node) is not Tree or node.attrs.get("t") != "table":
+            return None
+
+        def read(keys: tuple, i: int, head: str = head) -> Any:
+            return storage.read_slice("/".join((head, *keys)), slice(i, i + 1))
+
+        row = table.row_node(node, parts[cut], read)
+        for key in parts[cut + 1 :]:
+            row = _child(row, key)
+        return row
+    return None
 
 
 def _view_inside(codec: ObjectCodec, storage: GenericStorage, path: str) -> NodeView | None:
@@ -387,6 +412,11 @@ class ObjectCodec:
         try:
             value = storage.read_tree(path, lazy=True)
         except NodeNotFoundError:
+            row = _table_row(storage, path)
+            if row is not None:
+                view = NodeView(storage, path, row, {})
+                view.in_table = True
+                return view
             found = _view_inside(self, storage, path)
             if found is not None:
                 return found
@@ -398,12 +428,11 @@ class ObjectCodec:
         or a part of one: ``"particles/3"``, ``"pairs/7/2"``), which has no
         stored node of its own; ``(False, None)`` for any other path."""
         try:
-            view = _view_inside(self, storage, path)
-        except (TinystoreError, KeyError, ValueError):
+            node = _table_row(storage, path)
+        except (TinystoreError, KeyError, ValueError, TypeError):
             return False, None
-        if view is None or not view.in_table:
+        if node is None:
             return False, None
-        node = view._node
         if type(node) is not Tree:
             return True, node  # an item of a row: a number or a string
         outer = storage.root_group().enclosing_object(join_path(storage.path, path))

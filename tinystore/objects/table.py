@@ -414,3 +414,57 @@ def _row_nodes(attrs: dict, children: Any) -> list:
 def _plain_strings(col: Any) -> Any:
     """A coded column's parts as read for browsing (a list node: its items)."""
     return col.children if type(col) is Tree else col
+
+
+def row_node(node: Tree, key: str, read: Any) -> Any:
+    """The node of the row ``key`` (its position, as text) of a table, read
+    from its columns alone (``read(parts, i)``: item ``i`` of the column
+    array at those child keys, when it was not read); None if there is none."""
+    n = node.attrs.get("n")
+    if not key.isdigit() or type(n) is not int or int(key) >= n:
+        return None
+    try:
+        return _row_at(node, int(key), read, ())
+    except (UnloadableError, TypeError, ValueError, KeyError, IndexError):
+        return None
+
+
+def _row_at(node: Tree, i: int, read: Any, where: tuple) -> Tree:
+    attrs, children = node.attrs, node.children
+    kinds, name = attrs.get("k"), attrs.get("c")
+    if type(kinds) is not list or type(children) is not dict or len(kinds) != len(children):
+        raise UnloadableError("damaged")
+    values = {}
+    for kind, (key, col) in zip(kinds, children.items()):
+        here = (*where, key)
+        if kind == "t":
+            values[key] = _row_at(col, i, read, here)
+        elif kind == "s":
+            values[key] = _items(col)[i]
+        elif kind in _NUMERIC:
+            values[key] = _number_at(col, _NUMERIC[kind], i, read, here)
+        elif kind[:1] == "s" and kind[1:] in _NUMERIC:
+            strings, codes = _items(col)
+            values[key] = _items(strings)[
+                _number_at(codes, _NUMERIC[kind[1:]], i, read, (*here, "1"))
+            ]
+        else:
+            raise UnloadableError("damaged")
+    if name is None:
+        return Tree({"t": "tuple"}, list(values.values()))
+    out = {"t": "obj", "c": name}
+    if attrs.get("dc"):
+        out["dc"] = 1
+    return Tree(out, values)
+
+
+def _items(col: Any) -> list:
+    return col.children if type(col) is Tree else col
+
+
+def _number_at(col: Any, dtype: np.dtype, i: int, read: Any, where: tuple) -> Any:
+    if type(col) is bytes:
+        return np.frombuffer(col, dtype=dtype, count=1, offset=i * dtype.itemsize).tolist()[0]
+    if type(col) is np.ndarray:
+        return _array(col, dtype)[i].tolist()
+    return _array(read(where, i), dtype)[0].tolist()  # not read (browsing): that item alone
