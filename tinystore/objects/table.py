@@ -221,7 +221,7 @@ def _column(enc: Any, values: tuple, nested: bool) -> tuple[str, Any] | None:
         return None
     t = types.pop()
     if t is float:
-        return "f8", _numbers(np.array(values, dtype=_NUMERIC["f8"]))
+        return "f8", _numbers(np.fromiter(values, dtype=_NUMERIC["f8"], count=len(values)))
     if t is int:
         try:
             array = np.array(values, dtype=_NUMERIC["i8"])
@@ -252,7 +252,7 @@ def _strings(values: tuple) -> tuple[str, Any] | None:
         return "s", _str_list(list(values))
     codes = dict(zip(distinct, range(len(distinct))))
     kind = next(k for k, _, high in _INT_BOUNDS if len(distinct) <= high)
-    array = np.array(list(map(codes.__getitem__, values)), dtype=_NUMERIC[kind])
+    array = np.fromiter(map(codes.__getitem__, values), dtype=_NUMERIC[kind], count=len(values))
     return f"s{kind}", Tree(_LIST, [_str_list(list(distinct)), _numbers(array)])
 
 
@@ -443,7 +443,7 @@ def _row_at(node: Tree, i: int, read: Any, where: tuple) -> Tree:
             values[key] = _items(col)[i]
         elif kind in _NUMERIC:
             values[key] = _number_at(col, _NUMERIC[kind], i, read, here)
-        elif kind[:1] == "s" and kind[1:] in _NUMERIC:
+        elif kind[:1] == "s" and kind[1:] in _NUMERIC and kind != "sb1":
             strings, codes = _items(col)
             values[key] = _items(strings)[
                 _number_at(codes, _NUMERIC[kind[1:]], i, read, (*here, "1"))
