@@ -214,7 +214,7 @@ class Encoder:
             memo = self.memo
             held = self.held
             fast = self._fast
-            tables = self._tables  # (once a table is made, items may be its rows)
+            tables = self._tables
             while stack:
                 frame = stack[-1]
                 children = frame.children
@@ -225,7 +225,9 @@ class Encoder:
                     if t in _ATOMIC or ((t is str or t is bytes) and len(child) < MEMO_MIN_LEN):
                         children[k] = child
                         continue
-                    if (t is tuple or t is list) and fast and not tables and id(child) not in memo:
+                    # (once a table is made, a tuple may be one of its rows: see _place)
+                    plain = t is list or (t is tuple and not tables)
+                    if plain and fast and id(child) not in memo:
                         for item in child:  # _exact_plain, inline
                             it = type(item)
                             if it is str:
@@ -726,7 +728,7 @@ class Encoder:
                 out[k] = v
                 continue
             if (t is tuple or t is list) and id(v) not in memo and id(v) not in self.held:
-                if self._tables:  # maybe a part of a table: the general way finds it
+                if t is tuple and self._tables:  # maybe a row of a table: found the general way
                     return None
                 if not _exact_plain(v):
                     return None
