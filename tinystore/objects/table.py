@@ -24,10 +24,12 @@ every backend), else a numpy array (stored beside the record, where h5py
 and numpy read it).
 
 Sharing stays exactly pickle's: a list becomes a table only if no row, no
-row's ``__dict__`` and no nested tuple can be referenced from anywhere but
-its place in the list.  That is checked with CPython's reference counts
+row's ``__dict__`` and no nested tuple is referenced from anywhere but its
+place in the list.  That is checked with CPython's reference counts
 (calibrated at import against objects known to be held once); without
-``sys.getrefcount`` no table is ever made.  Anything else (mixed types,
+``sys.getrefcount`` no table is ever made.  A part of a row that an object
+saved later reaches anyway (through the list) becomes a reference into the
+table (see :func:`memo_entry`).  Anything else (mixed types,
 ``None``, big ints, long strings, nested containers, classes with
 ``__slots__``, ``__getstate__``, ``__setstate__``, their own reduce) keeps
 the node-per-row layout.
@@ -103,8 +105,8 @@ def encode_table(enc: Any, rows: list) -> Tree | None:
         return None
     else:
         tree = _object_table(enc, first, rows)
-    if tree is not None:
-        enc._tables.append((rows, tree))
+    if tree is not None:  # (its rows as they are now: a later __reduce__ may change the list)
+        enc._tables.append((rows, list(rows), tree))
     return tree
 
 
@@ -114,32 +116,32 @@ def memo_entry(enc: Any, obj: Any) -> list | None:
     a reference to the table's anchor with ``p = {"row": i, ...}``."""
     index = enc.__dict__.setdefault("_table_index", {})
     done = enc.__dict__.get("_table_indexed", 0)
-    for rows, tree in enc._tables[done:]:  # indexed when first needed
-        _index_rows(index, rows, tree)
+    for lst, rows, tree in enc._tables[done:]:  # indexed when first needed
+        _index_rows(index, lst, rows, tree)
     enc._table_indexed = len(enc._tables)
     hit = index.get(id(obj))
     if hit is None:
         return None
-    rows, tree, part = hit
-    m = enc.memo.get(id(rows))
+    lst, tree, part = hit
+    m = enc.memo.get(id(lst))
     if m is None or m[1] is not tree:  # the table was dropped (a fallback around it)
         return None
     return [obj, tree, None, None, part]
 
 
-def _index_rows(index: dict, rows: list, tree: Tree) -> None:
+def _index_rows(index: dict, lst: list, rows: list, tree: Tree) -> None:
     kinds = tree.attrs["k"]
     fields = list(tree.children)
     objects = "c" in tree.attrs
     for i, row in enumerate(rows):
-        index[id(row)] = (rows, tree, {"row": i})
+        index[id(row)] = (lst, tree, {"row": i})
         values = vars(row) if objects else row
         if objects:
-            index[id(values)] = (rows, tree, {"row": i, "state": 1})
+            index[id(values)] = (lst, tree, {"row": i, "state": 1})
         for j, kind in enumerate(kinds):
             if kind == "t":
                 name = fields[j] if objects else j
-                index[id(values[name])] = (rows, tree, {"row": i, "field": name})
+                index[id(values[name])] = (lst, tree, {"row": i, "field": name})
 
 
 def tuple_table(enc: Any, rows: Any, owners: int, nested: bool) -> Tree | None:
