@@ -8,6 +8,7 @@ what keeps them exact.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import pickle
@@ -66,6 +67,11 @@ class WithGetstate:
         return {"a": self.a, "extra": 1}
 
 
+class Abstract(abc.ABC):  # noqa: B024  (a metaclass: still saved by name)
+    def __init__(self, a):
+        self.a = a
+
+
 @dataclasses.dataclass
 class Point:
     x: float
@@ -114,6 +120,12 @@ def test_tuples_and_plain_instances_are_tables(filename):
     assert loaded["tuples"] == tuples()
     assert [vars(p) for p in loaded["particles"]] == [vars(p) for p in particles()]
     assert loaded["points"][3] == Point(3, -3, "x")
+
+
+def test_instances_of_a_class_with_a_metaclass(filename):
+    rows = [Abstract(i) for i in range(20)]
+    loaded = check(filename, rows, 1)
+    assert type(loaded[3]) is Abstract and loaded[3].a == 3
 
 
 def test_short_lists_keep_a_node_per_item(filename):

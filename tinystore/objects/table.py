@@ -196,8 +196,11 @@ def _class_attrs(enc: Any, cls: type) -> dict | None:
     if cls in cache:
         return cache[cls]
     cache[cls] = None
-    if type(cls) is not type or enc._route(cls) != (2, None):
-        return None  # a metaclass, a reducer, an adapter, a copyreg entry
+    if enc._route(cls) != (2, None):
+        return None  # a reducer, an adapter, a copyreg entry
+    how, adapter = enc._route(type(cls))
+    if how != 1 or adapter.kind != "global":  # the class itself is not saved by name
+        return None
     for name in ("__reduce_ex__", "__reduce__", "__getstate__"):
         if getattr(cls, name, None) is not getattr(object, name, None):
             return None
