@@ -426,6 +426,7 @@ def test_browsing_a_table_shows_rows(filename, capsys):
     with tinystore.open(filename, "r") as s:
         view = s.node("particles")
         assert (view.kind, view.type, view.length) == ("list", "builtins.list", 30)
+        assert view.attrs["t"] == "table" and view.is_table  # the stored metadata
         row = s.node("particles/3")
         assert (row.kind, row.type) == ("object", "test_tables.Particle")
         assert set(row) == {"label", "mass", "charge", "position", "active"}
@@ -447,6 +448,14 @@ def test_browsing_a_table_shows_rows(filename, capsys):
 
         assert main(["show", str(filename), "pairs/5"]) == 0
         assert "tuple" in capsys.readouterr().out
+
+
+def test_a_table_saved_alone_shows_its_versions(filename):
+    tinystore.save(particles(20), filename)
+    with tinystore.open(filename, "r") as s:
+        view = s.node()
+        assert view.kind == "list" and view.length == 20
+        assert "test_tables" in view.versions
 
 
 def test_updates_inside_a_table_are_refused_clearly(filename):

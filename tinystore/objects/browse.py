@@ -92,8 +92,8 @@ def _table_rows(node: Tree, kinds: Counter, types: Counter) -> Any:
 
 
 def _expand_table(storage: GenericStorage, path: str, node: Tree) -> Tree:
-    """A ``table`` node as the list node of its rows (``a.table = 1``): browsing
-    shows a list, whatever its layout.  Columns stored outside the record are
+    """A ``table`` node as the list node of its rows: browsing shows a list,
+    whatever its layout.  Columns stored outside the record are
     read for that; a damaged table stays as it is."""
     expanded = table.as_list_node(node)
     if expanded is None:  # a column that browsing did not read (LeafInfo)
@@ -102,10 +102,7 @@ def _expand_table(storage: GenericStorage, path: str, node: Tree) -> Tree:
         except (TinystoreError, OSError, KeyError, ValueError):
             full = None
         expanded = table.as_list_node(full) if type(full) is Tree else None
-    if expanded is None:
-        return node
-    expanded.attrs["table"] = 1
-    return expanded
+    return node if expanded is None else expanded
 
 
 def _reduce_type(node: Tree) -> str:
@@ -167,15 +164,18 @@ class NodeView:
         self.path = path
         #: True for a node inside a list stored as a table (see _expand_table)
         self.in_table = False
+        stored = node
         if type(node) is Tree and node.attrs.get("t") == "table":
             node = _expand_table(storage, path, node)
+        #: True for a list stored as a table (shown as the list of its rows)
+        self.is_table = node is not stored
         self._node = node
         #: ``locate(anchor)``: the node a reference inside this object points at
         self._locate = locate if locate is not None else contents.anchor_finder(node)
         self.kind, self.type = describe(node)
         if self.type == "?" and self.kind == "reduce":
             self.type = contents.reduce_type(node, self._locate)
-        self.attrs: dict = dict(node.attrs) if isinstance(node, Tree) else {}
+        self.attrs: dict = dict(stored.attrs) if isinstance(stored, Tree) else {}
         self.versions: dict = versions if versions is not None else self.attrs.get("versions", {})
         self.shape, self.dtype, self.nbytes = _leaf_shape(
             node.children[0] if self.kind == "leaf" and isinstance(node, Tree) else node
@@ -229,7 +229,7 @@ class NodeView:
         path = f"{self.path}/{key}" if self.path else key
         versions = {} if self.kind != "group" else None
         view = NodeView(self._storage, path, node, versions, locate)
-        view.in_table = self.in_table or self.attrs.get("table") == 1
+        view.in_table = self.in_table or self.is_table
         return view
 
     def _children_map(self) -> dict:
