@@ -71,6 +71,8 @@ JOURNAL = "@journal"
 #: which record (see write_records)
 INTENT = "@commit.json"
 MODES = ("r", "r+", "a", "w", "w-", "x")
+#: The record of an empty store
+EMPTY_ROOT = dumps_record([{"g": 1, "c": {}}], pretty=True)
 
 
 def _subfolder(parent: str, name: str) -> str:
@@ -163,15 +165,17 @@ def open_in_store(path: str) -> int:
     return fd
 
 
-def create_in_store(path: str, append: bool = False) -> int:
+def create_in_store(path: str, append: bool = False, fresh: bool = False) -> int:
     """A new regular file ``path`` of a store, for writing (``append``: the
     journal, kept if it is there).  Whatever sat at that name before (a link
-    to a file elsewhere, say) is removed first, never written through."""
+    to a file elsewhere, say) is removed first, never written through
+    (``fresh``: a name nothing had, a temporary one: ``O_EXCL`` alone)."""
     flags = os.O_WRONLY | os.O_CREAT | _SAFE_FLAGS | _BINARY
     if append:
         flags |= os.O_APPEND
     else:
-        _unlink(path)
+        if not fresh:
+            _unlink(path)
         flags |= os.O_EXCL
     try:
         fd = os.open(path, flags, 0o644)
@@ -277,7 +281,12 @@ class _DirPhysical(Physical):
     pretty = True
 
     def __init__(
-        self, dirname: str | os.PathLike, mode: str, lock_timeout: float, durable: bool = False
+        self,
+        dirname: str | os.PathLike,
+        mode: str,
+        lock_timeout: float,
+        durable: bool = False,
+        check: bool = True,
     ):
         self.durable = bool(durable)
         #: directories whose names changed and are not on the disk yet (durable)
@@ -288,25 +297,9 @@ class _DirPhysical(Physical):
         self._root = os.fspath(dirname)  # string paths: pathlib costs ~5 µs a join
         self.location = os.fspath(dirname)
         self.readonly = mode == "r"
-        root = self.root
-        if root.exists() and not root.is_dir():
-            raise NotAStoreError(f"{root} is a file, not a tinystore directory")
-        ours = is_store_dir(root)
-        if root.is_dir() and not ours and any(not p.name.startswith("@") for p in root.iterdir()):
-            raise NotAStoreError(
-                f"{root} is a directory that tinystore did not write (no {RECORD}); "
-                "refusing to use it"
-            )
-        if mode in ("r", "r+") and not ours:
-            if not os.path.lexists(root):
-                raise FileNotFoundError(f"no such file or directory: {self.location!r}")
-            raise FileNotFoundError(f"no tinystore directory at {root}")
-        if mode in ("w-", "x") and ours:
-            raise FileExistsError(f"{root} already exists (mode {mode!r})")
-        created = not self.readonly and not os.path.lexists(root)
-        if not self.readonly:
-            root.mkdir(parents=True, exist_ok=True)
-        self._lock = StoreLock(root / LOCK, self.location, lock_timeout, self.readonly)
+        self._lock = StoreLock(
+            os.path.join(self._root, LOCK), self.location, lock_timeout, self.readonly
+        )
         self._journal: Any = None
         self._folders: dict[GPath, str] = {}  # group directories checked this session
         #: a killed writer's commit, as readers see it: {group: its new record's file}
@@ -319,19 +312,93 @@ class _DirPhysical(Physical):
         #: this handle removed the temporary files in a write session, and
         #: nobody (nor a failed session of its own) wrote since: none are left
         self._swept = False
+        #: this write session builds a store that has no record yet (see
+        #: _begin_unchecked): nothing to journal, list or recover, and if the
+        #: session ends without its record the directory goes
+        self._fresh = False
+        #: the mode whose checks wait for the first session (``check=False``)
+        self._unchecked: str | None = None
+        if not check:
+            self._unchecked = mode
+            return
+        ours = self._look(mode)
+        created = not self.readonly and not os.path.lexists(self._root)
+        if not self.readonly:
+            self.root.mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire()
             try:
                 if mode == "w" and ours:
                     self._empty_root()
-                if not is_store_dir(root):
-                    self.write_record((), dumps_record([{"g": 1, "c": {}}], pretty=True))
+                if not is_store_dir(self._root):
+                    self._clear_abandoned()
+                    self.write_record((), EMPTY_ROOT)
             finally:
                 self._lock.release()
         except OSError:
             if created:  # a full disk, say: no half-made store is left behind
                 self._remove_new_root()
             raise
+
+    def _look(self, mode: str) -> bool:
+        """The checks of ``mode`` that need no lock; True if the directory is a store.
+
+        A directory without a record is taken as a new store if it holds
+        only names beginning with ``@`` or a lock file (``@lock``: the first
+        save of a store, killed before its record was in place, left it; see
+        :meth:`_clear_abandoned`); any other directory is refused.
+        """
+        root = self._root
+        try:
+            is_dir: bool | None = stat.S_ISDIR(os.stat(root).st_mode)
+        except (FileNotFoundError, NotADirectoryError):
+            is_dir = None
+        if is_dir is False:
+            raise NotAStoreError(f"{root} is a file, not a tinystore directory")
+        ours = bool(is_dir) and is_store_dir(root)
+        if is_dir and not ours and not self._takeable(root):
+            raise NotAStoreError(
+                f"{root} is a directory that tinystore did not write (no {RECORD}); "
+                "refusing to use it"
+            )
+        if mode in ("r", "r+") and not ours:
+            if not os.path.lexists(root):
+                raise FileNotFoundError(f"no such file or directory: {self.location!r}")
+            raise FileNotFoundError(f"no tinystore directory at {root}")
+        if mode in ("w-", "x") and ours:
+            raise FileExistsError(f"{root} already exists (mode {mode!r})")
+        return ours
+
+    @staticmethod
+    def _takeable(root: str) -> bool:
+        """True if the directory ``root``, which has no record, may become a store."""
+        with os.scandir(root) as entries:
+            names = [entry.name for entry in entries]
+        return LOCK in names or all(name.startswith("@") for name in names)
+
+    def _clear_abandoned(self) -> None:
+        """No record, lock held exclusively: anything but ``@`` names was left by
+        a first save killed before its record was in place (it journals
+        nothing, see :meth:`journal`), and goes."""
+        with os.scandir(self._root) as entries:
+            names = [entry.name for entry in entries]
+        if any(not name.startswith("@") for name in names):
+            self._empty_root()
+            return
+        for name in names:  # what a killed writer leaves (a link goes, not what it names)
+            if name.startswith(TMP_PREFIX) or name in (JOURNAL, INTENT):
+                _unlink(os.path.join(self._root, name))
+
+    def _unmake(self) -> None:
+        """Remove the store this session was making (the lock held exclusively):
+        the directory goes unless another process put a file in it meanwhile."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+        if not is_store_dir(self._root):
+            empty_but_lock(self._root)
+            self._lock.unlink()
+            os.rmdir(self._root)
 
     def _remove_new_root(self) -> None:
         """Remove the root this instance created, if it holds only the lock."""
@@ -351,6 +418,71 @@ class _DirPhysical(Physical):
 
     # sessions
     def begin(self, write: bool) -> None:
+        if self._unchecked is not None:
+            self._begin_unchecked(write)
+            return
+        self._begin(write)
+
+    def _begin_unchecked(self, write: bool) -> None:
+        """The first session of a handle opened with ``check=False`` (``save``,
+        ``load``): the checks of its mode, then the session.
+
+        A store that does not exist yet is made by this session (``_fresh``):
+        the directory and its lock, then, at the commit, its record, which
+        makes it a store.  Until then readers find no store, and a writer
+        killed before it leaves a directory without a record that the next
+        writer empties (:meth:`_clear_abandoned`); a session that fails
+        removes the directory (:meth:`end`).  So a new store costs its
+        directory, lock file and record, with no journal and no empty record
+        written first.
+        """
+        mode, self._unchecked = self._unchecked, None
+        made = False
+        if write and not os.path.lexists(self._root):
+            parent = os.path.dirname(os.path.abspath(self._root))
+            if not os.path.isdir(parent):
+                os.makedirs(parent, exist_ok=True)
+            try:
+                os.mkdir(self._root)
+                made = True
+            except FileExistsError:
+                pass  # made meanwhile by another process: checked as any other
+        try:
+            ours = False if made else self._look(mode)
+            self._lock.acquire(shared=not write)
+        except BaseException:
+            if made:
+                self._remove_new_root()
+            raise
+        try:
+            if not write:
+                self._begin_read()
+                return
+            if mode == "w" and ours:
+                self._empty_root()
+            if not self._has_record(()):  # (the lock held: one look is enough)
+                self._start_fresh()
+                return
+            if made and mode in ("w-", "x"):  # another process made it a store meanwhile
+                raise FileExistsError(f"{self._root} already exists (mode {mode!r})")
+            self._begin_write()
+        except BaseException:
+            self._lock.release()
+            if made:
+                self._remove_new_root()
+            raise
+
+    def _start_fresh(self) -> None:
+        """A write session that builds a store without a record (see
+        :meth:`_begin_unchecked`); the lock is held exclusively."""
+        self._clear_abandoned()
+        self._lock.new_generation()
+        self._seen = None
+        self.shared = True
+        self._swept = True
+        self._fresh = True
+
+    def _begin(self, write: bool) -> None:
         self._lock.acquire(shared=not write)
         try:
             # unchanged since this handle's last session: its cached records hold
@@ -359,14 +491,21 @@ class _DirPhysical(Physical):
             self._swept = self._swept and not self.shared
             self._stamp = None
             if write:
-                self._lock.new_generation()
-                self._finish_commit()  # (one lstat when there is no intent)
-                self._sweep()
-            else:  # readers never write: they read what the next writer will finish
-                self._pending = self._read_intent()
+                self._begin_write()
+            else:
+                self._begin_read()
         except BaseException:
             self._lock.release()
             raise
+
+    def _begin_read(self) -> None:
+        # readers never write: they read what the next writer will finish
+        self._pending = self._read_intent()
+
+    def _begin_write(self) -> None:
+        self._lock.new_generation()
+        self._finish_commit()  # (one lstat when there is no intent)
+        self._sweep()
 
     def upgrade(self) -> None:
         self._lock.acquire()  # shared to exclusive (the session's count stays one)
@@ -405,6 +544,10 @@ class _DirPhysical(Physical):
         self._folders.clear()
         self._pending = {}
         try:
+            if self._fresh:  # the first save failed before its record was in place
+                self._fresh = False
+                with contextlib.suppress(OSError):
+                    self._unmake()
             if self._journal is not None:
                 self._journal.close()
                 self._journal = None
@@ -423,6 +566,8 @@ class _DirPhysical(Physical):
                     _unlink(entry.path)
 
     def journal(self, gpath: GPath, kind: str, name: str, entry: dict) -> None:
+        if self._fresh:  # a killed first save leaves no record: all of it goes
+            return
         self.journal_line([list(gpath), kind, name, entry])
 
     def journal_line(self, note: list) -> None:
@@ -436,6 +581,8 @@ class _DirPhysical(Physical):
             raise full_error(exc, os.path.join(self._root, JOURNAL)) from None
 
     def read_journal(self) -> list:
+        if self._fresh:
+            return []
         try:
             fd = open_in_store(os.path.join(self._root, JOURNAL))
         except FileNotFoundError:
@@ -479,7 +626,7 @@ class _DirPhysical(Physical):
         if self._journal is not None:
             self._journal.close()
             self._journal = None
-        (self.root / JOURNAL).unlink(missing_ok=True)
+        _unlink(os.path.join(self._root, JOURNAL))
 
     def _folder(self, gpath: GPath) -> str:
         """The directory of the group ``gpath``, each step of it checked to be a
@@ -495,11 +642,15 @@ class _DirPhysical(Physical):
         """A new file in the root holding ``data``; its path."""
         tmp = os.path.join(self._root, f"{TMP_PREFIX}{uuid.uuid4().hex}")
         try:
-            with os.fdopen(create_in_store(tmp), "wb") as f:
-                f.write(data)
+            fd = create_in_store(tmp, fresh=True)
+            try:
+                view = memoryview(data)
+                while view:  # os.write: no file object (~10 µs)
+                    view = view[os.write(fd, view) :]
                 if self.durable:
-                    f.flush()
-                    fsync_fd(f.fileno(), tmp)
+                    fsync_fd(fd, tmp)
+            finally:
+                os.close(fd)
         except OSError as exc:
             _unlink(tmp)
             raise full_error(exc, tmp) from None
@@ -509,6 +660,8 @@ class _DirPhysical(Physical):
         return tmp
 
     def read_record(self, gpath: GPath) -> bytes | None:
+        if self._fresh and not gpath:  # a store being made: empty until its commit
+            return EMPTY_ROOT
         try:
             folder = self._folder(gpath)
         except FileNotFoundError:
@@ -535,11 +688,19 @@ class _DirPhysical(Physical):
             if os.path.isdir(path) and not os.path.islink(path):
                 raise CorruptStoreError(f"{path} is a directory, not a record") from None
             raise exc from None
-        with os.fdopen(fd, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
+        try:  # os.read: no file object (~10 µs)
+            size = os.fstat(fd).st_size
             if size > MAX_RECORD_BYTES:
                 raise CorruptStoreError(f"{path} claims {size} bytes; refusing to read it")
-            return f.read()
+            data = os.read(fd, size + 1)  # one call, unless the size changed meanwhile
+            if len(data) == size:
+                return data
+            parts = [data]
+            while parts[-1] and sum(map(len, parts)) <= MAX_RECORD_BYTES:
+                parts.append(os.read(fd, 1 << 20))
+            return b"".join(parts)
+        finally:
+            os.close(fd)
 
     def write_record(self, gpath: GPath, data: bytes) -> None:
         """Replace a record atomically, without renaming over an existing file.
@@ -574,10 +735,15 @@ class _DirPhysical(Physical):
                 with contextlib.suppress(OSError):
                     os.rename(previous, target)
             raise
+        if self._fresh and not gpath:  # the store exists now (see _begin_unchecked)
+            self._fresh = False
+            if self.durable:  # and its name in its parent directory
+                self._note_names(os.path.dirname(os.path.abspath(self._root)))
         if self.durable:
             self._note_names(folder, self._root)
             self._sync_names()  # this record on the disk before its parent's (commit order)
-        _unlink(previous)
+        with contextlib.suppress(OSError):  # the new record holds: the journal's "P" note
+            _unlink(previous)  # has the next writer remove it
 
     # -- a commit of several records: one transaction ---------------------
     def write_records(self, records: list[tuple[GPath, bytes]]) -> None:
@@ -881,6 +1047,8 @@ class _DirPhysical(Physical):
         self._note_names(os.path.dirname(path))
 
     def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
+        if self._fresh and not gpath:
+            return []  # emptied when the session began
         out = []
         with os.scandir(self._folder(gpath)) as entries:
             for child in entries:
@@ -949,5 +1117,6 @@ class JSONDirStorage(RecordStorage):
         mode: str = "a",
         lock_timeout: float = DEFAULT_TIMEOUT,
         durable: bool = False,
+        check: bool = True,
     ):
-        self._init_root(_DirPhysical(dirname, mode, lock_timeout, durable))
+        self._init_root(_DirPhysical(dirname, mode, lock_timeout, durable, check))
