@@ -224,6 +224,7 @@ BUILTIN = (
         _remove_json,
         _is_json_store,
         "a directory of JSON records and .npy files",
+        deferred_check=True,
     ),
     BackendSpec(
         "zarr",
