@@ -505,6 +505,10 @@ class _DirPhysical(Physical):
     def _begin_write(self) -> None:
         self._lock.new_generation()
         self._finish_commit()  # (one lstat when there is no intent)
+        # the root's previous record, if a writer was killed while it replaced
+        # it (one lstat: write_record journals no "P" note for the root)
+        if os.path.lexists(os.path.join(self._root, PREVIOUS)):
+            self._settle_previous(())
         self._sweep()
 
     def upgrade(self) -> None:
@@ -513,10 +517,8 @@ class _DirPhysical(Physical):
         self._pending = {}
         now = self._now()
         self.shared = now is None or now != self._seen  # another writer came in
-        self._lock.new_generation()
-        self._finish_commit()
         self._swept = self._swept and not self.shared
-        self._sweep()
+        self._begin_write()
 
     def _sweep(self) -> None:
         """Remove what killed writers left, unless this handle did since
@@ -718,8 +720,8 @@ class _DirPhysical(Physical):
         tmp = self._write_temporary(data)
         if self.durable:  # what the record names is on the disk before the record
             self._sync_names()
-        if os.path.lexists(target):  # a killed writer's next successor settles it
-            self.journal_line(["P", list(gpath)])
+        if gpath and os.path.lexists(target):  # a killed writer's next successor settles it
+            self.journal_line(["P", list(gpath)])  # (the root's: see _begin_write)
         try:
             os.rename(target, previous)
         except FileNotFoundError:
