@@ -75,6 +75,27 @@ class _Attrs(MutableMapping):
         return f"<attrs {self._data()!r}>"
 
 
+def _in_place(rec: Record, tree: Tree) -> dict | None:
+    """The entry of ``tree`` written in place in the record ``rec`` of the
+    physical group it is assigned into, or None if it gets a physical group
+    of its own.  The size rule: one node of at most
+    :data:`~tinystore.storage.record.packing.MAX_INPLACE_CHILDREN` children
+    that are all JSON values (a dict of scalars, a short tuple or list of
+    them), the form any small node of a stored object takes in its record
+    (``{"@<n>": children}``, docs/format.rst).  Such a value costs a few
+    bytes of its parent's record, where a group of its own costs a
+    directory, a record (JSON) or an HDF5 group and dataset."""
+    attrs, children = tree.attrs, tree.children
+    if type(attrs) is not dict or type(children) not in (list, dict):
+        return None
+    plain = packing._plain_children(children)
+    if plain is None:
+        return None
+    if not attrs:
+        return {"@": {"c": plain}}
+    return {f"@{rec.intern(attrs)}": plain}
+
+
 class RecordStorage(GenericStorage):
     """A group of a record-packed store; base class of the built-in backends.
 
@@ -258,7 +279,7 @@ class RecordStorage(GenericStorage):
                     children.append(entry)
             else:
                 children[key] = entry
-            if len(rec.nodes) != count or (type(entry) is dict and "@" in entry):
+            if len(rec.nodes) != count or (type(entry) is dict and type(entry.get("@")) is int):
                 rec.compact = False  # else the node table is as canonical as it was
             rec.dirty = True
 
@@ -268,6 +289,9 @@ class RecordStorage(GenericStorage):
         def make_entry(store: _Store, rec: Record) -> Any:
             if type(value) is Tree:
                 if physical_level:
+                    entry = _in_place(rec, value)
+                    if entry is not None:  # a small flat value: in this record
+                        return entry
                     return store.new_physical(
                         self._gpath,
                         rec,
