@@ -19,6 +19,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import orjson
 import pytest
 
 import tinystore
@@ -198,3 +199,29 @@ def test_an_in_place_assignment_killed_at_every_step_is_old_or_new(backend, tmp_
     # JSON: kills before and after the record's rename; HDF5's commit point is
     # the removal of its journal, the last step
     assert seen == ({1} if backend == "hdf5" else {1, 2})
+
+
+def test_replacing_in_place_values_leaves_no_nodes_behind(tmp_path):
+    """Replaced or deleted in-place values leave no node in the record's
+    table: it is that of a store that only ever held the final values (the
+    metadata table may keep entries no node uses until the record is written
+    whole, docs/format.rst)."""
+    first, second = str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    with tinystore.open(first, "w") as s:
+        s["saved"] = {"obj": {"deep": [1, (2, 3)]}}  # nodes of the table before them
+        s["k"] = {"x": 1}
+        s["gone"] = (1, 2)
+        s["k"] = {"x": 2, "y": "z"}
+        del s["gone"]
+        s["g"] = {"x": np.arange(1000.0)}
+        s["g"] = [4, 5]
+    with tinystore.open(second, "w") as s:
+        s["saved"] = {"obj": {"deep": [1, (2, 3)]}}
+        s["k"] = {"x": 2, "y": "z"}
+        s["g"] = [4, 5]
+    records = [orjson.loads(Path(p, "@record.json").read_bytes()) for p in (first, second)]
+    assert len(records[0]["nodes"]) == len(records[1]["nodes"]) == 1
+    assert list(records[0]["nodes"][0]["c"]) == list(records[1]["nodes"][0]["c"])
+    assert sorted(os.listdir(first)) == sorted(os.listdir(second))
+    for key in ("saved", "k", "g"):
+        assert tinystore.load(first, path=key) == tinystore.load(second, path=key)

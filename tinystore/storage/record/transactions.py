@@ -316,7 +316,8 @@ class _Store:
             at = _at(e, self.describe(gpath))
             if at is not None:
                 stack.extend(_children_entries(_target(rec.nodes, at)))
-                rec.compact = False
+                if type(at) is int:  # a node of the table becomes garbage
+                    rec.compact = False
             else:
                 for kind, name, ent in _entry_names(e):
                     self.physical.check_name(name, self.describe(gpath), kind)
