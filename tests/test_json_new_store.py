@@ -212,6 +212,25 @@ def test_a_reader_beside_first_saves_finds_no_store_or_the_whole_one(tmp_path):
     assert whole > 0 and saves > 10
 
 
+def _left_by_a_killed_first_save(store: Path) -> None:
+    store.mkdir()
+    (store / "@lock").write_bytes(b"")
+    (store / "arr.npy").write_bytes(b"half an array")
+    (store / "sub").mkdir()
+    (store / "sub" / "@record.json").write_bytes(b"{")
+    (store / f"@tmp-{'0' * 32}").write_bytes(b"{")
+
+
+def test_a_directory_left_by_a_killed_first_save_is_taken_by_open(tmp_path):
+    store = tmp_path / "left.json"
+    _left_by_a_killed_first_save(store)
+    with tinystore.open(str(store), "a") as s:
+        assert list(s) == []
+        s["k"] = 1
+    assert sorted(os.listdir(store)) == ["@lock", "@record.json"]
+    assert tinystore.load(str(store), path="k") == 1
+
+
 def test_a_directory_left_by_a_killed_first_save_is_no_store_until_saved_again(tmp_path):
     """What a first save killed before its record leaves: its lock and files
     nothing names.  Readers find no store; the next save empties it."""
