@@ -683,7 +683,7 @@ def test_claimed_sizes_are_refused_without_exhausting_memory(case, backend, file
 @pytest.mark.parametrize("backend", ["hdf5", "json"])
 def test_record_claiming_gigabytes_is_refused(backend, filename):
     with tinystore.open(filename, "w") as s:
-        s["x"] = [1, 2]
+        s["x"] = [[1, 2]]  # nested: a group with a record of its own (a flat value is not)
         s["keep"] = 1
     if backend == "json":
         with open(Path(filename, "x", "@record.json"), "r+b") as f:
