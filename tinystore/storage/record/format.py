@@ -2,7 +2,8 @@
 
 Logically a storage is a tree of groups and leaves.  Physically each
 *physical group* (the root, groups made by ``create_group`` and every value
-assigned directly into a physical group) keeps **one record**: a JSON
+assigned directly into a physical group but the small flat ones, see
+``storage._in_place``) keeps **one record**: a JSON
 document that holds its own metadata and the whole subtree below it, down to
 the next physical groups.  Small leaves are written inline; large arrays and
 byte strings are written next to the record in the backend's native form
