@@ -25,7 +25,6 @@ from tinystore.storage.record.format import (
 )
 
 _EMBED_LEAVES = frozenset([str, int, float, bool, type(None)])
-_NONE: list = []  # Tree.others of a node whose children are all JSON-exact atoms
 
 
 def _plain_children(children: Any) -> Any:
@@ -385,9 +384,10 @@ def _node_entry(
     path)`` is appended to ``pending`` to be filled in.  ``exact``: the
     codec's ``Tree.others`` may be trusted."""
     ct = type(children)
+    others = tree.others if exact else None
     if type(attrs) is not dict or (ct is not list and ct is not dict):
         plain = None
-    elif exact and tree.others == _NONE and len(children) <= MAX_INPLACE_CHILDREN:
+    elif others is not None and not others and len(children) <= MAX_INPLACE_CHILDREN:
         plain = list(children) if ct is list else dict(children)  # all JSON-exact atoms
     else:
         plain = _plain_children(children)
