@@ -257,17 +257,21 @@ class Decoder:
         fast = _FAST.get(kind)
         if fast is not None and "alias" not in attrs:
             children = node.children
-            for child in children if type(children) is list else children.values():
-                if type(child) is Tree:
-                    break
-            else:
+            flat = node.flat  # the storage saw no Tree among them
+            if not flat:
+                for child in children if type(children) is list else children.values():
+                    if type(child) is Tree:
+                        break
+                else:
+                    flat = True
+            if flat:
                 obj = fast(children)
                 if anchor is not None:
                     self.memo[anchor] = obj
                 return obj
         if kind == "obj" and "alias" not in attrs and attrs.get("st") != "n":
             # an instance whose attributes are all plain: rebuilt here, no generator
-            values = _plain_values(node.children)
+            values = _plain_values(node)
             if values is not None:
                 try:
                     obj, state_dict = _new_object(self, attrs)
@@ -364,11 +368,14 @@ def _fill_object(obj: Any, attrs: dict, state_dict: dict | None, values: dict) -
     return obj
 
 
-def _plain_values(children: Any) -> dict | None:
+def _plain_values(node: Tree) -> dict | None:
     """The values of an "obj" node's children if none needs the engine (else None):
     leaves, and plain containers of leaves (which cannot refer to anything)."""
+    children = node.children
     if type(children) is not dict:
         return None
+    if node.flat:  # the storage saw no Tree among them
+        return dict(children)
     out = {}
     for k, c in children.items():
         if type(c) is Tree:

@@ -139,7 +139,20 @@ class TooDeepError(UnstorableError):
 
 
 class _Frame:
-    __slots__ = ("tree", "children", "items", "obj", "after", "memo_after", "label", "start")
+    # others: the keys of the children that are not JSON-exact atoms, declared
+    # to the storage as ``Tree.others`` when the frame is done (None: nothing
+    # is declared: a sequence, a small node, or keys not known to be valid)
+    __slots__ = (
+        "tree",
+        "children",
+        "items",
+        "obj",
+        "after",
+        "memo_after",
+        "label",
+        "start",
+        "others",
+    )
 
     def __init__(self, tree, children, items, obj, after, memo_after, label):
         self.tree = tree
@@ -218,35 +231,65 @@ class Encoder:
             while stack:
                 frame = stack[-1]
                 children = frame.children
+                others = frame.others
                 for k, child in frame.items:
                     # the commonest children inline (this loop is hot): atoms, and
-                    # small tuples/lists of plain values (what _place would do)
+                    # small tuples/lists of plain values (what _place would do);
+                    # the keys of the children that are not JSON-exact atoms go
+                    # to ``others`` (Tree.others: the storage copies the rest as
+                    # they are, without looking at each again)
                     t = type(child)
-                    if t in _ATOMIC or ((t is str or t is bytes) and len(child) < MEMO_MIN_LEN):
+                    if t is str:
+                        if len(child) < MEMO_MIN_LEN:
+                            children[k] = child
+                            if others is not None and not child.isascii():
+                                others.append(k)
+                            continue
+                    elif t is int:
+                        children[k] = child
+                        if others is not None and not INT64_MIN <= child <= INT64_MAX:
+                            others.append(k)
+                        continue
+                    elif t is float:
+                        children[k] = child
+                        if others is not None and child - child != 0.0:
+                            others.append(k)
+                        continue
+                    elif t is list or t is tuple:
+                        i = id(child)
+                        # (once a table is made, a tuple may be one of its rows: see _place)
+                        if fast and (t is list or not tables) and i not in memo:
+                            for item in child:  # _exact_plain, inline
+                                it = type(item)
+                                if it is str:
+                                    if len(item) >= MEMO_MIN_LEN or not item.isascii():
+                                        break
+                                elif it is int:
+                                    if not INT64_MIN <= item <= INT64_MAX:
+                                        break
+                                elif it is float:
+                                    if item - item != 0.0:
+                                        break
+                                elif item is not None and it is not bool:
+                                    break
+                            else:  # left as it is (see PLAIN_NODES)
+                                if not held or i not in held:  # (else: a fallback part holds it)
+                                    children[k] = child
+                                    memo[i] = [child, None, children, k]
+                                    if others is not None:
+                                        others.append(k)
+                                    continue
+                            item = None  # (a list may become a table: see table._lone)
+                    elif child is None or t is bool:
                         children[k] = child
                         continue
-                    # (once a table is made, a tuple may be one of its rows: see _place)
-                    plain = t is list or (t is tuple and not tables)
-                    if plain and fast and id(child) not in memo:
-                        for item in child:  # _exact_plain, inline
-                            it = type(item)
-                            if it is str:
-                                if len(item) >= MEMO_MIN_LEN or not item.isascii():
-                                    break
-                            elif it is int:
-                                if not INT64_MIN <= item <= INT64_MAX:
-                                    break
-                            elif it is float:
-                                if item - item != 0.0:
-                                    break
-                            elif item is not None and it is not bool:
-                                break
-                        else:  # left as it is (see PLAIN_NODES)
-                            if id(child) not in held:  # (else: a fallback part holds it)
-                                children[k] = child
-                                memo[id(child)] = [child, None, children, k]
-                                continue
-                        item = None  # (a list may become a table: see table._lone)
+                    elif t is complex or (t is bytes and len(child) < MEMO_MIN_LEN):
+                        children[k] = child
+                        if others is not None:
+                            others.append(k)
+                        continue
+                    if others is not None:
+                        others.append(k)
                     self._place(child, children, k, None)
                     # (a fallback on an enclosing object may have popped this frame)
                     if not stack or stack[-1] is not frame:
@@ -256,6 +299,7 @@ class Encoder:
                         self._between(frame)
                     else:
                         stack.pop()
+                        frame.tree.others = others
         finally:
             self._stack = outer
 
@@ -513,8 +557,11 @@ class Encoder:
             ref.attrs["p"] = m[4]
         return ref
 
-    def _push(self, obj, tree, before, after, memo_after, label) -> None:
-        """Lay out ``tree``'s children: ``before`` first, then memo, then ``after``."""
+    def _push(self, obj, tree, before, after, memo_after, label, keys_ok=True) -> None:
+        """Lay out ``tree``'s children: ``before`` first, then memo, then ``after``.
+
+        ``keys_ok``: the keys of a dict of children are known to be valid
+        keys, so the tree may declare its ``others``."""
         if len(self._stack) >= MAX_DEPTH:
             raise TooDeepError(
                 f"cannot store {type(obj).__qualname__} at {self.path_of(label)}: it is nested "
@@ -549,6 +596,9 @@ class Encoder:
         tree.children = children
         frame = _Frame(tree, children, items, obj, after, memo_after, label)
         frame.start = len(self.memo)
+        # Tree.others is declared for big dicts: a sequence's children are
+        # seldom mixed atoms and containers, and a small node gains little
+        frame.others = [] if keys_ok and type(first) is dict and len(first) >= 8 else None
         self._stack.append(frame)
         if not memo_after:
             self.memo[id(obj)] = [obj, tree, None, None]
@@ -596,13 +646,18 @@ class Encoder:
             tree.children = [] if isinstance(children, (list, tuple)) else {}
             self.memo[id(obj)] = [obj, tree, None, None]
             return
+        # the keys of a big dict of children, for Tree.others (see _push): the
+        # dict adapter checked them (all_keys); another adapter's are checked here
+        keys_ok = adapter.keys_checked or (
+            type(children) is dict and len(children) >= 8 and all_keys(children)
+        )
         if adapter.immutable:
-            self._push(obj, tree, children, None, True, label)
+            self._push(obj, tree, children, None, True, label, keys_ok)
             frame = self._stack[-1]
             # memo after the children: handled when the frame finishes
             frame.after = ()
         else:
-            self._push(obj, tree, None, children, False, label)
+            self._push(obj, tree, None, children, False, label, keys_ok)
 
     # -- the reduce protocol ---------------------------------------------------
     def _place_reduce(self, obj: Any, rv: Any, container: Any, key: Any, label: Any) -> None:

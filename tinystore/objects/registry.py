@@ -64,6 +64,10 @@ class Adapter:
     #: name on load (so ``safe=True`` checks it); the name is ``attrs["c"]``.
     imports = False
 
+    #: True if ``encode`` returns a dict of children only when every key is a
+    #: valid child key (``encode.all_keys``): the encoder then need not check.
+    keys_checked = False
+
 
 _BY_TYPE: dict[type, Adapter] = {}
 _BY_KIND: dict[str, Adapter] = {}

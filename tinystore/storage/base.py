@@ -98,13 +98,28 @@ class Tree:
     the codec declares in ``plain_nodes`` (see :class:`Codec`): it stands for
     a Tree with the attrs declared for its type and its items as children.
     Trees read from a store may share attrs dicts: treat them as read-only.
+
+    Two declarations let each side skip a walk the other side has done
+    (see :class:`Codec`); None/False (the default) claims nothing, and
+    whoever changes ``children`` after setting one resets it:
+
+    * ``others`` (set by a codec with ``plain_exact``): None, or the keys
+      (list indices) of the children that are *not* JSON-exact atoms, in
+      the order of the children; every other child is one (an ASCII
+      ``str``, an ``int`` of 64 bits, a finite ``float``, ``bool``,
+      ``None``), and every key is a valid key.  A storage then copies the
+      children at once and looks at the listed ones only.
+    * ``flat`` (set by a storage that reads a tree): True if no child is a
+      Tree, so the codec need not look for one.
     """
 
-    __slots__ = ("attrs", "children")
+    __slots__ = ("attrs", "children", "others", "flat")
 
     def __init__(self, attrs: dict | None = None, children: dict | list | None = None):
         self.attrs = {} if attrs is None else attrs
         self.children = {} if children is None else children
+        self.others: list | None = None
+        self.flat = False
 
     def items(self):
         c = self.children
@@ -177,10 +192,15 @@ class Codec(Protocol):
       value in those containers is one plain JSON carries exactly (an ASCII
       ``str``, an ``int`` of 64 bits, a finite ``float``, ``bool``,
       ``None``); record storages then write a container without checking
-      each value again.
+      each value again.  Such a codec may also declare, on a Tree it
+      encodes, which children are not JSON-exact atoms (``Tree.others``):
+      the storage copies the other children at once, without a look at
+      each.  The other way, a storage that reads a tree marks the Trees with
+      no Tree child (``Tree.flat``), so the codec need not look for one.
 
-    With these two, a list of 10,000 tuples is 10,000 tuples on the way in
-    and out, not 10,000 Trees.
+    With these, a list of 10,000 tuples is 10,000 tuples on the way in
+    and out, not 10,000 Trees, and a dict of 1,000 numbers is looked at
+    once on the way in (by the codec) and once on the way out.
     """
 
     plain_nodes: dict

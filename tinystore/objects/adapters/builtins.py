@@ -44,6 +44,7 @@ class DictAdapter(Adapter):
     """
 
     kind, types = "dict", (dict,)
+    keys_checked = True  # its children are a dict only if all_keys holds (see Encoder)
 
     def encode(self, obj):
         if all_keys(obj):

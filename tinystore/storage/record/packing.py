@@ -8,6 +8,7 @@ through the transaction state they are given (``store``).
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Any
 
 from tinystore._paths import QUICK_KEY_LEN, check_key
@@ -204,8 +205,23 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
                 node["c"] = bulk
                 nodes[idx] = node
                 continue
-        out: Any = [] if is_list else {}
-        for k, v in enumerate(children) if is_list else children.items():
+        others = t.others if exact else None
+        if (
+            others is not None
+            and len(others) < len(children)
+            and (is_list or type(children) is dict)
+        ):
+            # the codec declared which children are not JSON-exact atoms (and
+            # that the keys are valid): the rest are copied at once
+            out: Any = list(children) if is_list else dict(children)
+            rest = _short_containers(children, others, out, plain, ptags, table)
+            items: Any = zip(rest, map(children.__getitem__, rest))
+            keyed = False
+        else:
+            out = [None] * len(children) if is_list else {}
+            items = enumerate(children) if is_list else children.items()
+            keyed = not is_list
+        for k, v in items:
             # The loop over every child of every node of a save: the common
             # leaves and small plain containers are handled inline, without a
             # function call each (a call per child cost 20% of a save), which
@@ -220,7 +236,7 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
             elif v is None or vt is bool:
                 e = v
             elif vt is Tree:
-                e = _node_entry(v, v.attrs, v.children, table, nodes, pending, here, k)
+                e = _node_entry(v, v.attrs, v.children, table, nodes, pending, here, k, exact)
             else:  # a plain container the codec left as it is, or a leaf
                 known = ptags.get(vt)
                 if known is None:
@@ -229,27 +245,25 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
                 tag, va = known
                 if exact and tag is not None and vt is not dict and len(v) <= MAX_INPLACE_CHILDREN:
                     # the codec checked every value (Codec.plain_exact): the short form
-                    e = {tag: list(v)}
-                    if is_list:
-                        out.append(e)
-                        continue
-                    if type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN):
+                    if keyed and (
+                        type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN)
+                    ):
                         check_key(k) if type(k) is str else _bad_key(k)
-                    out[k] = e
+                    out[k] = {tag: list(v)}
                     continue
                 if tag is not None and len(v) <= MAX_INPLACE_CHILDREN:
                     # a small container of JSON values: the short form (the hot path;
                     # _plain_children's first loop, inline: a call per tuple costs 20%)
-                    items: Any = v
+                    values: Any = v
                     if vt is dict:
-                        items = v.values()
+                        values = v.values()
                         for x in v:
                             if type(x) is not str or not (
                                 x.isidentifier() and len(x) <= QUICK_KEY_LEN
                             ):
-                                items = ()  # other keys: checked the general way below
+                                values = ()  # other keys: checked the general way below
                                 break
-                    for x in items:
+                    for x in values:
                         xt = type(x)
                         if xt is str:
                             if not x.isascii():
@@ -263,16 +277,13 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
                         elif x is not None and xt is not bool:
                             break
                     else:
-                        if items or not v:
-                            e = {tag: dict(v) if vt is dict else list(v)}
-                            if is_list:
-                                out.append(e)
-                                continue
-                            if type(k) is not str or not (
-                                k.isidentifier() and len(k) <= QUICK_KEY_LEN
+                        if values or not v:
+                            if keyed and (
+                                type(k) is not str
+                                or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN)
                             ):
                                 check_key(k) if type(k) is str else _bad_key(k)
-                            out[k] = e
+                            out[k] = {tag: dict(v) if vt is dict else list(v)}
                             continue
                 if va is not None:  # a plain container: a node like any other
                     v = Tree(va, dict(v) if vt is dict else list(v))
@@ -286,18 +297,40 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
                         raise UnsupportedValueError(
                             f"cannot store {vt.__name__} at {k!r}: not a leaf or Tree"
                         ) from None
-            if is_list:
-                out.append(e)
-            else:
-                if type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN):
-                    check_key(k) if type(k) is str else _bad_key(k)
-                out[k] = e
+            if keyed and (type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN)):
+                check_key(k) if type(k) is str else _bad_key(k)
+            out[k] = e
         node["c"] = out
         nodes[idx] = node
         stack.extend(reversed(pending))
     if group:
         nodes[root]["g"] = 1
     return root
+
+
+def _short_containers(
+    children: Any, others: list, out: Any, plain: dict, ptags: dict, table: _MetaTable
+) -> list:
+    """Write the entries of the children ``others`` (``Tree.others``) that are
+    small plain containers into ``out`` (the short form, as the loop of
+    :func:`add_tree` writes them); return the keys of the rest, for that loop.
+
+    The codec checked their values (``plain_exact``).  A container type's
+    tag is added to the metadata table here only while nothing was left to
+    the loop, so the table's order is the loop's."""
+    rest: list = []
+    for k in others:
+        v = children[k]
+        vt = type(v)
+        known = ptags.get(vt)
+        if known is None and not rest:
+            known = ptags[vt] = _plain_type(plain.get(vt), table)
+        if known is not None and known[0] is not None and vt is not dict:
+            if len(v) <= MAX_INPLACE_CHILDREN:
+                out[k] = {known[0]: list(v)}
+                continue
+        rest.append(k)
+    return rest
 
 
 #: A list of at least this many children tries :func:`_bulk_entries` first.
@@ -343,16 +376,21 @@ def _node_entry(
     pending: list,
     parent: tuple,
     key: Any,
+    exact: bool = False,
 ) -> dict:
     """The entry of ``tree`` (with these ``attrs`` and ``children``), child
     ``key`` of the node at path ``parent``: written in place if small and
     plain, else a new node of the table ``nodes``, whose ``(tree, index,
-    path)`` is appended to ``pending`` to be filled in."""
-    plain = (
-        _plain_children(children)
-        if type(attrs) is dict and type(children) in (list, dict)
-        else None
-    )
+    path)`` is appended to ``pending`` to be filled in.  ``exact``: the
+    codec's ``Tree.others`` may be trusted."""
+    ct = type(children)
+    others = tree.others if exact else None
+    if type(attrs) is not dict or (ct is not list and ct is not dict):
+        plain = None
+    elif others is not None and not others and len(children) <= MAX_INPLACE_CHILDREN:
+        plain = list(children) if ct is list else dict(children)  # all JSON-exact atoms
+    else:
+        plain = _plain_children(children)
     if plain is not None:  # a small node of plain values: in place
         if not attrs:
             return {"@": {"c": plain}}
@@ -383,7 +421,14 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
         if known is None:
             known = shared[gp] = {}
         children = _node_children(store, gp, rec, i, t, known)
+        if plain is not None and type(children) is list and len(children) >= BULK_MIN:
+            made = _bulk_values(store, gp, rec, children, known, plain)
+            if made is not None:  # a list of small plain nodes of one kind
+                t.children = made
+                t.flat = True
+                continue
         out: Any = list(children) if type(children) is list else dict(children)
+        flat = True  # no Tree among the children so far (Tree.flat)
         for k, e in enumerate(children) if type(children) is list else children.items():
             if type(e) is not dict:
                 continue  # a plain JSON leaf: already in ``out``
@@ -407,15 +452,58 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
                                 except Exception as exc:
                                     raise _cannot_rebuild(store, gp, exc) from exc
                             else:
-                                out[k] = Tree(attrs, c[:] if tc is list else dict(c))
+                                sub = out[k] = Tree(attrs, c[:] if tc is list else dict(c))
+                                sub.flat = True  # (plain JSON values)
+                                flat = False
                             continue
                     sub = Tree()
                     out[k] = sub
+                    flat = False
                     stack.append((gp, rec, _at(e, store.describe(gp)), sub))
                     continue
-            out[k] = _entry_value(store, gp, rec, e, lazy, seen, stack)
+            v = out[k] = _entry_value(store, gp, rec, e, lazy, seen, stack)
+            if flat and isinstance(v, Tree):
+                flat = False
         t.children = out
+        t.flat = flat
     return root
+
+
+def _bulk_values(store, gp: GPath, rec: Record, children: list, known: dict, plain: Any) -> Any:
+    """The values of a list of short entries of one tag whose children are
+    plain JSON values in a list (a list of 10,000 tuples), built by the
+    codec's ``plain_maker`` as the loop of :func:`read_tree` builds them, in
+    a few passes in C instead of its tests per entry; None if they are not
+    all such (the loop then reads them, and says what is wrong)."""
+    first = children[0]
+    if type(first) is not dict or len(first) != 1:
+        return None
+    (tag,) = first
+    short = known.get(tag)
+    if short is None:
+        if type(tag) is not str or tag[:1] != "@" or tag == "@":
+            return None
+        short = known[tag] = _short_kind(store, gp, rec, first, plain)
+    make, takes = short[1], short[2]
+    if make is None or takes is not list:
+        return None
+    try:
+        if set(map(len, children)) != _ONE or set(map(type, children)) != _DICT:
+            return None
+        values = [e[tag] for e in children]
+    except (KeyError, TypeError):  # another tag, or not a dict
+        return None
+    if set(map(type, values)) != _LIST or dict in set(map(type, chain.from_iterable(values))):
+        return None  # (a tagged leaf among the values: the loop decodes it)
+    try:
+        return list(map(make, values))
+    except Exception as exc:
+        raise _cannot_rebuild(store, gp, exc) from exc
+
+
+_ONE = {1}
+_DICT = {dict}
+_LIST = {list}
 
 
 def _node_children(store, gp: GPath, rec: Record, i: Any, t: Tree, known: dict) -> Any:
