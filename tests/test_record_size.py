@@ -1,0 +1,120 @@
+"""docs/format.rst, "Size and inspectability": what keeps records small and
+what stays readable, checked on the record bytes of the JSON and HDF5 backends."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import struct
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+import tinystore
+
+sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+
+
+class Sample:
+    def __init__(self, label, mass_in_amu, charge):
+        self.label = label
+        self.mass_in_amu = mass_in_amu
+        self.charge = charge
+
+
+@pytest.fixture(params=["hdf5", "json"])
+def record_of(request, tmp_path):
+    """Save a value, return the root record's text (as a reader sees it)."""
+
+    def save_and_read(value):
+        if request.param == "json":
+            where = tmp_path / "store.json"
+            tinystore.save(value, where)
+            return (where / "@record.json").read_bytes()
+        where = tmp_path / "store.h5"
+        tinystore.save(value, where)
+        with h5py.File(where, "r") as f:
+            data = f["@record"][()]
+        return data if isinstance(data, bytes) else data.tobytes()
+
+    return save_and_read
+
+
+def _json(record: bytes) -> dict:
+    """The record as any JSON reader reads it (its text is UTF-8 JSON)."""
+    return json.loads(record.decode("utf-8"))
+
+
+def test_records_are_utf8_json_text(record_of):
+    record = record_of({"energy": -1.5, "name": "Fe₂O₃", "steps": [1, 2, 3]})
+    assert _json(record)["tinystore"][:1] == [1]
+    assert "Fe₂O₃" in record.decode("utf-8")
+
+
+def test_floats_are_written_shortest(record_of):
+    values = [0.1, 1 / 3, 2.5e20, 1e-300, -0.0, 123456.789, 5e-324]
+    text = record_of({"values": values}).decode("utf-8")
+    written = [f for f in values if repr(f) in text or repr(f).replace("e+", "e") in text]
+    assert written == values  # each one as Python's repr: no longer digit string
+    assert "0.1000000000000000055511" not in text
+
+
+def test_a_class_path_is_written_once_per_record(record_of):
+    # rows of different attributes: a node per row, the class path in the metadata table
+    rows = [Sample(f"p{i}", float(i), i % 3) for i in range(40)]
+    for i, row in enumerate(rows):
+        row.__dict__[f"extra{i}"] = i
+    record = record_of(rows)
+    assert record.count(b"test_record_size:Sample") == 1
+
+
+def test_attribute_names_of_a_table_are_written_once(record_of):
+    rows = [Sample(f"p{i}", float(i), i % 3) for i in range(40)]
+    record = record_of(rows)
+    assert record.count(b"mass_in_amu") == 1
+    assert record.count(b"test_record_size:Sample") == 1
+
+
+def test_small_table_columns_are_base64_bytes_in_the_record(record_of):
+    rows = [(i, i / 2, "a") for i in range(16)]
+    record = _json(record_of(rows))
+    blobs = []
+
+    def walk(x):
+        if isinstance(x, dict):
+            if set(x) == {"B"}:
+                blobs.append(base64.b64decode(x["B"]))
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(record["nodes"])
+    assert struct.pack("<16d", *(i / 2 for i in range(16))) in blobs
+    assert bytes(range(16)) in blobs  # the ints 0..15, one byte each (i1)
+
+
+def test_records_are_not_compressed(record_of):
+    record = record_of({f"key_{i:04d}": i * 1.5 for i in range(200)})
+    assert b"key_0199" in record  # names readable in the bytes as written
+
+
+@pytest.mark.parametrize("workload", ["objects", "tuples", "small_dict"])
+def test_benchmark_workloads_stay_within_one_and_a_half_pickle(tmp_path, workload):
+    import workloads
+
+    value = getattr(workloads, workload)(workloads.Sizes())
+    pickled = len(pickle.dumps(value, protocol=5))
+    for name in ("store.h5", "store.json"):
+        where = tmp_path / name
+        tinystore.save(value, where)
+        if where.is_dir():
+            size = sum(f.stat().st_size for f in where.rglob("*") if f.is_file())
+        else:
+            size = os.path.getsize(where)
+        assert size <= 1.5 * pickled, (name, size, pickled)
