@@ -43,12 +43,13 @@ from tinystore.storage.journal import (
     RolledBackFile,
     check_space,
     finish_whole_file,
-    fsync_dir_of,
     fsync_path,
     full_error,
+    put_in_place,
     roll_back,
     save_whole_file,
     write_failure,
+    write_new_file,
 )
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, beside
@@ -68,6 +69,9 @@ RECORD = "@record"
 #: would cost ~0.1 ms to write and read, and ~1 KiB of file, each).
 SMALL_ARRAY_BYTES = 64
 MODES = ("r", "r+", "a", "w", "w-", "x")
+#: A new file is written under its name plus this, then renamed (see
+#: ``_HDF5Physical._create_writer``).
+NEW_SUFFIX = ".writing"
 #: A write session on a file this small (a new one, say) starts by copying all
 #: of it into the journal, and HDF5 then writes to the file directly; bigger
 #: files are journaled page by page, through a Python file object between HDF5
@@ -450,8 +454,13 @@ class _HDF5Physical(Physical):
         self._seen: tuple | None = None
         self._sessions = 0  # sessions ended
         self._fresh = False  # this session made the file (empty): nothing to list
+        #: this session makes the file: it is written as ``_new_path`` and
+        #: renamed into place at the session's end (see _create_writer)
+        self._creating = False
         base = beside(self.filename)  # through a symbolic link: the file's own
+        self._base = base
         self._journal_path = base + ".journal"
+        self._new_path = base + NEW_SUFFIX
         self._dataset_options: dict = {}
         if compression is not None:
             self._dataset_options = {"compression": compression}
@@ -470,7 +479,7 @@ class _HDF5Physical(Physical):
             # one, no writer of ours can be half-way through this file, so it is
             # safe to look before leaving a lock file beside a file of somebody else
             self._prepare(mode)
-        self._lock = StoreLock(base + ".lock", self.filename, lock_timeout, self.readonly)
+        self._lock = StoreLock(base + ".lock", self.filename, lock_timeout, self.readonly, True)
         #: the mode whose checks wait for the first session (``check=False``)
         self._unchecked: str | None = None
         if not check:
@@ -483,8 +492,10 @@ class _HDF5Physical(Physical):
         finally:
             self._lock.release()
 
-    def _prepare(self, mode: str) -> None:
-        """Apply h5py's mode semantics once, and check the file is ours."""
+    def _prepare(self, mode: str, session: bool = False) -> None:
+        """Apply h5py's mode semantics once, and check the file is ours.
+        ``session``: called by a write session, which makes a missing file
+        itself (see :meth:`_create_writer`)."""
         try:
             size: int | None = os.stat(self.filename).st_size
         except FileNotFoundError:
@@ -498,23 +509,41 @@ class _HDF5Physical(Physical):
         if self.readonly and size == 0:
             raise NotAStoreError(f"{self.filename} is an empty file, not a tinystore file")
         if mode == "w" or not size:
-            try:
-                with open(self.filename, "wb") as f:  # as h5py's mode "w": truncated in place
-                    f.write(_empty_file_image())
-            except OSError as exc:  # a full disk: no half-made store is left
-                if size is None:
-                    with contextlib.suppress(OSError):
-                        os.unlink(self.filename)
-                raise full_error(exc, self.filename) from None
             self._fresh = True
-            if self.durable:
-                fsync_path(self.filename)
-                fsync_dir_of(self.filename)
+            if size is None and session:
+                self._creating = True
+            elif size is None:  # made whole, then named: never seen half-written
+                try:
+                    self._write_new(self._new_path)
+                    put_in_place(self._new_path, self._base, self.durable)
+                except BaseException:
+                    self._drop_new()
+                    raise
+            else:
+                self._empty_in_place()
             return
         self._check_ours(
             f"{self.filename} is an HDF5 file, but not a tinystore file (it has no "
             f"{RECORD!r} record)"
         )
+
+    def _empty_in_place(self) -> None:
+        """Make the existing file an empty store (mode "w"), as h5py's mode "w"
+        does: truncated in place (its permissions and links stay)."""
+        try:
+            with open(self.filename, "wb") as f:
+                f.write(_empty_file_image())
+        except OSError as exc:
+            raise full_error(exc, self.filename) from None
+        if self.durable:
+            fsync_path(self.filename)
+
+    def _write_new(self, path: str) -> None:
+        """A new empty store at ``path`` (the temporary name of a new file)."""
+        try:
+            write_new_file(path, _empty_file_image())
+        except OSError as exc:  # a full disk: no half-made file is left
+            raise full_error(exc, self.filename) from None
 
     def _check_ours(self, message: str) -> None:
         fid = self._h5open()
@@ -561,6 +590,7 @@ class _HDF5Physical(Physical):
         # a store not checked yet may be created (or emptied, mode "w") by the check
         write = write or (self._unchecked is not None and not self.readonly)
         self._failures = []
+        self._creating = False
         self._lock.acquire(shared=not write)
         try:
             if write:  # readers share the lock: they read around a journal, never play it back
@@ -568,7 +598,7 @@ class _HDF5Physical(Physical):
             mode = self._unchecked
             self._fresh = False
             if mode is not None and not (self.readonly and _size(self.filename)):
-                self._prepare(mode)  # under the lock this session holds anyway
+                self._prepare(mode, session=write)  # under the lock this session holds anyway
                 mode = None
             # unchanged since this handle's last session: its cached records hold
             self._seen = None if self._stamp is None else self._now()
@@ -583,6 +613,8 @@ class _HDF5Physical(Physical):
             if write:
                 _watch(self)
         except BaseException:
+            if self._creating:
+                self._drop_new()
             self._lock.release()
             raise
         if mode is not None:  # read-only: the file just opened is checked, not opened twice
@@ -620,6 +652,8 @@ class _HDF5Physical(Physical):
             roll_back(self.filename, self._journal_path)
 
     def _open_writer(self) -> h5f.FileID:
+        if self._creating:
+            return self._create_writer()
         if save_whole_file(self.filename, self._journal_path, JOURNAL_WHOLE_LIMIT, self.durable):
             # the journal holds all of the file: HDF5 may write to it directly
             try:
@@ -637,6 +671,28 @@ class _HDF5Physical(Physical):
             raise
         self._raw = raw
         return fid
+
+    def _create_writer(self) -> h5f.FileID:
+        """The session that makes a new file writes it under a temporary name
+        (``<file>.writing``, beside the lock) and renames it into place at its
+        end (:meth:`end`): no journal, and until the rename there is no file, so
+        a writer killed before it leaves none (the next writer removes what it
+        left); a reader finds no file, or the complete new one."""
+        self._write_new(self._new_path)
+        try:
+            return h5f.open(_encode_filename(self._new_path), h5f.ACC_RDWR, fapl=_ACCESS)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(self._new_path)
+            raise
+
+    def _put_in_place(self) -> None:
+        """The commit point of a new file's session: its rename into place."""
+        try:
+            put_in_place(self._new_path, self._base, self.durable)
+        except OSError as exc:
+            self._undo_session(None)
+            raise full_error(exc, self.filename) from None
 
     def upgrade(self) -> None:
         self._lock.acquire()  # shared to exclusive (the session's count stays one)
@@ -667,16 +723,17 @@ class _HDF5Physical(Physical):
         self._fid = self._raw = None
         try:
             if fid is not None:
-                if raw is None:  # the journal puts the whole file back: HDF5's last
-                    _disarm(fid.get_vfd_handle())  # writes need not reach it
+                if raw is None:  # the journal (or a new temporary file) puts the whole
+                    _disarm(fid.get_vfd_handle())  # file back: HDF5's last writes need not reach it
                 self._release()
                 with contextlib.suppress(OSError, RuntimeError):  # a full disk
                     fid.close()
         finally:
             if raw is not None:
                 raw.close()
-            roll_back(self.filename, self._journal_path)
-        self._fid = self._open_writer()
+            if not self._creating:
+                roll_back(self.filename, self._journal_path)
+        self._fid = self._open_writer()  # a new file: an empty one again
         return True
 
     def end(self) -> None:
@@ -692,7 +749,9 @@ class _HDF5Physical(Physical):
                 if failures:
                     self._undo_session(raw)
                     raise write_failure(self.filename, failures)
-                if raw is not None:
+                if self._creating:
+                    self._put_in_place()
+                elif raw is not None:
                     raw.commit()
                 else:  # the file is complete: forget the journal
                     finish_whole_file(self.filename, self._journal_path, self.durable)
@@ -709,6 +768,7 @@ class _HDF5Physical(Physical):
             if raw is not None:
                 raw.close()  # after a failure, the journal stays for the next session
             self._close(None)
+            self._creating = False
             self._lock.release()
 
     def _close_writer(self, fid: h5f.FileID, raw: JournaledFile | None, failures: list) -> list:
@@ -743,10 +803,23 @@ class _HDF5Physical(Physical):
         return caught
 
     def _undo_session(self, raw: JournaledFile | None) -> None:
-        """Restore the file as it was before this session, from its journal."""
+        """Restore the file as it was before this session, from its journal; a
+        new file's session leaves no file, nor a lock file beside it."""
         if raw is not None:
             raw.close()
-        roll_back(self.filename, self._journal_path)
+        if self._creating:
+            self._drop_new()
+        else:
+            roll_back(self.filename, self._journal_path)
+
+    def _drop_new(self) -> None:
+        """A new file's session failed: its temporary file goes, and so does the
+        lock file (held exclusively), unless a file is there after all."""
+        with contextlib.suppress(OSError):
+            os.unlink(self._new_path)
+        if self._lock.exclusive and not os.path.lexists(self.filename):
+            with contextlib.suppress(OSError):
+                self._lock.unlink()
 
     def _noting(self, func, *args) -> Any:
         """``func(*args)``; an error of the disk is noted: the session is undone.

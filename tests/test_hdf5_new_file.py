@@ -1,0 +1,197 @@
+"""A save that makes a new HDF5 file writes it whole under a temporary name
+(``<file>.writing``, beside the lock file) and renames it into place: no
+journal, and until the rename there is no file.
+
+A writer killed (or failing) at any step leaves no file, or the complete new
+one; the next writer removes what a killed one left; a reader finds no file
+or the whole new one; the file gets the permissions a plain new file gets,
+and a dangling symbolic link gets its target made, as before.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinystore
+from tinystore.storage import hdf5, journal
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+import batch_writer as bw  # noqa: E402
+from procs import child_env  # noqa: E402
+
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="the writers are forked")
+VALUE = {"a": 1, "arr": np.arange(1000.0), "text": "new"}
+
+
+def _save(store: str) -> None:
+    tinystore.save(VALUE, store)
+
+
+def _assign(store: str) -> None:
+    with tinystore.open(store) as s:  # a new file made by the first session
+        s["a"] = 1
+
+
+def _complete(store: str) -> bool:
+    """True if the store holds VALUE; False if there is no file."""
+    if not os.path.exists(store):
+        with pytest.raises(FileNotFoundError):
+            tinystore.load(store)
+        return False
+    got = tinystore.load(store)
+    assert got.keys() == VALUE.keys() and got["a"] == 1 and got["text"] == "new"
+    np.testing.assert_array_equal(got["arr"], VALUE["arr"])
+    return True
+
+
+def _left(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.slow
+@needs_fork
+def test_new_file_killed_at_every_step_is_no_file_or_the_whole_file(tmp_path):
+    _save(str(tmp_path.parent / f"{tmp_path.name}-warm.h5"))  # first-call caches made
+    store = str(tmp_path / "new.h5")
+    status, out = bw.forked(store, "count", job=_save)
+    assert status == 0 and out.startswith("ok"), out
+    steps = int(out.split()[1])
+    assert steps >= 3  # the lock file, the temporary file, the rename
+    seen = set()
+    for n in range(1, steps + 1):
+        tinystore.delete(store)
+        assert _left(tmp_path) == []
+        status, out = bw.forked(store, "kill", n, job=_save)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (n, out)
+        assert not os.path.exists(store + ".journal")  # a new file is never journaled
+        complete = _complete(store)  # a reader: nothing, or all of it
+        seen.add(complete)
+        _save(store)  # the next writer: removes what the killed one left
+        assert _complete(store)
+        assert _left(tmp_path) == ["new.h5", "new.h5.lock"], n
+    assert seen == {False}  # the rename is the last step
+
+
+@pytest.mark.slow
+@needs_fork
+@pytest.mark.parametrize("job", [_save, _assign])
+def test_new_file_failing_at_every_step_leaves_nothing(tmp_path, job):
+    _save(str(tmp_path.parent / f"{tmp_path.name}-warm.h5"))  # first-call caches made
+    store = str(tmp_path / "new.h5")
+    status, out = bw.forked(store, "count", job=job)
+    steps = int(out.split()[1])
+    tinystore.delete(store)
+    for n in range(1, steps + 1):
+        status, out = bw.forked(store, "raise", n, job=job)
+        assert status == 0 and out.startswith("failed"), (n, out)
+        if job is _save or not os.path.exists(store):
+            assert _left(tmp_path) == [], (n, out)  # not even the lock file
+        else:  # open() made the empty store; the assignment's session then failed
+            with tinystore.open(store, "r") as s:
+                assert list(s) == [], (n, out)
+            tinystore.delete(store)
+
+
+def test_a_reader_during_the_save_finds_no_file(tmp_path, monkeypatch):
+    store = str(tmp_path / "new.h5")
+    seen = {}
+    real = journal.rename
+
+    def rename(src: str, dst: str) -> None:
+        # the file is complete under its temporary name, not yet in place
+        seen["tmp"] = sorted(os.listdir(tmp_path))
+        reader = "import sys, tinystore\ntry:\n tinystore.load(sys.argv[1])\nexcept "
+        reader += "FileNotFoundError:\n print('no file')\n"
+        proc = subprocess.run(
+            [sys.executable, "-c", reader, store],
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        seen["reader"] = proc.stdout.strip() or proc.stderr
+        real(src, dst)
+
+    monkeypatch.setattr(journal, "rename", rename)
+    tinystore.save(VALUE, store)
+    assert seen["tmp"] == ["new.h5.lock", "new.h5" + hdf5.NEW_SUFFIX]
+    assert seen["reader"] == "no file"
+    assert _complete(store)
+
+
+def test_a_leftover_temporary_file_or_link_is_replaced_not_followed(tmp_path):
+    store = tmp_path / "new.h5"
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"keep me")
+    Path(str(store) + hdf5.NEW_SUFFIX).symlink_to(outside)
+    tinystore.save(VALUE, str(store))
+    assert outside.read_bytes() == b"keep me"
+    assert _complete(str(store))
+    assert not os.path.lexists(str(store) + hdf5.NEW_SUFFIX)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_a_new_file_gets_the_permissions_of_a_new_file(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        tinystore.save(VALUE, str(tmp_path / "new.h5"))
+        (tmp_path / "plain").write_bytes(b"")
+    finally:
+        os.umask(old)
+    mode = os.stat(tmp_path / "new.h5").st_mode & 0o777
+    assert mode == os.stat(tmp_path / "plain").st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_dangling_link_gets_its_target_made(tmp_path):
+    target = tmp_path / "scratch" / "run.h5"
+    target.parent.mkdir()
+    link = tmp_path / "run.h5"
+    link.symlink_to(target)
+    tinystore.save(VALUE, str(link))
+    assert link.is_symlink() and target.is_file()
+    assert _complete(str(link)) and _complete(str(target))
+    assert sorted(p.name for p in target.parent.iterdir()) == ["run.h5", "run.h5.lock"]
+
+
+def test_an_existing_file_is_still_updated_in_place(tmp_path):
+    """Only a missing file is made under a temporary name: a save over an
+    existing one keeps its inode (hard links, permissions) and is journaled."""
+    store = tmp_path / "old.h5"
+    tinystore.save({"old": 1}, str(store))
+    os.chmod(store, 0o640)
+    inode = os.stat(store).st_ino
+    tinystore.save(VALUE, str(store))
+    assert os.stat(store).st_ino == inode and os.stat(store).st_mode & 0o777 == 0o640
+    assert _complete(str(store))
+
+
+def test_durable_new_file_is_on_the_disk_before_its_rename(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal, "TRACE", [])
+    store = str(tmp_path / "new.h5")
+    tinystore.save(VALUE, store, durable=True)
+    trace = journal.TRACE
+    tmp = store + hdf5.NEW_SUFFIX
+    renamed = trace.index(("rename", store, tmp))
+    assert ("fsync", tmp, "") in trace[:renamed]  # its bytes first
+    assert ("fsync", str(tmp_path), "") in trace[renamed:]  # then its name
+    assert _complete(store)
+
+
+def test_open_of_a_new_file_makes_it_at_once(tmp_path):
+    """``tinystore.open`` (checked at once) makes the empty store before it
+    returns, whole, under the temporary name first."""
+    store = str(tmp_path / "new.h5")
+    s = tinystore.open(store)
+    assert _left(tmp_path) == ["new.h5", "new.h5.lock"]
+    with tinystore.open(store, "r") as reader:
+        assert list(reader) == []
+    s["a"] = 1
+    s.close()
+    assert tinystore.load(store, path="a") == 1
