@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -195,3 +196,53 @@ def test_open_of_a_new_file_makes_it_at_once(tmp_path):
     s["a"] = 1
     s.close()
     assert tinystore.load(store, path="a") == 1
+
+
+# -- the HDF5 properties of new files and objects ---------------------------------------------
+
+
+def test_small_records_are_compact_datasets_and_large_ones_contiguous(tmp_path):
+    store = str(tmp_path / "s.h5")
+    big = {f"key{i}": f"value number {i}" for i in range(4000)}  # a record of ~100 KB
+    tinystore.save({"a": 1}, store, path="small")
+    tinystore.save(big, store, path="big")
+    with h5py.File(store, "r") as f:
+        layout = {
+            name: f[name]["@record"].id.get_create_plist().get_layout() for name in ("small", "big")
+        }
+        assert f["big"]["@record"].dtype.itemsize > hdf5.COMPACT_RECORD_BYTES
+    assert layout == {"small": h5py.h5d.COMPACT, "big": h5py.h5d.CONTIGUOUS}
+    assert tinystore.load(store, path="big") == big
+    assert tinystore.load(store, path="small") == {"a": 1}
+
+
+def test_groups_keep_their_links_in_their_header(tmp_path):
+    """Groups made by write sessions use HDF5 1.10's formats: no symbol table
+    (B-tree and heap); the root of a new file too (it tracks link order)."""
+    store = str(tmp_path / "s.h5")
+    tinystore.save(1, store, path="a")
+    with tinystore.open(store) as s:
+        s.create_group("g")
+        s["g/x"] = {"b": np.arange(100.0)}
+    with h5py.File(store, "r") as f:
+        for name in ("g", "g/x"):  # version 2 object headers: new-style groups
+            assert h5py.h5o.get_info(f[name].id).hdr.version == 2
+        # the root: a group with link info, which only new-style groups have
+        assert f["/"].id.get_create_plist().get_link_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
+        assert f["g/x/b"][()].shape == (100,)
+
+
+def test_an_empty_store_is_small(tmp_path):
+    store = tmp_path / "s.h5"
+    tinystore.save({"a": 1}, str(store))
+    assert os.path.getsize(store) < 1024  # (1.8 KB before 0.2: a root B-tree and heap)
+
+
+def test_a_new_file_session_that_writes_nothing_leaves_an_empty_store(tmp_path):
+    store = str(tmp_path / "s.h5")
+    with tinystore.open(store, check=False) as s:  # made by its first session
+        assert len(s) == 0
+    with h5py.File(store, "r") as f:
+        assert list(f) == ["@record"]
+    with tinystore.open(store, "r") as s:
+        assert list(s) == []

@@ -38,6 +38,7 @@ from tinystore.errors import (
     StoreLockedError,
     UnsafeStoreError,
 )
+from tinystore.storage import journal
 from tinystore.storage.journal import (
     JournaledFile,
     RolledBackFile,
@@ -49,7 +50,6 @@ from tinystore.storage.journal import (
     roll_back,
     save_whole_file,
     write_failure,
-    write_new_file,
 )
 from tinystore.storage.leaves import array_from_bytes, dtype_from_json, with_flags
 from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock, beside
@@ -99,12 +99,13 @@ def _native_ok(dtype: np.dtype) -> bool:
     return dtype.kind in "biufc" or (dtype.kind == "S" and dtype.itemsize > 0)
 
 
-def _access_list(fileobj: Any = None) -> h5p.PropFAID:
-    """File access properties: h5py's defaults, without HDF5's own file locking
-    (our lock serialises access), and a close that closes every object in the
-    file, so no handle outlives a session."""
+def _access_list(fileobj: Any = None, oldest: int = h5f.LIBVER_V110) -> h5p.PropFAID:
+    """File access properties: new objects in HDF5 1.10's formats (``oldest``,
+    see :data:`OLDEST_HDF5`), without HDF5's own file locking (our lock
+    serialises access), and a close that closes every object in the file, so
+    no handle outlives a session."""
     fapl = h5p.create(h5p.FILE_ACCESS)
-    fapl.set_libver_bounds(h5f.LIBVER_EARLIEST, h5f.LIBVER_LATEST)
+    fapl.set_libver_bounds(oldest, h5f.LIBVER_LATEST)
     fapl.set_fclose_degree(h5f.CLOSE_STRONG)
     fapl.set_file_locking(False, False)
     if fileobj is not None:
@@ -119,18 +120,63 @@ def _link_list(encoding: int) -> h5p.PropID:
     return lcpl
 
 
-def _dataset_list() -> h5p.PropDCID:
+def _dataset_list(layout: int | None = None) -> h5p.PropDCID:
     dcpl = h5p.create(h5p.DATASET_CREATE)
     dcpl.set_obj_track_times(False)
+    if layout is not None:
+        dcpl.set_layout(layout)
     return dcpl
 
 
-# what h5py's create_dataset uses: ASCII names stay ASCII (so a group keeps the
-# compact old-style symbol table), others are UTF-8; no timestamps
+def _creation_list() -> h5p.PropFCID:
+    """File creation properties: free space tracked persistently (see
+    :data:`FREE_SPACE`); a root group without timestamps, which keeps its
+    first links in its own header (no B-tree and heap: ~800 bytes less),
+    which HDF5 does in a file made with the oldest formats (see
+    :data:`_CREATE_ACCESS`) only for a group that tracks the order its links
+    were made in (h5py then lists the root's names in that order)."""
+    fcpl = h5p.create(h5p.FILE_CREATE)
+    fcpl.set_file_space_strategy(h5f.FSPACE_STRATEGY_FSM_AGGR, True, 1)
+    fcpl.set_obj_track_times(False)
+    fcpl.set_link_creation_order(h5p.CRT_ORDER_TRACKED)
+    return fcpl
+
+
+def _group_list() -> h5p.PropGCID:
+    """Group creation properties: no timestamps (the same object gives the
+    same bytes: HDF5 1.10's group headers would keep them)."""
+    gcpl = h5p.create(h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    return gcpl
+
+
+#: The oldest HDF5 library whose file format the objects a write session
+#: creates use (the low bound of ``H5Pset_libver_bounds``): 1.10, which the
+#: persistent free-space tracking needs anyway.  Groups then keep their links
+#: in their own header, without the B-tree and heap of 1.6's groups (about
+#: 1 KiB less per group, and fewer objects to write), and object headers
+#: carry checksums.  h5py, h5dump/h5ls 1.10 and later, and xarray read them.
+#: A new file itself is made with the oldest formats (``_CREATE_ACCESS``):
+#: 1.10's superblock extension would carry timestamps (HDF5 gives it no
+#: choice), and the same object must give the same bytes.
+OLDEST_HDF5 = h5f.LIBVER_V110
+#: Records of at most this many bytes are *compact* datasets: their bytes
+#: live in the dataset's header (HDF5 allows less than 64 KiB there), one
+#: object to write and read instead of a header and a block of data.
+COMPACT_RECORD_BYTES = 60_000
+
+# names as h5py's create_dataset gives them: ASCII names stay ASCII, others
+# are UTF-8; no timestamps
 _ACCESS = _access_list()
+_CREATE_ACCESS = _access_list(oldest=h5f.LIBVER_EARLIEST)
 _LCPL_ASCII = _link_list(h5t.CSET_ASCII)
 _LCPL_UTF8 = _link_list(h5t.CSET_UTF8)
 _DCPL = _dataset_list()
+_DCPL_COMPACT = _dataset_list(h5d.COMPACT)
+_FCPL = _creation_list()
+_GCPL = _group_list()
+#: an empty store's root record
+EMPTY_ROOT = dumps_record([{"g": 1, "c": {}}])
 
 
 def _encode_filename(filename: str) -> bytes:
@@ -223,12 +269,14 @@ def _check_part(name: Any, where: str) -> None:
         )
 
 
-def _check_dataset(ds: Any, where: str, whole: bool = False) -> None:
+def _check_dataset(ds: Any, where: str, whole: bool = False, dcpl: Any = None) -> None:
     """Refuse datasets whose bytes live in other files: virtual datasets and
     external raw storage (reading them reads, writing them writes, those files).
     ``whole``: the dataset is about to be read whole, so it must hold every
-    byte of it (see :func:`_check_written`)."""
-    dcpl = ds.get_create_plist()
+    byte of it (see :func:`_check_written`).  ``dcpl``: its creation
+    properties, if the caller has them already."""
+    if dcpl is None:
+        dcpl = ds.get_create_plist()
     layout = dcpl.get_layout()
     if layout == h5d.VIRTUAL:
         raise UnsafeStoreError(f"{where} is a virtual dataset (its data is in other files)")
@@ -267,7 +315,9 @@ def _check_written(ds: Any, dcpl: Any, layout: int, where: str) -> None:
     )
 
 
-def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, options: dict) -> Any:
+def _create_dataset(
+    group: h5py.h5g.GroupID, name: str, data: np.ndarray, options: dict, dcpl: Any = _DCPL
+) -> Any:
     """A dataset ``name`` in ``group`` holding ``data``, as h5py's ``create_dataset``
     writes it (with ``options``: compression), but without its per-call cost;
     its open handle (see ``_HDF5Physical._held``)."""
@@ -276,8 +326,8 @@ def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, option
     data = np.asarray(data, order="C")  # HDF5 takes C order (a copy only if not already)
     file_type, memory_type = _h5types(data.dtype)
     lcpl = _LCPL_ASCII if name.isascii() else _LCPL_UTF8
-    space = h5s.create_simple(data.shape)
-    ds = h5d.create(group, name.encode("utf-8"), file_type, space, dcpl=_DCPL, lcpl=lcpl)
+    space = h5s.create_simple(data.shape) if data.shape else _SCALAR
+    ds = h5d.create(group, name.encode("utf-8"), file_type, space, dcpl=dcpl, lcpl=lcpl)
     if data.size:
         ds.write(h5s.ALL, h5s.ALL, data, memory_type)
     return ds
@@ -298,29 +348,46 @@ def _cached_h5types(dtype: np.dtype) -> tuple[h5t.TypeID, h5t.TypeID]:
 #: Free-space tracking that outlives the file's handle: space freed by a
 #: replaced or deleted dataset is reused by later writes, in later sessions too
 #: (HDF5's default forgets it at close, so a file that is updated only grows).
+#: (h5py's keywords for the file creation properties of :func:`_creation_list`.)
 FREE_SPACE = {"fs_strategy": "fsm", "fs_persist": True, "fs_threshold": 1}
+_SCALAR = h5s.create(h5s.SCALAR)
+
+
+def _create_file(path: str) -> h5f.FileID:
+    """A new HDF5 file at ``path`` (which must not exist: a link there is not
+    followed), open for writing, with tinystore's creation properties."""
+    return h5f.create(_encode_filename(path), h5f.ACC_EXCL, fapl=_CREATE_ACCESS, fcpl=_FCPL)
+
+
+def _write_root(fid: h5f.FileID, record: bytes) -> Any:
+    """Write ``record`` as the root record of a new file (there is none yet)."""
+    text = np.frombuffer(record, dtype=f"S{len(record)}").reshape(())
+    root = h5py.h5g.open(fid, b"/")
+    return _create_dataset(root, RECORD, text, {}, _record_list(len(record)))
+
+
+def _record_list(nbytes: int) -> h5p.PropDCID:
+    return _DCPL_COMPACT if nbytes <= COMPACT_RECORD_BYTES else _DCPL
 
 
 @functools.cache
 def _empty_file_image() -> bytes:
-    """The bytes of a new tinystore HDF5 file (an empty root record), made once:
-    writing them is ~20x faster than creating the file with h5py each time.
-
-    Made in a real file, not in memory: HDF5 then keeps its metadata block,
-    which the first save fills instead of growing the file (800 bytes less).
-    """
-    record = np.bytes_(dumps_record([{"g": 1, "c": {}}]))
+    """The bytes of an empty tinystore HDF5 file (an empty root record), made
+    once: for ``mode="w"``, which empties a file in place."""
     try:
         with tempfile.TemporaryDirectory(prefix="tinystore-") as folder:
             path = os.path.join(folder, "empty.h5")
-            with h5py.File(path, "w", **FREE_SPACE) as f:
-                f.create_dataset(RECORD, data=record)
+            fid = _create_file(path)
+            try:
+                _write_root(fid, EMPTY_ROOT)
+            finally:
+                fid.close()
             with open(path, "rb") as f:
                 return f.read()
     except OSError:  # no writable temporary directory: made in memory
         buffer = io.BytesIO()
-        with h5py.File(buffer, "w", **FREE_SPACE) as f:
-            f.create_dataset(RECORD, data=record)
+        with h5py.File(buffer, "w", libver=("v110", "latest"), **FREE_SPACE) as f:
+            f.create_dataset(RECORD, data=np.bytes_(EMPTY_ROOT))
         return buffer.getvalue()
 
 
@@ -457,6 +524,7 @@ class _HDF5Physical(Physical):
         #: this session makes the file: it is written as ``_new_path`` and
         #: renamed into place at the session's end (see _create_writer)
         self._creating = False
+        self._root_written = False  # (a new file's session: see _finish_new)
         base = beside(self.filename)  # through a symbolic link: the file's own
         self._base = base
         self._journal_path = base + ".journal"
@@ -540,9 +608,23 @@ class _HDF5Physical(Physical):
 
     def _write_new(self, path: str) -> None:
         """A new empty store at ``path`` (the temporary name of a new file)."""
+        fid = self._create_new(path)
         try:
-            write_new_file(path, _empty_file_image())
+            _write_root(fid, EMPTY_ROOT)
+        finally:
+            fid.close()
+
+    def _create_new(self, path: str) -> h5f.FileID:
+        """A new HDF5 file at ``path`` (the temporary name of a new file), open
+        for writing; whatever a killed writer left there is removed first (a
+        link: removed, never followed)."""
+        with contextlib.suppress(FileNotFoundError):
+            journal.unlink(path)
+        try:
+            return _create_file(path)
         except OSError as exc:  # a full disk: no half-made file is left
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             raise full_error(exc, self.filename) from None
 
     def _check_ours(self, message: str) -> None:
@@ -677,14 +759,23 @@ class _HDF5Physical(Physical):
         (``<file>.writing``, beside the lock) and renames it into place at its
         end (:meth:`end`): no journal, and until the rename there is no file, so
         a writer killed before it leaves none (the next writer removes what it
-        left); a reader finds no file, or the complete new one."""
-        self._write_new(self._new_path)
+        left); a reader finds no file, or the complete new one.
+
+        The file is made by HDF5 itself (no image is copied), and gets its
+        root record when the session writes one, else at its end
+        (:meth:`_finish_new`)."""
+        self._root_written = False
+        return self._create_new(self._new_path)
+
+    def _finish_new(self, fid: h5f.FileID, failures: list) -> None:
+        """Give a new file that the session left without a root record an
+        empty one (a store with nothing in it)."""
+        if failures or self._root_written:
+            return
         try:
-            return h5f.open(_encode_filename(self._new_path), h5f.ACC_RDWR, fapl=_ACCESS)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(self._new_path)
-            raise
+            self._held.append(_write_root(fid, EMPTY_ROOT))
+        except (OSError, RuntimeError) as exc:
+            failures.append(exc)
 
     def _put_in_place(self) -> None:
         """The commit point of a new file's session: its rename into place."""
@@ -745,6 +836,8 @@ class _HDF5Physical(Physical):
         failures, self._failures = self._failures, []
         try:
             if writing and fid is not None:
+                if self._creating:
+                    self._finish_new(fid, failures)
                 failures += self._close_writer(fid, raw, failures)
                 if failures:
                     self._undo_session(raw)
@@ -864,7 +957,7 @@ class _HDF5Physical(Physical):
         where = f"/{'/'.join(gpath + tuple(parts))} in {self.filename}"
         if create and not _has(group, name):
             lcpl = _LCPL_ASCII if name.isascii() else _LCPL_UTF8
-            sub = h5py.h5g.create(group, name, lcpl=lcpl)
+            sub = h5py.h5g.create(group, name, lcpl=lcpl, gcpl=_GCPL)
         else:
             sub = _open_group(group, parts[-1], where)
         self._folders[key] = sub
@@ -876,6 +969,8 @@ class _HDF5Physical(Physical):
         self._held.clear()
 
     def read_record(self, gpath: GPath) -> bytes | None:
+        if self._creating and not gpath and not self._root_written:
+            return EMPTY_ROOT  # a new file's, until the session writes one
         where = f"{RECORD} in group /{'/'.join(gpath)} of {self.filename}"
         try:
             group = self._object(gpath)
@@ -884,7 +979,9 @@ class _HDF5Physical(Physical):
             return None
         if not isinstance(ds, h5d.DatasetID):
             raise CorruptStoreError(f"{where} is not a record")
-        _check_dataset(ds, where, whole=True)
+        dcpl = ds.get_create_plist()
+        if dcpl.get_layout() != h5d.COMPACT:  # (compact: all its bytes are in its header)
+            _check_dataset(ds, where, True, dcpl)
         space = ds.get_space()
         dtype = ds.dtype
         if space.get_simple_extent_type() != h5s.SCALAR or dtype.kind != "S":
@@ -903,10 +1000,13 @@ class _HDF5Physical(Physical):
     def _write_record(self, gpath: GPath, data: bytes) -> None:
         group = self._object(gpath)
         key = RECORD.encode()
-        if _has(group, key):
+        # (a new file has no root record until the session writes one)
+        if (gpath or self._root_written or not self._creating) and _has(group, key):
             group.unlink(key)  # only the link goes, whatever it pointed to
+        if not gpath:
+            self._root_written = True
         text = np.frombuffer(data, dtype=f"S{len(data)}").reshape(())
-        self._held.append(_create_dataset(group, RECORD, text, {}))
+        self._held.append(_create_dataset(group, RECORD, text, {}, _record_list(len(data))))
 
     def _dataset(self, gpath: GPath, name: str, whole: bool = False) -> tuple[h5d.DatasetID, str]:
         """The dataset ``name`` of group ``gpath``, checked (``whole``: to be
@@ -1065,7 +1165,8 @@ class _HDF5Physical(Physical):
         if _has(parent, key):  # left by a killed process: the name is unused
             parent.unlink(key)
         self._forget_groups()
-        h5py.Group(parent).create_group(gpath[-1])
+        lcpl = _LCPL_ASCII if key.isascii() else _LCPL_UTF8
+        h5py.h5g.create(parent, key, lcpl=lcpl, gcpl=_GCPL)
 
     def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
         """Everything in a physical group: its physical subgroups (``G``, the

@@ -333,26 +333,14 @@ def _read_journal(journal_path: str) -> bytes:
         return j.read()
 
 
-def _create_journal(journal_path: str, perms: int = 0o644):
+def _create_journal(journal_path: str):
     """A new, empty journal; whatever had its name (a link elsewhere) is replaced."""
     try:
         os.unlink(journal_path)
     except FileNotFoundError:
         pass
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    return os.fdopen(os.open(journal_path, flags | getattr(os, "O_BINARY", 0), perms), "wb")
-
-
-def write_new_file(path: str, data: bytes) -> None:
-    """A new file ``path`` holding ``data``; whatever had its name (a file left
-    by a killed writer, a link elsewhere) is replaced, never followed."""
-    try:
-        with _create_journal(path, 0o666) as f:
-            f.write(data)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
+    return os.fdopen(os.open(journal_path, flags | getattr(os, "O_BINARY", 0), 0o644), "wb")
 
 
 def put_in_place(new: str, path: str, durable: bool = False) -> None:
