@@ -11,6 +11,7 @@ and a dangling symbolic link gets its target made, as before.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,3 +247,16 @@ def test_a_new_file_session_that_writes_nothing_leaves_an_empty_store(tmp_path):
         assert list(f) == ["@record"]
     with tinystore.open(store, "r") as s:
         assert list(s) == []
+
+
+def test_h5py_lists_the_root_in_creation_order_h5ls_by_name(tmp_path):
+    store = str(tmp_path / "s.h5")
+    tinystore.save({"x": np.arange(100.0)}, store, path="zeta")
+    tinystore.save({"x": np.arange(100.0)}, store, path="alpha")
+    with h5py.File(store, "r") as f:
+        names = list(f)
+    assert names.index("zeta") < names.index("alpha")
+    if shutil.which("h5ls"):
+        out = subprocess.run(["h5ls", store], capture_output=True, text=True, check=True)
+        listed = [line.split()[0] for line in out.stdout.splitlines()]
+        assert listed == sorted(listed) and "alpha" in listed
