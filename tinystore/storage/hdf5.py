@@ -213,7 +213,7 @@ def _open_hard(group: Any, name: bytes, where: str) -> Any:
     try:
         return h5o.open(group, name)
     except (KeyError, OSError, RuntimeError) as exc:
-        raise CorruptStoreError(f"{where} cannot be opened: {exc}") from None
+        raise CorruptStoreError(f"{where} cannot be opened (damaged): {exc}") from None
 
 
 #: The only names HDF5 forbids or reads otherwise: ``/`` separates names,
