@@ -1228,7 +1228,9 @@ class HDF5Storage(RecordStorage):
     file a symbolic link points to), so several
     processes can use one file.  Writes go through a rollback journal
     (``<filename>.journal`` while a write is under way), so a killed process
-    leaves the file as it was after its last complete write.  ``lock_timeout`` is how long to wait
+    leaves the file as it was after its last complete write; a new file is
+    written as ``<filename>.writing`` and renamed into place (a writer killed
+    before that leaves no file).  ``lock_timeout`` is how long to wait
     for another process (seconds); ``storage.hold()`` / ``storage.batch()``
     keep the file open for a block of reads / writes.  ``check=False`` leaves
     checking that the file is a tinystore file (and applying ``mode``) to the
