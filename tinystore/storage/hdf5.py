@@ -99,13 +99,13 @@ def _native_ok(dtype: np.dtype) -> bool:
     return dtype.kind in "biufc" or (dtype.kind == "S" and dtype.itemsize > 0)
 
 
-def _access_list(fileobj: Any = None, oldest: int = h5f.LIBVER_V110) -> h5p.PropFAID:
-    """File access properties: new objects in HDF5 1.10's formats (``oldest``,
-    see :data:`OLDEST_HDF5`), without HDF5's own file locking (our lock
+def _access_list(fileobj: Any = None) -> h5p.PropFAID:
+    """File access properties: HDF5's oldest formats for new objects (see
+    :func:`_group_list`), without HDF5's own file locking (our lock
     serialises access), and a close that closes every object in the file, so
     no handle outlives a session."""
     fapl = h5p.create(h5p.FILE_ACCESS)
-    fapl.set_libver_bounds(oldest, h5f.LIBVER_LATEST)
+    fapl.set_libver_bounds(h5f.LIBVER_EARLIEST, h5f.LIBVER_LATEST)
     fapl.set_fclose_degree(h5f.CLOSE_STRONG)
     fapl.set_file_locking(False, False)
     if fileobj is not None:
@@ -130,11 +130,7 @@ def _dataset_list(layout: int | None = None) -> h5p.PropDCID:
 
 def _creation_list() -> h5p.PropFCID:
     """File creation properties: free space tracked persistently (see
-    :data:`FREE_SPACE`); a root group without timestamps, which keeps its
-    first links in its own header (no B-tree and heap: ~800 bytes less),
-    which HDF5 does in a file made with the oldest formats (see
-    :data:`_CREATE_ACCESS`) only for a group that tracks the order its links
-    were made in (h5py then lists the root's names in that order)."""
+    :data:`FREE_SPACE`); a root group as :func:`_group_list` makes groups."""
     fcpl = h5p.create(h5p.FILE_CREATE)
     fcpl.set_file_space_strategy(h5f.FSPACE_STRATEGY_FSM_AGGR, True, 1)
     fcpl.set_obj_track_times(False)
@@ -143,23 +139,22 @@ def _creation_list() -> h5p.PropFCID:
 
 
 def _group_list() -> h5p.PropGCID:
-    """Group creation properties: no timestamps (the same object gives the
-    same bytes: HDF5 1.10's group headers would keep them)."""
+    """Group creation properties: no timestamps, and the order links were
+    made in tracked, which is what makes HDF5 keep a group's links in its
+    own header (no B-tree and local heap: ~1 KiB less a group, and fewer
+    objects to write) in a file of the oldest formats; h5py then lists a
+    group's names in that order (h5ls and h5dump by name).
+
+    The oldest formats (``libver`` ``earliest``) are kept on purpose: with
+    1.10's, HDF5 gives the superblock extension (which it makes again as
+    the free-space tracking changes) timestamps that nothing turns off, and
+    the same operations must give the same bytes."""
     gcpl = h5p.create(h5p.GROUP_CREATE)
     gcpl.set_obj_track_times(False)
+    gcpl.set_link_creation_order(h5p.CRT_ORDER_TRACKED)
     return gcpl
 
 
-#: The oldest HDF5 library whose file format the objects a write session
-#: creates use (the low bound of ``H5Pset_libver_bounds``): 1.10, which the
-#: persistent free-space tracking needs anyway.  Groups then keep their links
-#: in their own header, without the B-tree and heap of 1.6's groups (about
-#: 1 KiB less per group, and fewer objects to write), and object headers
-#: carry checksums.  h5py, h5dump/h5ls 1.10 and later, and xarray read them.
-#: A new file itself is made with the oldest formats (``_CREATE_ACCESS``):
-#: 1.10's superblock extension would carry timestamps (HDF5 gives it no
-#: choice), and the same object must give the same bytes.
-OLDEST_HDF5 = h5f.LIBVER_V110
 #: Records of at most this many bytes are *compact* datasets: their bytes
 #: live in the dataset's header (HDF5 allows less than 64 KiB there), one
 #: object to write and read instead of a header and a block of data.
@@ -168,7 +163,6 @@ COMPACT_RECORD_BYTES = 60_000
 # names as h5py's create_dataset gives them: ASCII names stay ASCII, others
 # are UTF-8; no timestamps
 _ACCESS = _access_list()
-_CREATE_ACCESS = _access_list(oldest=h5f.LIBVER_EARLIEST)
 _LCPL_ASCII = _link_list(h5t.CSET_ASCII)
 _LCPL_UTF8 = _link_list(h5t.CSET_UTF8)
 _DCPL = _dataset_list()
@@ -356,7 +350,7 @@ _SCALAR = h5s.create(h5s.SCALAR)
 def _create_file(path: str) -> h5f.FileID:
     """A new HDF5 file at ``path`` (which must not exist: a link there is not
     followed), open for writing, with tinystore's creation properties."""
-    return h5f.create(_encode_filename(path), h5f.ACC_EXCL, fapl=_CREATE_ACCESS, fcpl=_FCPL)
+    return h5f.create(_encode_filename(path), h5f.ACC_EXCL, fapl=_ACCESS, fcpl=_FCPL)
 
 
 def _write_root(fid: h5f.FileID, record: bytes) -> Any:
