@@ -206,7 +206,8 @@ def test_open_of_a_new_file_makes_it_at_once(tmp_path):
 def test_small_records_are_compact_datasets_and_large_ones_contiguous(tmp_path):
     store = str(tmp_path / "s.h5")
     big = {f"key{i}": f"value number {i}" for i in range(4000)}  # a record of ~100 KB
-    tinystore.save({"a": 1}, store, path="small")
+    small = {f"k{i}": i for i in range(100)}  # more than a value kept in its parent's record
+    tinystore.save(small, store, path="small")
     tinystore.save(big, store, path="big")
     with h5py.File(store, "r") as f:
         layout = {
@@ -215,7 +216,7 @@ def test_small_records_are_compact_datasets_and_large_ones_contiguous(tmp_path):
         assert f["big"]["@record"].dtype.itemsize > hdf5.COMPACT_RECORD_BYTES
     assert layout == {"small": h5py.h5d.COMPACT, "big": h5py.h5d.CONTIGUOUS}
     assert tinystore.load(store, path="big") == big
-    assert tinystore.load(store, path="small") == {"a": 1}
+    assert tinystore.load(store, path="small") == small
 
 
 def test_the_root_keeps_its_links_in_its_header(tmp_path):
