@@ -62,7 +62,12 @@ def _open(filename, mode, backend, options: dict, codec: dict, check: bool) -> G
     and load then open a file once)."""
     filename = resolve_location(filename)
     spec = _choose(filename, backend, must_exist=mode in ("r", "r+"))
-    if mode == "a" and isinstance(filename, str) and not os.path.exists(beside(filename) + ".lock"):
+    if (
+        mode == "a"
+        and isinstance(filename, str)
+        and os.path.isfile(filename)
+        and not os.path.exists(beside(filename) + ".lock")
+    ):
         # a file tinystore never wrote (its writers make the lock file first):
         # an h5io / pyiron file opens read-only, leaving no lock file beside it
         spec = _legacy_instead(filename, backend) or spec

@@ -38,14 +38,15 @@ from tinystore.errors import (
     StoreLockedError,
     UnsafeStoreError,
 )
+from tinystore.storage import journal
 from tinystore.storage.journal import (
     JournaledFile,
     RolledBackFile,
     check_space,
     finish_whole_file,
-    fsync_dir_of,
     fsync_path,
     full_error,
+    put_in_place,
     roll_back,
     save_whole_file,
     write_failure,
@@ -68,6 +69,9 @@ RECORD = "@record"
 #: would cost ~0.1 ms to write and read, and ~1 KiB of file, each).
 SMALL_ARRAY_BYTES = 64
 MODES = ("r", "r+", "a", "w", "w-", "x")
+#: A new file is written under its name plus this, then renamed (see
+#: ``_HDF5Physical._create_writer``).
+NEW_SUFFIX = ".writing"
 #: A write session on a file this small (a new one, say) starts by copying all
 #: of it into the journal, and HDF5 then writes to the file directly; bigger
 #: files are journaled page by page, through a Python file object between HDF5
@@ -96,9 +100,10 @@ def _native_ok(dtype: np.dtype) -> bool:
 
 
 def _access_list(fileobj: Any = None) -> h5p.PropFAID:
-    """File access properties: h5py's defaults, without HDF5's own file locking
-    (our lock serialises access), and a close that closes every object in the
-    file, so no handle outlives a session."""
+    """File access properties: HDF5's oldest formats for new objects (see
+    :func:`_group_list`), without HDF5's own file locking (our lock
+    serialises access), and a close that closes every object in the file, so
+    no handle outlives a session."""
     fapl = h5p.create(h5p.FILE_ACCESS)
     fapl.set_libver_bounds(h5f.LIBVER_EARLIEST, h5f.LIBVER_LATEST)
     fapl.set_fclose_degree(h5f.CLOSE_STRONG)
@@ -115,18 +120,60 @@ def _link_list(encoding: int) -> h5p.PropID:
     return lcpl
 
 
-def _dataset_list() -> h5p.PropDCID:
+def _dataset_list(layout: int | None = None) -> h5p.PropDCID:
     dcpl = h5p.create(h5p.DATASET_CREATE)
     dcpl.set_obj_track_times(False)
+    if layout is not None:
+        dcpl.set_layout(layout)
     return dcpl
 
 
-# what h5py's create_dataset uses: ASCII names stay ASCII (so a group keeps the
-# compact old-style symbol table), others are UTF-8; no timestamps
+def _creation_list() -> h5p.PropFCID:
+    """File creation properties: free space tracked persistently (see
+    :data:`FREE_SPACE`); a root group without timestamps that tracks the
+    order its links were made in, which is what makes HDF5 keep its links in
+    its own header (no B-tree and local heap: ~800 bytes less) in a file of
+    the oldest formats; h5py then lists the root's names in that order (h5ls
+    and h5dump by name).
+
+    The oldest formats (``libver`` ``earliest``, see :func:`_access_list`)
+    are kept on purpose: with 1.10's, HDF5 gives the superblock extension
+    (which it makes again as the free-space tracking changes) timestamps
+    that nothing turns off, and the same operations must give the same
+    bytes."""
+    fcpl = h5p.create(h5p.FILE_CREATE)
+    fcpl.set_file_space_strategy(h5f.FSPACE_STRATEGY_FSM_AGGR, True, 1)
+    fcpl.set_obj_track_times(False)
+    fcpl.set_link_creation_order(h5p.CRT_ORDER_TRACKED)
+    return fcpl
+
+
+def _group_list() -> h5p.PropGCID:
+    """Group creation properties: no timestamps.  (Tracking the links'
+    order, as the root does, would keep each group's links in its header,
+    ~4 KiB less a group, but h5py would then list a group's names in that
+    order instead of by name.)"""
+    gcpl = h5p.create(h5p.GROUP_CREATE)
+    gcpl.set_obj_track_times(False)
+    return gcpl
+
+
+#: Records of at most this many bytes are *compact* datasets: their bytes
+#: live in the dataset's header (HDF5 allows less than 64 KiB there), one
+#: object to write and read instead of a header and a block of data.
+COMPACT_RECORD_BYTES = 60_000
+
+# names as h5py's create_dataset gives them: ASCII names stay ASCII, others
+# are UTF-8; no timestamps
 _ACCESS = _access_list()
 _LCPL_ASCII = _link_list(h5t.CSET_ASCII)
 _LCPL_UTF8 = _link_list(h5t.CSET_UTF8)
 _DCPL = _dataset_list()
+_DCPL_COMPACT = _dataset_list(h5d.COMPACT)
+_FCPL = _creation_list()
+_GCPL = _group_list()
+#: an empty store's root record
+EMPTY_ROOT = dumps_record([{"g": 1, "c": {}}])
 
 
 def _encode_filename(filename: str) -> bytes:
@@ -163,7 +210,7 @@ def _open_hard(group: Any, name: bytes, where: str) -> Any:
     try:
         return h5o.open(group, name)
     except (KeyError, OSError, RuntimeError) as exc:
-        raise CorruptStoreError(f"{where} cannot be opened: {exc}") from None
+        raise CorruptStoreError(f"{where} cannot be opened (damaged): {exc}") from None
 
 
 #: The only names HDF5 forbids or reads otherwise: ``/`` separates names,
@@ -219,12 +266,14 @@ def _check_part(name: Any, where: str) -> None:
         )
 
 
-def _check_dataset(ds: Any, where: str, whole: bool = False) -> None:
+def _check_dataset(ds: Any, where: str, whole: bool = False, dcpl: Any = None) -> None:
     """Refuse datasets whose bytes live in other files: virtual datasets and
     external raw storage (reading them reads, writing them writes, those files).
     ``whole``: the dataset is about to be read whole, so it must hold every
-    byte of it (see :func:`_check_written`)."""
-    dcpl = ds.get_create_plist()
+    byte of it (see :func:`_check_written`).  ``dcpl``: its creation
+    properties, if the caller has them already."""
+    if dcpl is None:
+        dcpl = ds.get_create_plist()
     layout = dcpl.get_layout()
     if layout == h5d.VIRTUAL:
         raise UnsafeStoreError(f"{where} is a virtual dataset (its data is in other files)")
@@ -263,7 +312,9 @@ def _check_written(ds: Any, dcpl: Any, layout: int, where: str) -> None:
     )
 
 
-def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, options: dict) -> Any:
+def _create_dataset(
+    group: h5py.h5g.GroupID, name: str, data: np.ndarray, options: dict, dcpl: Any = _DCPL
+) -> Any:
     """A dataset ``name`` in ``group`` holding ``data``, as h5py's ``create_dataset``
     writes it (with ``options``: compression), but without its per-call cost;
     its open handle (see ``_HDF5Physical._held``)."""
@@ -272,8 +323,8 @@ def _create_dataset(group: h5py.h5g.GroupID, name: str, data: np.ndarray, option
     data = np.asarray(data, order="C")  # HDF5 takes C order (a copy only if not already)
     file_type, memory_type = _h5types(data.dtype)
     lcpl = _LCPL_ASCII if name.isascii() else _LCPL_UTF8
-    space = h5s.create_simple(data.shape)
-    ds = h5d.create(group, name.encode("utf-8"), file_type, space, dcpl=_DCPL, lcpl=lcpl)
+    space = h5s.create_simple(data.shape) if data.shape else _SCALAR
+    ds = h5d.create(group, name.encode("utf-8"), file_type, space, dcpl=dcpl, lcpl=lcpl)
     if data.size:
         ds.write(h5s.ALL, h5s.ALL, data, memory_type)
     return ds
@@ -294,29 +345,46 @@ def _cached_h5types(dtype: np.dtype) -> tuple[h5t.TypeID, h5t.TypeID]:
 #: Free-space tracking that outlives the file's handle: space freed by a
 #: replaced or deleted dataset is reused by later writes, in later sessions too
 #: (HDF5's default forgets it at close, so a file that is updated only grows).
+#: (h5py's keywords for the file creation properties of :func:`_creation_list`.)
 FREE_SPACE = {"fs_strategy": "fsm", "fs_persist": True, "fs_threshold": 1}
+_SCALAR = h5s.create(h5s.SCALAR)
+
+
+def _create_file(path: str) -> h5f.FileID:
+    """A new HDF5 file at ``path`` (which must not exist: a link there is not
+    followed), open for writing, with tinystore's creation properties."""
+    return h5f.create(_encode_filename(path), h5f.ACC_EXCL, fapl=_ACCESS, fcpl=_FCPL)
+
+
+def _write_root(fid: h5f.FileID, record: bytes) -> Any:
+    """Write ``record`` as the root record of a new file (there is none yet)."""
+    text = np.frombuffer(record, dtype=f"S{len(record)}").reshape(())
+    root = h5py.h5g.open(fid, b"/")
+    return _create_dataset(root, RECORD, text, {}, _record_list(len(record)))
+
+
+def _record_list(nbytes: int) -> h5p.PropDCID:
+    return _DCPL_COMPACT if nbytes <= COMPACT_RECORD_BYTES else _DCPL
 
 
 @functools.cache
 def _empty_file_image() -> bytes:
-    """The bytes of a new tinystore HDF5 file (an empty root record), made once:
-    writing them is ~20x faster than creating the file with h5py each time.
-
-    Made in a real file, not in memory: HDF5 then keeps its metadata block,
-    which the first save fills instead of growing the file (800 bytes less).
-    """
-    record = np.bytes_(dumps_record([{"g": 1, "c": {}}]))
+    """The bytes of an empty tinystore HDF5 file (an empty root record), made
+    once: for ``mode="w"``, which empties a file in place."""
     try:
         with tempfile.TemporaryDirectory(prefix="tinystore-") as folder:
             path = os.path.join(folder, "empty.h5")
-            with h5py.File(path, "w", **FREE_SPACE) as f:
-                f.create_dataset(RECORD, data=record)
+            fid = _create_file(path)
+            try:
+                _write_root(fid, EMPTY_ROOT)
+            finally:
+                fid.close()
             with open(path, "rb") as f:
                 return f.read()
     except OSError:  # no writable temporary directory: made in memory
         buffer = io.BytesIO()
-        with h5py.File(buffer, "w", **FREE_SPACE) as f:
-            f.create_dataset(RECORD, data=record)
+        with h5py.File(buffer, "w", libver=("v110", "latest"), **FREE_SPACE) as f:
+            f.create_dataset(RECORD, data=np.bytes_(EMPTY_ROOT))
         return buffer.getvalue()
 
 
@@ -450,8 +518,14 @@ class _HDF5Physical(Physical):
         self._seen: tuple | None = None
         self._sessions = 0  # sessions ended
         self._fresh = False  # this session made the file (empty): nothing to list
+        #: this session makes the file: it is written as ``_new_path`` and
+        #: renamed into place at the session's end (see _create_writer)
+        self._creating = False
+        self._root_written = False  # (a new file's session: see _finish_new)
         base = beside(self.filename)  # through a symbolic link: the file's own
+        self._base = base
         self._journal_path = base + ".journal"
+        self._new_path = base + NEW_SUFFIX
         self._dataset_options: dict = {}
         if compression is not None:
             self._dataset_options = {"compression": compression}
@@ -470,7 +544,7 @@ class _HDF5Physical(Physical):
             # one, no writer of ours can be half-way through this file, so it is
             # safe to look before leaving a lock file beside a file of somebody else
             self._prepare(mode)
-        self._lock = StoreLock(base + ".lock", self.filename, lock_timeout, self.readonly)
+        self._lock = StoreLock(base + ".lock", self.filename, lock_timeout, self.readonly, True)
         #: the mode whose checks wait for the first session (``check=False``)
         self._unchecked: str | None = None
         if not check:
@@ -483,8 +557,10 @@ class _HDF5Physical(Physical):
         finally:
             self._lock.release()
 
-    def _prepare(self, mode: str) -> None:
-        """Apply h5py's mode semantics once, and check the file is ours."""
+    def _prepare(self, mode: str, session: bool = False) -> None:
+        """Apply h5py's mode semantics once, and check the file is ours.
+        ``session``: called by a write session, which makes a missing file
+        itself (see :meth:`_create_writer`)."""
         try:
             size: int | None = os.stat(self.filename).st_size
         except FileNotFoundError:
@@ -498,23 +574,55 @@ class _HDF5Physical(Physical):
         if self.readonly and size == 0:
             raise NotAStoreError(f"{self.filename} is an empty file, not a tinystore file")
         if mode == "w" or not size:
-            try:
-                with open(self.filename, "wb") as f:  # as h5py's mode "w": truncated in place
-                    f.write(_empty_file_image())
-            except OSError as exc:  # a full disk: no half-made store is left
-                if size is None:
-                    with contextlib.suppress(OSError):
-                        os.unlink(self.filename)
-                raise full_error(exc, self.filename) from None
             self._fresh = True
-            if self.durable:
-                fsync_path(self.filename)
-                fsync_dir_of(self.filename)
+            if size is None and session:
+                self._creating = True
+            elif size is None:  # made whole, then named: never seen half-written
+                try:
+                    self._write_new(self._new_path)
+                    put_in_place(self._new_path, self._base, self.durable)
+                except BaseException:
+                    self._drop_new()
+                    raise
+            else:
+                self._empty_in_place()
             return
         self._check_ours(
             f"{self.filename} is an HDF5 file, but not a tinystore file (it has no "
             f"{RECORD!r} record)"
         )
+
+    def _empty_in_place(self) -> None:
+        """Make the existing file an empty store (mode "w"), as h5py's mode "w"
+        does: truncated in place (its permissions and links stay)."""
+        try:
+            with open(self.filename, "wb") as f:
+                f.write(_empty_file_image())
+        except OSError as exc:
+            raise full_error(exc, self.filename) from None
+        if self.durable:
+            fsync_path(self.filename)
+
+    def _write_new(self, path: str) -> None:
+        """A new empty store at ``path`` (the temporary name of a new file)."""
+        fid = self._create_new(path)
+        try:
+            _write_root(fid, EMPTY_ROOT)
+        finally:
+            fid.close()
+
+    def _create_new(self, path: str) -> h5f.FileID:
+        """A new HDF5 file at ``path`` (the temporary name of a new file), open
+        for writing; whatever a killed writer left there is removed first (a
+        link: removed, never followed)."""
+        with contextlib.suppress(FileNotFoundError):
+            journal.unlink(path)
+        try:
+            return _create_file(path)
+        except OSError as exc:  # a full disk: no half-made file is left
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise full_error(exc, self.filename) from None
 
     def _check_ours(self, message: str) -> None:
         fid = self._h5open()
@@ -561,6 +669,7 @@ class _HDF5Physical(Physical):
         # a store not checked yet may be created (or emptied, mode "w") by the check
         write = write or (self._unchecked is not None and not self.readonly)
         self._failures = []
+        self._creating = False
         self._lock.acquire(shared=not write)
         try:
             if write:  # readers share the lock: they read around a journal, never play it back
@@ -568,7 +677,7 @@ class _HDF5Physical(Physical):
             mode = self._unchecked
             self._fresh = False
             if mode is not None and not (self.readonly and _size(self.filename)):
-                self._prepare(mode)  # under the lock this session holds anyway
+                self._prepare(mode, session=write)  # under the lock this session holds anyway
                 mode = None
             # unchanged since this handle's last session: its cached records hold
             self._seen = None if self._stamp is None else self._now()
@@ -583,6 +692,8 @@ class _HDF5Physical(Physical):
             if write:
                 _watch(self)
         except BaseException:
+            if self._creating:
+                self._drop_new()
             self._lock.release()
             raise
         if mode is not None:  # read-only: the file just opened is checked, not opened twice
@@ -620,6 +731,8 @@ class _HDF5Physical(Physical):
             roll_back(self.filename, self._journal_path)
 
     def _open_writer(self) -> h5f.FileID:
+        if self._creating:
+            return self._create_writer()
         if save_whole_file(self.filename, self._journal_path, JOURNAL_WHOLE_LIMIT, self.durable):
             # the journal holds all of the file: HDF5 may write to it directly
             try:
@@ -637,6 +750,37 @@ class _HDF5Physical(Physical):
             raise
         self._raw = raw
         return fid
+
+    def _create_writer(self) -> h5f.FileID:
+        """The session that makes a new file writes it under a temporary name
+        (``<file>.writing``, beside the lock) and renames it into place at its
+        end (:meth:`end`): no journal, and until the rename there is no file, so
+        a writer killed before it leaves none (the next writer removes what it
+        left); a reader finds no file, or the complete new one.
+
+        The file is made by HDF5 itself (no image is copied), and gets its
+        root record when the session writes one, else at its end
+        (:meth:`_finish_new`)."""
+        self._root_written = False
+        return self._create_new(self._new_path)
+
+    def _finish_new(self, fid: h5f.FileID, failures: list) -> None:
+        """Give a new file that the session left without a root record an
+        empty one (a store with nothing in it)."""
+        if failures or self._root_written:
+            return
+        try:
+            self._held.append(_write_root(fid, EMPTY_ROOT))
+        except (OSError, RuntimeError) as exc:
+            failures.append(exc)
+
+    def _put_in_place(self) -> None:
+        """The commit point of a new file's session: its rename into place."""
+        try:
+            put_in_place(self._new_path, self._base, self.durable)
+        except OSError as exc:
+            self._undo_session(None)
+            raise full_error(exc, self.filename) from None
 
     def upgrade(self) -> None:
         self._lock.acquire()  # shared to exclusive (the session's count stays one)
@@ -667,16 +811,17 @@ class _HDF5Physical(Physical):
         self._fid = self._raw = None
         try:
             if fid is not None:
-                if raw is None:  # the journal puts the whole file back: HDF5's last
-                    _disarm(fid.get_vfd_handle())  # writes need not reach it
+                if raw is None:  # the journal (or a new temporary file) puts the whole
+                    _disarm(fid.get_vfd_handle())  # file back: HDF5's last writes need not reach it
                 self._release()
                 with contextlib.suppress(OSError, RuntimeError):  # a full disk
                     fid.close()
         finally:
             if raw is not None:
                 raw.close()
-            roll_back(self.filename, self._journal_path)
-        self._fid = self._open_writer()
+            if not self._creating:
+                roll_back(self.filename, self._journal_path)
+        self._fid = self._open_writer()  # a new file: an empty one again
         return True
 
     def end(self) -> None:
@@ -688,11 +833,15 @@ class _HDF5Physical(Physical):
         failures, self._failures = self._failures, []
         try:
             if writing and fid is not None:
+                if self._creating:
+                    self._finish_new(fid, failures)
                 failures += self._close_writer(fid, raw, failures)
                 if failures:
                     self._undo_session(raw)
                     raise write_failure(self.filename, failures)
-                if raw is not None:
+                if self._creating:
+                    self._put_in_place()
+                elif raw is not None:
                     raw.commit()
                 else:  # the file is complete: forget the journal
                     finish_whole_file(self.filename, self._journal_path, self.durable)
@@ -709,6 +858,7 @@ class _HDF5Physical(Physical):
             if raw is not None:
                 raw.close()  # after a failure, the journal stays for the next session
             self._close(None)
+            self._creating = False
             self._lock.release()
 
     def _close_writer(self, fid: h5f.FileID, raw: JournaledFile | None, failures: list) -> list:
@@ -743,10 +893,23 @@ class _HDF5Physical(Physical):
         return caught
 
     def _undo_session(self, raw: JournaledFile | None) -> None:
-        """Restore the file as it was before this session, from its journal."""
+        """Restore the file as it was before this session, from its journal; a
+        new file's session leaves no file, nor a lock file beside it."""
         if raw is not None:
             raw.close()
-        roll_back(self.filename, self._journal_path)
+        if self._creating:
+            self._drop_new()
+        else:
+            roll_back(self.filename, self._journal_path)
+
+    def _drop_new(self) -> None:
+        """A new file's session failed: its temporary file goes, and so does the
+        lock file (held exclusively), unless a file is there after all."""
+        with contextlib.suppress(OSError):
+            os.unlink(self._new_path)
+        if self._lock.exclusive and not os.path.lexists(self.filename):
+            with contextlib.suppress(OSError):
+                self._lock.unlink()
 
     def _noting(self, func, *args) -> Any:
         """``func(*args)``; an error of the disk is noted: the session is undone.
@@ -791,7 +954,7 @@ class _HDF5Physical(Physical):
         where = f"/{'/'.join(gpath + tuple(parts))} in {self.filename}"
         if create and not _has(group, name):
             lcpl = _LCPL_ASCII if name.isascii() else _LCPL_UTF8
-            sub = h5py.h5g.create(group, name, lcpl=lcpl)
+            sub = h5py.h5g.create(group, name, lcpl=lcpl, gcpl=_GCPL)
         else:
             sub = _open_group(group, parts[-1], where)
         self._folders[key] = sub
@@ -803,6 +966,8 @@ class _HDF5Physical(Physical):
         self._held.clear()
 
     def read_record(self, gpath: GPath) -> bytes | None:
+        if self._creating and not gpath and not self._root_written:
+            return EMPTY_ROOT  # a new file's, until the session writes one
         where = f"{RECORD} in group /{'/'.join(gpath)} of {self.filename}"
         try:
             group = self._object(gpath)
@@ -811,7 +976,9 @@ class _HDF5Physical(Physical):
             return None
         if not isinstance(ds, h5d.DatasetID):
             raise CorruptStoreError(f"{where} is not a record")
-        _check_dataset(ds, where, whole=True)
+        dcpl = ds.get_create_plist()
+        if dcpl.get_layout() != h5d.COMPACT:  # (compact: all its bytes are in its header)
+            _check_dataset(ds, where, True, dcpl)
         space = ds.get_space()
         dtype = ds.dtype
         if space.get_simple_extent_type() != h5s.SCALAR or dtype.kind != "S":
@@ -830,10 +997,13 @@ class _HDF5Physical(Physical):
     def _write_record(self, gpath: GPath, data: bytes) -> None:
         group = self._object(gpath)
         key = RECORD.encode()
-        if _has(group, key):
+        # (a new file has no root record until the session writes one)
+        if (gpath or self._root_written or not self._creating) and _has(group, key):
             group.unlink(key)  # only the link goes, whatever it pointed to
+        if not gpath:
+            self._root_written = True
         text = np.frombuffer(data, dtype=f"S{len(data)}").reshape(())
-        self._held.append(_create_dataset(group, RECORD, text, {}))
+        self._held.append(_create_dataset(group, RECORD, text, {}, _record_list(len(data))))
 
     def _dataset(self, gpath: GPath, name: str, whole: bool = False) -> tuple[h5d.DatasetID, str]:
         """The dataset ``name`` of group ``gpath``, checked (``whole``: to be
@@ -992,7 +1162,8 @@ class _HDF5Physical(Physical):
         if _has(parent, key):  # left by a killed process: the name is unused
             parent.unlink(key)
         self._forget_groups()
-        h5py.Group(parent).create_group(gpath[-1])
+        lcpl = _LCPL_ASCII if key.isascii() else _LCPL_UTF8
+        h5py.h5g.create(parent, key, lcpl=lcpl, gcpl=_GCPL)
 
     def list_names(self, gpath: GPath) -> list[tuple[str, str, dict]]:
         """Everything in a physical group: its physical subgroups (``G``, the
@@ -1054,7 +1225,9 @@ class HDF5Storage(RecordStorage):
     file a symbolic link points to), so several
     processes can use one file.  Writes go through a rollback journal
     (``<filename>.journal`` while a write is under way), so a killed process
-    leaves the file as it was after its last complete write.  ``lock_timeout`` is how long to wait
+    leaves the file as it was after its last complete write; a new file is
+    written as ``<filename>.writing`` and renamed into place (a writer killed
+    before that leaves no file).  ``lock_timeout`` is how long to wait
     for another process (seconds); ``storage.hold()`` / ``storage.batch()``
     keep the file open for a block of reads / writes.  ``check=False`` leaves
     checking that the file is a tinystore file (and applying ``mode``) to the

@@ -119,12 +119,41 @@ _REC = struct.Struct("<QI")
 PAGE = 4096
 
 
+_BINARY = getattr(os, "O_BINARY", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+def _pwrite_all(fd: int, data, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (a short write is carried on)."""
+    view = memoryview(data).cast("B")
+    while view:
+        done = os.pwrite(fd, view, offset)
+        if done <= 0:
+            raise OSError(errno.EIO, "the write wrote nothing")
+        view, offset = view[done:], offset + done
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        done = os.write(fd, view)
+        if done <= 0:
+            raise OSError(errno.EIO, "the write wrote nothing")
+        view = view[done:]
+
+
 class JournaledFile(io.RawIOBase):
-    """A read/write file whose overwrites are journaled first (see module docs)."""
+    """A read/write file whose overwrites are journaled first (see module docs).
+
+    The file and its journal are unbuffered descriptors (``pread``/``pwrite``
+    at a position kept here): a journal record is in the OS when its
+    ``write`` returns, before the data write it protects begins, with no
+    buffer to flush, and each call of HDF5 costs one or two system calls.
+    """
 
     def __init__(self, path: str, journal_path: str, durable: bool = False):
         super().__init__()
-        self._f = open(path, "r+b")  # noqa: SIM115 - closed in close()
+        self._fd = os.open(path, os.O_RDWR | _BINARY | _CLOEXEC)
         self._path = path
         self._journal_path = journal_path
         self._durable = durable
@@ -132,25 +161,25 @@ class JournaledFile(io.RawIOBase):
         #: whose journaling failed must never be overwritten), and it is raised
         #: again at :meth:`check`, however HDF5 reported it
         self.failure: OSError | None = None
-        self._length = os.fstat(self._f.fileno()).st_size
+        self._length = os.fstat(self._fd).st_size
+        self._pos = 0
         self._saved: set[int] = set()  # pages already in the journal
-        self._journal = None
+        self._journal: int | None = None
         try:
-            self._journal = _create_journal(journal_path)
-            self._journal.write(_HEAD.pack(self._length))
-            self._journal.flush()
+            self._journal = _create_journal_fd(journal_path)
+            _write_all(self._journal, _HEAD.pack(self._length))
         except OSError as exc:  # nothing written to the file yet: the journal goes
-            self._f.close()
+            os.close(self._fd)
             if self._journal is not None:
                 with contextlib.suppress(OSError):
-                    self._journal.close()
+                    os.close(self._journal)
             with contextlib.suppress(OSError):
                 os.unlink(journal_path)
             if exc.errno in FULL_ERRNOS:
                 raise StoreFullError(exc.errno, f"no space for the journal: {exc}", path) from exc
             raise
         if durable:  # the journal's name on the disk before the file changes
-            fsync_fd(self._journal.fileno(), journal_path)
+            fsync_fd(self._journal, journal_path)
             fsync_dir_of(journal_path)
 
     # the file-object protocol h5py's "fileobj" driver uses
@@ -164,34 +193,42 @@ class JournaledFile(io.RawIOBase):
         return True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._f.seek(offset, whence)
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        else:
+            self._pos = os.fstat(self._fd).st_size + offset
+        return self._pos
 
     def tell(self) -> int:
-        return self._f.tell()
+        return self._pos
 
     def readinto(self, buffer) -> int:
-        return self._f.readinto(buffer)
+        view = memoryview(buffer).cast("B")
+        data = os.pread(self._fd, len(view), self._pos)
+        n = len(data)
+        view[:n] = data
+        self._pos += n
+        return n
 
     def _save(self, start: int, end: int) -> None:
         """Journal the original bytes of [start, end) that are not journaled yet."""
         end = min(end, self._length)
         if start >= end:
             return
-        first, last = start // PAGE, (end - 1) // PAGE
-        pages = [p for p in range(first, last + 1) if p not in self._saved]
-        if not pages:
-            return
-        here = self._f.tell()
-        for page in pages:
-            offset = page * PAGE
-            self._f.seek(offset)
-            original = self._f.read(min(PAGE, self._length - offset))
-            self._journal.write(_REC.pack(offset, len(original)) + original)
-            self._saved.add(page)
-        self._journal.flush()  # in the OS before the data is overwritten
-        if self._durable:  # and on the disk
-            fsync_fd(self._journal.fileno(), self._journal_path)
-        self._f.seek(here)
+        saved = self._saved
+        records = []
+        for page in range(start // PAGE, (end - 1) // PAGE + 1):
+            if page not in saved:
+                offset = page * PAGE
+                original = os.pread(self._fd, min(PAGE, self._length - offset), offset)
+                records.append(_REC.pack(offset, len(original)) + original)
+                saved.add(page)
+        if records:  # in the OS (no buffer) before the data is overwritten
+            _write_all(self._journal, b"".join(records))
+            if self._durable:  # and on the disk
+                fsync_fd(self._journal, self._journal_path)
 
     def _failing(self, exc: OSError) -> OSError:
         if self.failure is None:
@@ -202,34 +239,31 @@ class JournaledFile(io.RawIOBase):
         if self.failure is not None:
             raise OSError(self.failure.errno, f"an earlier write failed: {self.failure}")
         try:
-            start = self._f.tell()
-            size = len(memoryview(data).cast("B"))
+            start = self._pos
+            size = memoryview(data).nbytes
             self._save(start, start + size)
-            return self._f.write(data)
+            _pwrite_all(self._fd, data, start)
         except OSError as exc:
             raise self._failing(exc) from None
+        self._pos = start + size
+        return size
 
     def truncate(self, size: int | None = None) -> int:
         if self.failure is not None:
             raise OSError(self.failure.errno, f"an earlier write failed: {self.failure}")
         try:
-            size = self._f.tell() if size is None else size
+            size = self._pos if size is None else size
             self._save(size, self._length)
-            return self._f.truncate(size)
+            os.ftruncate(self._fd, size)
         except OSError as exc:
             raise self._failing(exc) from None
+        return size
 
     def flush(self) -> None:
-        if not self._f.closed:
-            try:
-                self._f.flush()
-            except OSError as exc:
-                raise self._failing(exc) from None
+        pass  # nothing is buffered here
 
     def check(self) -> None:
         """Raise the first write error of the session, if there was one."""
-        if self.failure is None and not self.closed:
-            self.flush()
         if self.failure is not None:
             raise self.failure
 
@@ -237,15 +271,14 @@ class JournaledFile(io.RawIOBase):
         """Close the file, but keep the journal: :meth:`commit` removes it."""
         if not self.closed:
             super().close()
-            self._f.close()
-            self._journal.close()
+            os.close(self._fd)
+            os.close(self._journal)
 
     def commit(self) -> None:
         """The file is complete: forget the journal (durable: the file's data on
         the disk first, then the journal's removal)."""
         if self._durable and not self.closed:
-            self._f.flush()
-            fsync_fd(self._f.fileno(), self._path)
+            fsync_fd(self._fd, self._path)
         self.close()
         unlink(self._journal_path)
         if self._durable:
@@ -333,14 +366,31 @@ def _read_journal(journal_path: str) -> bytes:
         return j.read()
 
 
-def _create_journal(journal_path: str):
-    """A new, empty journal; whatever had its name (a link elsewhere) is replaced."""
+def _create_journal_fd(journal_path: str) -> int:
+    """A new, empty journal (a descriptor); whatever had its name (a link
+    elsewhere) is replaced."""
     try:
         os.unlink(journal_path)
     except FileNotFoundError:
         pass
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-    return os.fdopen(os.open(journal_path, flags | getattr(os, "O_BINARY", 0), 0o644), "wb")
+    return os.open(journal_path, flags | _BINARY | _CLOEXEC, 0o644)
+
+
+def _create_journal(journal_path: str):
+    """:func:`_create_journal_fd`, as a file object."""
+    return os.fdopen(_create_journal_fd(journal_path), "wb")
+
+
+def put_in_place(new: str, path: str, durable: bool = False) -> None:
+    """Rename the complete file ``new`` to ``path`` (the commit point of a file
+    written whole under a temporary name); ``durable``: its bytes on the disk
+    before the rename, and the rename on the disk after it."""
+    if durable:
+        fsync_path(new)
+    rename(new, path)
+    if durable:
+        fsync_dir_of(path)
 
 
 def save_whole_file(path: str, journal_path: str, limit: int, durable: bool = False) -> bool:

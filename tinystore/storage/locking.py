@@ -118,7 +118,14 @@ class StoreLock:
     session; ``readonly`` stores always lock shared.  See the module docs.
     """
 
-    def __init__(self, path: str | os.PathLike, store: str, timeout: float, readonly: bool):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        store: str,
+        timeout: float,
+        readonly: bool,
+        real: bool = False,
+    ):
         self.path = os.fspath(path)
         self.store = store
         self.timeout = timeout
@@ -126,7 +133,9 @@ class StoreLock:
         self._count = 0
         self._exclusive = False
         self._held: _Held | None = None
-        self._key = ""
+        #: the lock file's real path, which names it for this process's threads;
+        #: ``real``: ``path`` is one already (made from :func:`beside`)
+        self._key = self.path if real else ""
 
     # -- errors --------------------------------------------------------
     def _locked(self) -> StoreLockedError:

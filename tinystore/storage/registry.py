@@ -72,6 +72,7 @@ def _is_hdf5_store(location) -> bool:
 
 def _remove_hdf5(location, lock_timeout: float | None = None) -> None:
     """Delete an HDF5 store under its lock; the lock file goes last, while held."""
+    from tinystore.storage.hdf5 import NEW_SUFFIX
     from tinystore.storage.locking import DEFAULT_TIMEOUT, StoreLock
 
     if not os.path.exists(location):
@@ -85,8 +86,9 @@ def _remove_hdf5(location, lock_timeout: float | None = None) -> None:
         if not os.path.exists(location):
             raise FileNotFoundError(f"no such file: {location} (deleted meanwhile)")
         os.unlink(location)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.fspath(location) + ".journal")
+        for leftover in (".journal", NEW_SUFFIX):  # (a new file's, if its writer was killed)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.fspath(location) + leftover)
         lock.unlink()
     finally:
         lock.release()
