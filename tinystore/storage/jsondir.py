@@ -456,6 +456,10 @@ class _DirPhysical(Physical):
             raise
         try:
             if not write:
+                if not made and not is_store_dir(self._root):
+                    # looked at before the lock: a writer removed the store, or is
+                    # making it anew, meanwhile (its record not in place yet)
+                    raise FileNotFoundError(f"no tinystore directory at {self._root}")
                 self._begin_read()
                 return
             if mode == "w" and ours:

@@ -10,6 +10,7 @@ zero-argument callable returning one).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import urllib.parse
@@ -124,9 +125,29 @@ def _remove_json(location, lock_timeout: float | None = None) -> None:
     try:
         empty_but_lock(location)
         lock.unlink()
-        os.rmdir(location)
+        _remove_emptied(location, LOCK)
     finally:
         lock.release()
+
+
+def _remove_emptied(location: str, lock_name: str) -> None:
+    """Remove the emptied directory of a deleted store.  A reader that looked
+    before the delete may make a new lock file in it meanwhile (it then
+    finds no store): that file goes too.  Anything else in it was put there by
+    a writer making a new store at this place since, which keeps it."""
+    for _ in range(100):
+        try:
+            os.rmdir(location)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.ENOTEMPTY:
+                raise
+        if os.listdir(location) != [lock_name]:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(location, lock_name))
 
 
 def _open_memory(location, mode="a", **options):
