@@ -235,12 +235,7 @@ def test_a_directory_left_by_a_killed_first_save_is_no_store_until_saved_again(t
     """What a first save killed before its record leaves: its lock and files
     nothing names.  Readers find no store; the next save empties it."""
     store = tmp_path / "left.json"
-    store.mkdir()
-    (store / "@lock").write_bytes(b"")
-    (store / "arr.npy").write_bytes(b"half an array")
-    (store / "sub").mkdir()
-    (store / "sub" / "@record.json").write_bytes(b"{")
-    (store / f"@tmp-{'0' * 32}").write_bytes(b"{")
+    _left_by_a_killed_first_save(store)
     with pytest.raises(FileNotFoundError, match="no tinystore directory"):
         tinystore.load(str(store))
     with pytest.raises(FileNotFoundError, match="no tinystore directory"):
