@@ -107,7 +107,8 @@ def _child(node: Any, key: str) -> Any:
         return None
     c = node.children
     if type(c) is list:
-        return c[int(key)] if key.isdigit() and int(key) < len(c) else None
+        i = table.item_index(key, len(c))
+        return None if i is None else c[i]
     return c.get(key)
 
 

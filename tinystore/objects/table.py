@@ -426,12 +426,22 @@ def row_node(node: Tree, key: str, read: Any) -> Any:
     from its columns alone (``read(parts, i)``: item ``i`` of the column
     array at those child keys, when it was not read); None if there is none."""
     n = node.attrs.get("n")
-    if not key.isdigit() or type(n) is not int or int(key) >= n:
+    i = item_index(key, n) if type(n) is int else None
+    if i is None:
         return None
     try:
-        return _row_at(node, int(key), read, ())
+        return _row_at(node, i, read, ())
     except (UnloadableError, TypeError, ValueError, KeyError, IndexError):
         return None
+
+
+def item_index(key: str, n: int) -> int | None:
+    """The item of a sequence of ``n`` items that ``key`` names, written as
+    the stored layout writes it (``0``, ``17``; not ``017``, ``+1``, ``²``
+    or ``٣``); None if it names none."""
+    if key.isascii() and key.isdigit() and (key == "0" or key[0] != "0") and int(key) < n:
+        return int(key)
+    return None
 
 
 def _row_at(node: Tree, i: int, read: Any, where: tuple) -> Tree:

@@ -322,9 +322,9 @@ class _DirPhysical(Physical):
             self._unchecked = mode
             return
         ours = self._look(mode)
-        created = not self.readonly and not os.path.lexists(self._root)
-        if not self.readonly:
-            self.root.mkdir(parents=True, exist_ok=True)
+        created = not self.readonly and not os.path.exists(self._root)
+        if not self.readonly:  # (a dangling symbolic link: the directory it names)
+            self.root.resolve().mkdir(parents=True, exist_ok=True)
         try:
             self._lock.acquire()
             try:
@@ -398,13 +398,13 @@ class _DirPhysical(Physical):
         if not is_store_dir(self._root):
             empty_but_lock(self._root)
             self._lock.unlink()
-            os.rmdir(self._root)
+            os.rmdir(os.path.realpath(self._root))  # (through a link: what it names)
 
     def _remove_new_root(self) -> None:
         """Remove the root this instance created, if it holds only the lock."""
         with contextlib.suppress(OSError):
             _unlink(os.path.join(self._root, LOCK))
-            os.rmdir(self._root)
+            os.rmdir(os.path.realpath(self._root))  # (made through a link: what it names)
 
     def _empty_root(self) -> None:
         """Mode "w": everything but the lock goes; a store holding a symbolic
@@ -438,12 +438,13 @@ class _DirPhysical(Physical):
         """
         mode, self._unchecked = self._unchecked, None
         made = False
-        if write and not os.path.lexists(self._root):
-            parent = os.path.dirname(os.path.abspath(self._root))
+        if write and not os.path.exists(self._root):
+            target = os.path.realpath(self._root)  # (a dangling symbolic link: what it names)
+            parent = os.path.dirname(target)
             if not os.path.isdir(parent):
                 os.makedirs(parent, exist_ok=True)
             try:
-                os.mkdir(self._root)
+                os.mkdir(target)
                 made = True
             except FileExistsError:
                 pass  # made meanwhile by another process: checked as any other

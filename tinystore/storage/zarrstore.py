@@ -199,8 +199,8 @@ class _ZarrPhysical(Physical):
             raise NotAStoreError(f"{root} is a file, not a zarr folder")
         if mode in ("r", "r+") and not root.is_dir():
             raise FileNotFoundError(f"no such file or directory: {location!r}")
-        if not self.readonly:
-            root.mkdir(parents=True, exist_ok=True)
+        if not self.readonly:  # (a dangling symbolic link: the folder it names)
+            root.resolve().mkdir(parents=True, exist_ok=True)
         self.lease_key = None
         self.store = zarr.storage.LocalStore(root, read_only=self.readonly)
         path = beside(root)  # through a symbolic link: the folder's own
