@@ -23,6 +23,7 @@ from objects_cases import assert_same_structure, node_kinds, pickled, stored_tre
 import tinystore
 from tinystore.cli import main
 from tinystore.errors import TinystoreError, UnloadableError
+from tinystore.objects import table
 from tinystore.objects.codec import ObjectCodec
 from tinystore.storage.base import Tree
 
@@ -341,6 +342,16 @@ def test_hostile_tables_are_refused(name):
     attrs, children = HOSTILE[name]
     with pytest.raises(UnloadableError):
         ObjectCodec().decode(Tree({"t": "table", **attrs}, children))
+
+
+def test_a_row_of_a_table_with_a_negative_code_is_no_row():
+    """Browsing reads a row from the columns alone: a code out of range is
+    damage there too, as when loading (before: code -1 showed the last string)."""
+    node = Tree({"t": "table", "n": 2, "k": ["si1"]}, {"c0": _codes(["a", "b"], b"\xff\x00")})
+    with pytest.raises(UnloadableError):
+        ObjectCodec().decode(node)
+    assert table.row_node(node, "0", None) is None
+    assert table.row_node(node, "1", None).children == ["a"]
 
 
 # -- small values in their parent's record -------------------------------------------------------------

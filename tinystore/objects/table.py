@@ -460,9 +460,10 @@ def _row_at(node: Tree, i: int, read: Any, where: tuple) -> Tree:
             values[key] = _number_at(col, _NUMERIC[kind], i, read, here)
         elif kind[:1] == "s" and kind[1:] in _NUMERIC and kind != "sb1":
             strings, codes = _items(col)
-            values[key] = _items(strings)[
-                _number_at(codes, _NUMERIC[kind[1:]], i, read, (*here, "1"))
-            ]
+            code = _number_at(codes, _NUMERIC[kind[1:]], i, read, (*here, "1"))
+            if type(code) is not int or code < 0:  # (a negative index would pick one)
+                raise UnloadableError("damaged")
+            values[key] = _items(strings)[code]
         else:
             raise UnloadableError("damaged")
     if name is None:
