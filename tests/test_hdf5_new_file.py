@@ -219,21 +219,22 @@ def test_small_records_are_compact_datasets_and_large_ones_contiguous(tmp_path):
     assert tinystore.load(store, path="small") == small
 
 
-def test_the_root_keeps_its_links_in_its_header(tmp_path):
-    """The root of a new file tracks the order of its links, which makes
-    HDF5 keep them in its header (no symbol table: B-tree and heap); other
-    groups list their names by name, in h5py too."""
+def test_every_group_keeps_its_links_in_its_header(tmp_path):
+    """Every group of a new file tracks the order of its links, which makes
+    HDF5 keep them in its header (no symbol table: B-tree and heap)."""
     store = str(tmp_path / "s.h5")
     tinystore.save(1, store, path="a")
     with tinystore.open(store) as s:
         s.create_group("g")
         s["g/x"] = {"b": np.arange(100.0)}
     with h5py.File(store, "r") as f:
-        order = f["/"].id.get_create_plist().get_link_creation_order()
-        assert order & h5py.h5p.CRT_ORDER_TRACKED
-        assert not f["g/x"].id.get_create_plist().get_link_creation_order()
-        assert list(f["g/x"]) == sorted(f["g/x"])
+        for group in ("/", "g", "g/x"):
+            order = f[group].id.get_create_plist().get_link_creation_order()
+            assert order & h5py.h5p.CRT_ORDER_TRACKED, group
         assert f["g/x/b"][()].shape == (100,)
+    many = str(tmp_path / "many.h5")
+    tinystore.save([{"x": np.arange(20.0)} for _ in range(50)], many)
+    assert os.path.getsize(many) < 50 * 1500  # a symbol table costs ~4 KiB a group
 
 
 def test_several_sessions_give_the_same_bytes_at_other_times(tmp_path):
@@ -276,13 +277,19 @@ def test_a_new_file_session_that_writes_nothing_leaves_an_empty_store(tmp_path):
         assert list(s) == []
 
 
-def test_h5py_lists_the_root_in_creation_order_h5ls_by_name(tmp_path):
+def test_h5py_lists_groups_in_creation_order_h5ls_by_name(tmp_path):
     store = str(tmp_path / "s.h5")
     tinystore.save({"x": np.arange(100.0)}, store, path="zeta")
     tinystore.save({"x": np.arange(100.0)}, store, path="alpha")
+    tinystore.save({"x": np.arange(100.0)}, store, path="alpha/zz")
+    tinystore.save({"x": np.arange(100.0)}, store, path="alpha/aa")
     with h5py.File(store, "r") as f:
         names = list(f)
+        inner = list(f["alpha"])
+        tracked = f["alpha"].id.get_create_plist().get_link_creation_order()
     assert names.index("zeta") < names.index("alpha")
+    assert inner.index("zz") < inner.index("aa")
+    assert tracked & h5py.h5p.CRT_ORDER_TRACKED  # links in the group's header
     if shutil.which("h5ls"):
         out = subprocess.run(["h5ls", store], capture_output=True, text=True, check=True)
         listed = [line.split()[0] for line in out.stdout.splitlines()]

@@ -149,12 +149,14 @@ def _creation_list() -> h5p.PropFCID:
 
 
 def _group_list() -> h5p.PropGCID:
-    """Group creation properties: no timestamps.  (Tracking the links'
-    order, as the root does, would keep each group's links in its header,
-    ~4 KiB less a group, but h5py would then list a group's names in that
-    order instead of by name.)"""
+    """Group creation properties: no timestamps, and the order links were
+    made in tracked, as the root does (see :func:`_creation_list`): HDF5 then
+    keeps a group's links in its own header, ~4 KiB less a group than a
+    B-tree and heap (a list of 100 ``ase.Atoms``: 1.8 to 1.1 MB), and h5py
+    lists its names in the order they were written."""
     gcpl = h5p.create(h5p.GROUP_CREATE)
     gcpl.set_obj_track_times(False)
+    gcpl.set_link_creation_order(h5p.CRT_ORDER_TRACKED)
     return gcpl
 
 
