@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable
 
 import tinystore
+from benchmarks.files import remove_path
 
 try:
     import h5py
@@ -94,7 +95,7 @@ def measure(n: int, rounds: int, engines: list[str]) -> list[dict]:
                 stem, run = ENGINES[e]
                 location = stem if stem.startswith("memory://") else os.path.join(tmpdir, stem)
                 samples[e].append(run(location, n))
-                _remove(location)
+                remove_path(location)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     rows = []
@@ -108,14 +109,3 @@ def measure(n: int, rounds: int, engines: list[str]) -> list[dict]:
         for key in ("write", "read", "read_new_handle"):
             row[key + "_x_raw"] = row[key] / raw[key] if raw else None
     return rows
-
-
-def _remove(location: str) -> None:
-    if location.startswith("memory://"):
-        tinystore.delete(location)
-    elif os.path.isdir(location):
-        shutil.rmtree(location)
-    else:
-        for path in (location, location + ".lock"):
-            if os.path.exists(path):
-                os.unlink(path)

@@ -29,6 +29,7 @@ if ROOT not in sys.path:
 import numpy as np  # noqa: E402
 
 import tinystore  # noqa: E402
+from benchmarks.files import path_size, remove_path  # noqa: E402
 
 
 def ase_trajectory(small: bool) -> Any:
@@ -73,21 +74,6 @@ OBJECTS: dict[str, tuple[str, Callable[[bool], Any]]] = {
     "sklearn random forest": ("sklearn", sklearn_forest),
     "xarray dataset": ("xarray", xarray_dataset),
 }
-
-
-def _size(path: str) -> int:
-    if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
-    return os.path.getsize(path)
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path):
-        shutil.rmtree(path)
-    else:
-        for p in (path, path + ".lock"):
-            if os.path.exists(p):
-                os.unlink(p)
 
 
 def _pickle_save(obj, path):
@@ -148,8 +134,8 @@ def measure(rounds: int, small: bool) -> tuple[list[dict], list[str]]:
                     load(path)
                     if r:
                         samples[e].append(time.perf_counter() - t)
-                    sizes[e] = _size(path)
-                    _remove(path)
+                    sizes[e] = path_size(path)
+                    remove_path(path)
             base = statistics.median(samples["pickle"])
             for e in engs:
                 t = statistics.median(samples[e])

@@ -62,6 +62,7 @@ import pandas as pd  # noqa: E402 - after the sys.path setup
 import tinystore  # noqa: E402 - after the sys.path setup
 from benchmarks import assignments as A  # noqa: E402 - after the sys.path setup
 from benchmarks import workloads as W  # noqa: E402 - after the sys.path setup
+from benchmarks.files import path_size, remove_path  # noqa: E402 - after the sys.path setup
 
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 MiB = 1024 * 1024
@@ -137,21 +138,6 @@ def time_cap(seconds: float):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         sys.unraisablehook = previous_hook
-
-
-def path_size(location: str) -> int:
-    if os.path.isdir(location):
-        return sum(
-            os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(location) for f in files
-        )
-    return os.path.getsize(location)
-
-
-def remove_path(location: str) -> None:
-    if os.path.isdir(location):
-        shutil.rmtree(location, ignore_errors=True)
-    elif os.path.lexists(location):
-        os.remove(location)
 
 
 class Engine:
