@@ -38,7 +38,7 @@ from tinystore.errors import (
     StoreLockedError,
     UnsafeStoreError,
 )
-from tinystore.storage import journal
+from tinystore.storage import hdf5_records, journal
 from tinystore.storage.journal import (
     JournaledFile,
     RolledBackFile,
@@ -442,6 +442,21 @@ def _disarm(fd: int | None) -> None:
         os.close(null)
 
 
+def _open_in_process(filename: str) -> bool:
+    """True if HDF5 holds ``filename`` open in this process (h5py, say)."""
+    if not h5f.get_obj_count(h5f.OBJ_ALL, h5f.OBJ_FILE):
+        return False
+    try:
+        st = os.stat(filename)
+        for fid in h5f.get_obj_ids(h5f.OBJ_ALL, h5f.OBJ_FILE):
+            other = os.stat(h5f.get_name(fid))
+            if (other.st_ino, other.st_dev) == (st.st_ino, st.st_dev):
+                return True
+    except (OSError, ValueError, RuntimeError):
+        return True  # cannot tell: HDF5 decides
+    return False
+
+
 def _open_group(parent: Any, name: str, where: str) -> Any:
     """The group ``name`` in ``parent`` through its hard link (KeyError if
     there is none); links, non-groups and hard-linked groups are refused."""
@@ -524,6 +539,8 @@ class _HDF5Physical(Physical):
         #: renamed into place at the session's end (see _create_writer)
         self._creating = False
         self._root_written = False  # (a new file's session: see _finish_new)
+        #: the root record read by the check of a session's start (see begin)
+        self._peeked: bytes | None = None
         base = beside(self.filename)  # through a symbolic link: the file's own
         self._base = base
         self._journal_path = base + ".journal"
@@ -627,6 +644,8 @@ class _HDF5Physical(Physical):
             raise full_error(exc, self.filename) from None
 
     def _check_ours(self, message: str) -> None:
+        if self._peek(()) is not None:
+            return
         fid = self._h5open()
         try:
             if not _has(fid, RECORD.encode()):
@@ -654,6 +673,17 @@ class _HDF5Physical(Physical):
             if os.path.exists(self.filename) and not h5py.is_hdf5(self.filename):
                 raise NotAStoreError(f"{self.filename} is not an HDF5 file") from None
             raise CorruptStoreError(f"{self.filename} cannot be opened: {exc}") from exc
+
+    def _peek(self, gpath: GPath) -> bytes | None:
+        """The record of ``gpath`` read without HDF5 (see
+        :mod:`~tinystore.storage.hdf5_records`), or None: HDF5 must read it.
+        Not while a killed writer's journal is there (the file is read as it
+        was before, through HDF5), nor while HDF5 holds the file open in this
+        process (an h5py handle may hold changes not written yet; and HDF5 then
+        says the file is busy, as it did before)."""
+        if os.path.exists(self._journal_path) or _open_in_process(self.filename):
+            return None
+        return hdf5_records.read_record(self.filename, gpath, RECORD.encode(), MAX_RECORD_BYTES)
 
     def _close(self, fid: h5f.FileID | None) -> None:
         """Close a read-only ``fid`` (and the file object under it, if any)."""
@@ -688,8 +718,10 @@ class _HDF5Physical(Physical):
             if write:
                 self._lock.new_generation()
                 self._fid = self._open_writer()
-            elif mode is not None:
-                self._fid = self._h5open()  # else opened when first needed (_file)
+            elif mode is not None:  # else the file is opened when first needed (_file)
+                self._peeked = self._peek(())
+                if self._peeked is None:
+                    self._fid = self._h5open()
             self._writing = write
             if write:
                 _watch(self)
@@ -698,7 +730,7 @@ class _HDF5Physical(Physical):
                 self._drop_new()
             self._lock.release()
             raise
-        if mode is not None:  # read-only: the file just opened is checked, not opened twice
+        if mode is not None and self._peeked is None:  # read-only: checked as it is opened
             if not _has(self._fid, RECORD.encode()):
                 self.end()
                 raise NotAStoreError(
@@ -829,6 +861,7 @@ class _HDF5Physical(Physical):
     def end(self) -> None:
         self._forget_groups()
         self._fresh = False
+        self._peeked = None
         fid, raw, writing = self._fid, self._raw, self._writing
         self._fid = self._raw = None
         self._writing = False
@@ -970,6 +1003,12 @@ class _HDF5Physical(Physical):
     def read_record(self, gpath: GPath) -> bytes | None:
         if self._creating and not gpath and not self._root_written:
             return EMPTY_ROOT  # a new file's, until the session writes one
+        if self._fid is None:  # a read session that has not opened the file
+            data, self._peeked = self._peeked, None
+            if data is None or gpath:
+                data = self._peek(gpath)
+            if data is not None:
+                return data
         where = f"{RECORD} in group /{'/'.join(gpath)} of {self.filename}"
         try:
             group = self._object(gpath)

@@ -1,0 +1,211 @@
+"""Records read without the HDF5 library (``tinystore.storage.hdf5_records``).
+
+A read session that needs only records reads them from the bytes HDF5 wrote;
+the bytes must be exactly those HDF5 reads, and anything outside the layout
+tinystore writes must be left to HDF5 (``None``), which then reads it or says
+what is wrong with it, as before.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from h5py import h5f
+
+import tinystore
+from tinystore.errors import CorruptStoreError, UnsafeStoreError
+from tinystore.storage.hdf5_records import lookup3, read_record
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from procs import child_env  # noqa: E402
+
+GOLDEN = Path(__file__).parent / "data" / "golden"
+LIMIT = 1 << 30
+
+
+def _h5py_records(fn: str) -> dict:
+    """Every record of the file, as h5py reads it: {gpath: bytes}."""
+    out = {}
+    with h5py.File(fn, "r") as f:
+
+        def visit(group, gpath):
+            if "@record" in group:
+                out[gpath] = group["@record"][()]
+            for key in group:
+                if key != "@record" and isinstance(group[key], h5py.Group):
+                    visit(group[key], gpath + (key,))
+
+        visit(f, ())
+    return out
+
+
+def _stores(tmp_path: Path) -> list[str]:
+    small = str(tmp_path / "small.h5")
+    tinystore.save({"a": 1, "b": [1.5, "x", None], "ü": {"é": b"\x00\x01"}}, small)
+    big = str(tmp_path / "big.h5")  # a record of >60 KB: a contiguous dataset
+    tinystore.save([{"i": i, "s": "x" * 10} for i in range(5000)], big)
+    groups = str(tmp_path / "groups.h5")
+    with tinystore.open(groups, "w") as s:
+        run = s.create_group("Results").create_group("rün1")
+        run["forces"] = np.arange(300.0)
+        run["params"] = {"k": list(range(200))}
+        s["text"] = "a" * 70_000  # the root record contiguous too
+    return [small, big, groups]
+
+
+def test_every_record_is_read_as_hdf5_reads_it(tmp_path):
+    read = 0
+    for fn in _stores(tmp_path):
+        for gpath, data in _h5py_records(fn).items():
+            got = read_record(fn, gpath, b"@record", LIMIT)
+            assert got is not None, (fn, gpath)  # the layout tinystore writes
+            assert type(got) is bytes and got == data
+            read += 1
+    assert read >= 6
+
+
+def test_a_load_reads_no_hdf5_file_when_it_needs_records_only(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    tinystore.save({"a": {"b": [1, 2]}, "c": "x"}, fn)
+    with tinystore.open(fn, "r") as s, s.hold():
+        assert s["a"] == {"b": [1, 2]} and s["c"] == "x"
+        assert h5f.get_obj_count(h5f.OBJ_ALL, h5f.OBJ_FILE) == 0  # HDF5 never opened it
+    assert tinystore.load(fn) == {"a": {"b": [1, 2]}, "c": "x"}
+
+
+def test_arrays_still_come_through_hdf5_in_the_same_session(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    x = np.arange(1000.0)
+    tinystore.save({"x": x, "n": 3}, fn)
+    with tinystore.open(fn, "r") as s, s.hold():
+        assert s["n"] == 3
+        np.testing.assert_array_equal(s["x"], x)
+    out = tinystore.load(fn)
+    np.testing.assert_array_equal(out["x"], x)
+    assert out["n"] == 3
+
+
+def _changed(fn: str, change) -> str:
+    with h5py.File(fn, "a") as f:
+        change(f)
+    return fn
+
+
+def _record_as(f, **kwargs) -> None:
+    """Write the root record again, as h5py's create_dataset(**kwargs) makes it."""
+    data = f["@record"][()]
+    del f["@record"]
+    f.create_dataset("@record", data=kwargs.pop("data", lambda d: d)(data), **kwargs)
+
+
+def _null_terminated(f) -> None:
+    data = f["@record"][()]
+    del f["@record"]
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(len(data) + 1)
+    tid.set_strpad(h5py.h5t.STR_NULLTERM)
+    f.create_dataset("@record", shape=(), dtype=h5py.Datatype(tid))[()] = data
+
+
+def _linked_away(f, link) -> None:
+    f.move("@record", "real")
+    f["@record"] = link
+
+
+CHANGES = {
+    "record under a soft link": lambda f: _linked_away(f, h5py.SoftLink("/real")),
+    "record under an external link": lambda f: _linked_away(f, h5py.ExternalLink("o.h5", "/x")),
+    "record chunked": lambda f: _record_as(f, chunks=(1,), data=lambda d: np.array([d])),
+    "record of bytes": lambda f: _record_as(f, data=lambda d: np.frombuffer(d, "u1")),
+    "record null-terminated": lambda f: _null_terminated(f),
+    "record variable-length": lambda f: _record_as(f, data=lambda d: d.decode()),
+    "record with an attribute": lambda f: f["@record"].attrs.__setitem__("x", 1),
+    "many links: a dense group": lambda f: [f.create_group(f"g{i}") for i in range(20)],
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_other_layouts_are_left_to_hdf5(tmp_path, change):
+    fn = str(tmp_path / "s.h5")
+    tinystore.save({"a": 1}, fn)
+    assert read_record(fn, (), b"@record", LIMIT) is not None
+    _changed(fn, CHANGES[change])
+    assert read_record(fn, (), b"@record", LIMIT) is None
+
+
+def test_a_soft_linked_record_is_still_refused(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    tinystore.save({"a": 1}, fn)
+    _changed(fn, CHANGES["record under a soft link"])
+    with pytest.raises(UnsafeStoreError, match="soft link"):
+        tinystore.load(fn)
+
+
+def test_a_group_with_two_hard_links_is_left_to_hdf5(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    with tinystore.open(fn, "w") as s:
+        s.create_group("g")["x"] = 1
+    assert read_record(fn, ("g",), b"@record", LIMIT) is not None
+    _changed(fn, lambda f: f.__setitem__("alias", f["g"]))
+    assert read_record(fn, ("g",), b"@record", LIMIT) is None
+    with pytest.raises(UnsafeStoreError, match="2 hard links"):
+        tinystore.open(fn, "r")["g"]["x"]
+
+
+def test_damaged_or_truncated_files_are_left_to_hdf5(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    tinystore.save({"a": 1}, fn)
+    data = Path(fn).read_bytes()
+    damaged = str(tmp_path / "damaged.h5")
+    Path(damaged).write_bytes(data[:30] + bytes([data[30] ^ 1]) + data[31:])  # the superblock
+    assert read_record(damaged, (), b"@record", LIMIT) is None
+    with pytest.raises(CorruptStoreError):
+        tinystore.load(damaged)
+    short = str(tmp_path / "short.h5")
+    Path(short).write_bytes(data[:-8])
+    assert read_record(short, (), b"@record", LIMIT) is None
+    assert read_record(str(tmp_path / "missing.h5"), (), b"@record", LIMIT) is None
+
+
+def test_a_record_over_the_limit_is_left_to_hdf5(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    tinystore.save("x" * 100_000, fn)  # contiguous
+    assert read_record(fn, (), b"@record", LIMIT) is not None
+    assert read_record(fn, (), b"@record", 1000) is None
+
+
+def test_older_files_are_left_to_hdf5_and_still_load(tmp_path):
+    for path in sorted(GOLDEN.glob("*/object.h5")):
+        copy = str(tmp_path / f"{path.parent.name}.h5")
+        shutil.copy(path, copy)
+        assert read_record(copy, (), b"@record", LIMIT) is None  # older group layout
+        assert tinystore.load(copy) is not None
+
+
+def test_lookup3_is_hdf5s_checksum(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    tinystore.save(1, fn)
+    sb = Path(fn).read_bytes()[:48]
+    assert lookup3(sb[:44]) == int.from_bytes(sb[44:48], "little")
+    # Bob Jenkins' published values for hashlittle
+    assert lookup3(b"") == 0xDEADBEEF
+    assert lookup3(b"Four score and seven years ago") == 0x17770551
+    assert lookup3(b"Four score and seven years ago", 1) == 0xCD628161
+
+
+def test_a_write_by_another_process_is_read_from_the_file(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    tinystore.save({"v": 1}, fn)
+    with tinystore.open(fn, "r") as s:
+        assert s["v"] == 1
+        code = "import sys, tinystore; tinystore.save({'v': 2, 'w': 'new'}, sys.argv[1])"
+        subprocess.run([sys.executable, "-c", code, fn], check=True, env=child_env())
+        assert s["v"] == 2 and s["w"] == "new"
+    assert os.path.exists(fn)

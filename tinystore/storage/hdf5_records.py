@@ -1,0 +1,258 @@
+"""Reading a record of a tinystore HDF5 file without the HDF5 library.
+
+Opening an HDF5 file costs the library ~70 µs of fixed work before anything is
+read (a metadata cache of half a megabyte is made and zeroed for each open),
+the first object read ~50 µs more, and closing it ~40 µs: most of what
+loading a small object costs, and it evicts the CPU caches the decoding then
+needs.  A read session that needs nothing but records (a small object, a
+browse) reads them here instead, from the bytes HDF5 wrote, and opens the file
+with HDF5 only if it needs a dataset.
+
+Only the exact layout tinystore's own writes give (see
+:func:`tinystore.storage.hdf5._creation_list`) is read: a version 2 superblock
+at offset 0 (its checksum checked), version 1 object headers, groups whose
+links are messages of their header, and a record that is a compact or contiguous
+scalar dataset of an ASCII, null-padded fixed-length string.  Anything else (an older
+or a foreign layout, a group whose links are in a B-tree or heap, a soft link,
+a shared message, a truncated file, a header that does not add up) gives
+``None``: the caller then asks HDF5, which reads it, or reports what is wrong
+with it, exactly as before.  The bytes returned are what HDF5 would return.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import Iterator
+
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_UNDEFINED = 0xFFFFFFFFFFFFFFFF
+_M = 0xFFFFFFFF
+
+# object header message types (HDF5 file format specification, IV.A.2)
+_NIL, _DATASPACE, _LINK_INFO, _DATATYPE, _FILL_OLD, _FILL = 0x0, 0x1, 0x2, 0x3, 0x4, 0x5
+_LINK, _LAYOUT, _CONTINUATION, _SYMBOL_TABLE, _MTIME = 0x6, 0x8, 0x10, 0x11, 0x12
+#: what a record's header may hold: anything else (filters, external files,
+#: attributes...) leaves the record to HDF5
+_RECORD_MESSAGES = frozenset({_NIL, _DATASPACE, _DATATYPE, _FILL_OLD, _FILL, _LAYOUT, _MTIME})
+_SHARED = 0x02  # message flag: the message lives elsewhere (shared)
+#: bounds on what a header may take before it is left to HDF5
+_MAX_BLOCKS = 64
+_MAX_HEADER_BYTES = 1 << 20
+
+
+class _Unknown(Exception):
+    """Not the layout this module reads: HDF5 must read it."""
+
+
+def _rot(x: int, k: int) -> int:
+    return ((x << k) | (x >> (32 - k))) & _M
+
+
+def lookup3(data: bytes, initval: int = 0) -> int:
+    """Bob Jenkins' lookup3 ``hashlittle``: the checksum of HDF5's metadata."""
+    length = len(data)
+    a = b = c = (0xDEADBEEF + length + initval) & _M
+    i = 0
+    while length > 12:
+        x, y, z = struct.unpack_from("<3I", data, i)
+        a, b, c = (a + x) & _M, (b + y) & _M, (c + z) & _M
+        a = ((a - c) & _M) ^ _rot(c, 4)
+        c = (c + b) & _M
+        b = ((b - a) & _M) ^ _rot(a, 6)
+        a = (a + c) & _M
+        c = ((c - b) & _M) ^ _rot(b, 8)
+        b = (b + a) & _M
+        a = ((a - c) & _M) ^ _rot(c, 16)
+        c = (c + b) & _M
+        b = ((b - a) & _M) ^ _rot(a, 19)
+        a = (a + c) & _M
+        c = ((c - b) & _M) ^ _rot(b, 4)
+        b = (b + a) & _M
+        length -= 12
+        i += 12
+    if length == 0:
+        return c
+    x, y, z = struct.unpack("<3I", data[i:] + bytes(12 - length))
+    a, b, c = (a + x) & _M, (b + y) & _M, (c + z) & _M
+    c = ((c ^ b) - _rot(b, 14)) & _M
+    a = ((a ^ c) - _rot(c, 11)) & _M
+    b = ((b ^ a) - _rot(a, 25)) & _M
+    c = ((c ^ b) - _rot(b, 16)) & _M
+    a = ((a ^ c) - _rot(c, 4)) & _M
+    b = ((b ^ a) - _rot(a, 14)) & _M
+    c = ((c ^ b) - _rot(b, 24)) & _M
+    return c
+
+
+class _File:
+    """An HDF5 file opened for reading with ``pread`` (no offset to keep)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.size = os.fstat(fd).st_size
+        self.root_address = -1
+
+    def read(self, offset: int, n: int) -> bytes:
+        if offset < 0 or n < 0 or offset + n > self.size:
+            raise _Unknown("outside the file")
+        data = os.pread(self.fd, n, offset)
+        if len(data) != n:
+            raise _Unknown("short read")
+        return data
+
+    def root(self) -> int:
+        """The address of the root group's header, from a checked superblock."""
+        sb = self.read(0, 48)
+        if sb[:8] != _SIGNATURE or sb[8:12] != b"\x02\x08\x08\x00":  # v2, 8-byte addresses
+            raise _Unknown("not a version 2 superblock at offset 0")
+        base, _extension, eof, root = struct.unpack_from("<4Q", sb, 12)
+        if lookup3(sb[:44]) != struct.unpack_from("<I", sb, 44)[0]:
+            raise _Unknown("superblock checksum")  # HDF5 says what is wrong
+        if base != 0 or eof > self.size:  # (HDF5 refuses a truncated file)
+            raise _Unknown("base address or truncated file")
+        self.root_address = root
+        return root
+
+    def messages(self, address: int) -> Iterator[tuple[int, int, bytes, int]]:
+        """``(type, flags, body, object reference count)`` of every message in
+        the version 1 object header at ``address``, its continuations followed."""
+        version, _, count, refs, size = struct.unpack("<BBHII", self.read(address, 12))
+        if version != 1:
+            raise _Unknown("object header version")
+        blocks = [(address + 16, size)]
+        seen = total = read = 0
+        while blocks:
+            start, size = blocks.pop()
+            total += size
+            read += 1
+            if read > _MAX_BLOCKS or total > _MAX_HEADER_BYTES:
+                raise _Unknown("header too large")
+            data = self.read(start, size)
+            p = 0
+            while p + 8 <= size:
+                kind, length, flags = struct.unpack_from("<HHB", data, p)
+                body = data[p + 8 : p + 8 + length]
+                if len(body) != length:
+                    raise _Unknown("message past its header")
+                seen += 1
+                if kind == _CONTINUATION:
+                    if length < 16:
+                        raise _Unknown("continuation message")
+                    blocks.append(struct.unpack_from("<QQ", body))
+                else:
+                    yield kind, flags, body, refs
+                p += 8 + length
+        if seen != count:
+            raise _Unknown("message count")
+
+    def link(self, group: int, name: bytes, single: bool) -> int:
+        """The address of the object the hard link ``name`` of the group whose
+        header is at ``group`` points to; ``single``: the group must have one
+        hard link only (HDF5's path refuses an alias or a cycle of groups)."""
+        found = None
+        is_group = False
+        for kind, flags, body, refs in self.messages(group):
+            if single and refs != 1:
+                raise _Unknown("a group of several hard links")
+            if kind in (_LINK_INFO, _SYMBOL_TABLE):
+                is_group = kind == _LINK_INFO
+            if kind != _LINK:
+                continue
+            if flags & _SHARED:
+                raise _Unknown("shared link message")
+            target = _link_target(body, name)
+            if target is not None:
+                if found is not None:
+                    raise _Unknown("two links of one name")
+                found = target
+        if not is_group or found is None:  # links in a B-tree or heap: HDF5 finds them
+            raise _Unknown("link not in the header")
+        return found
+
+
+def _link_target(body: bytes, name: bytes) -> int | None:
+    """The address a link message points to if it is the hard link ``name``."""
+    if len(body) < 2 or body[0] != 1:
+        raise _Unknown("link message version")
+    flags = body[1]
+    p = 2
+    kind = 0
+    if flags & 0x08:
+        kind = body[p]
+        p += 1
+    if flags & 0x04:
+        p += 8  # creation order
+    if flags & 0x10:
+        p += 1  # character set
+    width = 1 << (flags & 0x03)
+    n = int.from_bytes(body[p : p + width], "little")
+    p += width
+    if body[p : p + n] != name:
+        return None
+    if kind != 0:  # soft, external...: HDF5 says what it is
+        raise _Unknown("not a hard link")
+    if len(body) < p + n + 8:
+        raise _Unknown("short link message")
+    return struct.unpack_from("<Q", body, p + n)[0]
+
+
+def _record_bytes(f: _File, address: int, limit: int) -> bytes:
+    """The bytes of the record whose dataset header is at ``address``, as
+    h5py reads a fixed-length string (trailing NULs dropped)."""
+    scalar = False
+    size = data = None
+    for kind, flags, body, _ in f.messages(address):
+        if kind not in _RECORD_MESSAGES or flags & _SHARED:
+            raise _Unknown("not a plain record dataset")
+        if kind == _DATASPACE:
+            # version 1 of rank 0, or version 2 of rank 0 and type scalar
+            scalar = body[:2] == b"\x01\x00" or body[:4] == b"\x02\x00\x00\x00"
+        elif kind == _DATATYPE:
+            # version 1, class string; null padded, ASCII; then the size
+            if body[:4] != b"\x13\x01\x00\x00" or len(body) < 8:
+                raise _Unknown("not a null-padded ASCII string")
+            size = struct.unpack_from("<I", body, 4)[0]
+        elif kind == _LAYOUT:
+            data = _layout_data(f, body, limit)
+    if not scalar or size is None or data is None or len(data) != size:
+        raise _Unknown("not a scalar string of its layout's size")
+    return data.rstrip(b"\x00")
+
+
+def _layout_data(f: _File, body: bytes, limit: int) -> bytes:
+    """The bytes a version 3 layout message gives: compact (in the message)
+    or contiguous (at an address of the file, allocated: every byte written)."""
+    if body[:2] == b"\x03\x00" and len(body) >= 4:  # compact
+        n = struct.unpack_from("<H", body, 2)[0]
+        data = body[4 : 4 + n]
+        if len(data) != n:
+            raise _Unknown("short compact data")
+        return data
+    if body[:2] == b"\x03\x01" and len(body) >= 18:  # contiguous
+        address, n = struct.unpack_from("<QQ", body, 2)
+        if address == _UNDEFINED or n > limit:  # (never written; too large: HDF5 says so)
+            raise _Unknown("contiguous data not allocated, or too large")
+        return f.read(address, n)
+    raise _Unknown("not a compact or contiguous dataset")
+
+
+def read_record(filename: str, gpath: tuple, record: bytes, limit: int) -> bytes | None:
+    """The record (dataset ``record``) of the physical group ``gpath`` of the
+    HDF5 file ``filename``, or None if it is not in the layout this module
+    reads (HDF5 must then read it: it may be missing, damaged, or simply
+    written otherwise)."""
+    try:
+        fd = os.open(filename, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError:
+        return None
+    try:
+        f = _File(fd)
+        address = f.root()
+        for name in gpath:
+            address = f.link(address, name.encode("utf-8"), address != f.root_address)
+        return _record_bytes(f, f.link(address, record, bool(gpath)), limit)
+    except (_Unknown, OSError, struct.error, IndexError):
+        return None
+    finally:
+        os.close(fd)
