@@ -209,3 +209,46 @@ def test_a_write_by_another_process_is_read_from_the_file(tmp_path):
         subprocess.run([sys.executable, "-c", code, fn], check=True, env=child_env())
         assert s["v"] == 2 and s["w"] == "new"
     assert os.path.exists(fn)
+
+
+ARRAYS = {
+    "f8": np.linspace(0, 1, 50),
+    "i4 2-d": np.arange(60, dtype="<i4").reshape(6, 10),
+    "big-endian f4": np.arange(30, dtype=">f4"),
+    "u2": np.arange(40, dtype="u2"),
+    "bool": np.arange(100) % 3 == 0,
+    "complex": np.arange(20) * (1 + 2j),
+    "fortran": np.asfortranarray(np.arange(40.0).reshape(5, 8)),
+    "0-d": np.array(3.5).astype(">f8") * np.ones((), ">f8"),
+    "empty": np.zeros((0, 7)),
+    "bytes": b"\x00\x01" * 100,
+    "bytearray": bytearray(b"xyz" * 50),
+}
+
+
+def test_arrays_and_bytes_are_read_without_hdf5_as_hdf5_reads_them(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    tinystore.save({"top": ARRAYS, "g": {"deep": {"x": np.arange(100.0)}}}, fn)
+    with tinystore.open(fn, "r") as s, s.hold():
+        got = {"top": s["top"], "g": s["g"]}  # (a session: HDF5 never opens the file)
+        assert h5f.get_obj_count(h5f.OBJ_ALL, h5f.OBJ_FILE) == 0
+    for key, value in ARRAYS.items():
+        out = got["top"][key]
+        assert type(out) is type(value), key
+        if isinstance(value, np.ndarray):
+            assert out.dtype == value.dtype and out.shape == value.shape, key
+            assert out.flags.f_contiguous == value.flags.f_contiguous, key
+            assert out.flags.writeable
+            np.testing.assert_array_equal(out, value)
+        else:
+            assert out == value
+    np.testing.assert_array_equal(got["g"]["deep"]["x"], np.arange(100.0))
+
+
+def test_a_damaged_array_is_still_reported(tmp_path):
+    fn = str(tmp_path / "s.h5")
+    tinystore.save({"x": np.arange(1000.0)}, fn)
+    with h5py.File(fn, "a") as f:
+        f["x"][5] = -1.0  # same layout, other bytes: its checksum says so
+    with pytest.raises(CorruptStoreError, match="checksum"):
+        tinystore.load(fn)

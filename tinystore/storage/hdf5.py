@@ -65,6 +65,7 @@ from tinystore.storage.record.packing import MAX_FOLDER_DEPTH
 from tinystore.storage.record.physical import open_cached
 
 RECORD = "@record"
+_RECORD_NAME = RECORD.encode()
 #: Arrays of at most this many bytes stay inside their record (a dataset
 #: would cost ~0.1 ms to write and read, and ~1 KiB of file, each).
 SMALL_ARRAY_BYTES = 64
@@ -344,6 +345,13 @@ def _cached_h5types(dtype: np.dtype) -> tuple[h5t.TypeID, h5t.TypeID]:
     return h5t.py_create(dtype, logical=True), h5t.py_create(dtype)
 
 
+@functools.lru_cache(maxsize=64)
+def _encoded_type(dtype: np.dtype) -> bytes:
+    """The datatype message tinystore's datasets of ``dtype`` have in their
+    header (HDF5's encoding of the type, less its two bytes of prefix)."""
+    return _h5types(dtype)[0].encode()[2:]
+
+
 #: Free-space tracking that outlives the file's handle: space freed by a
 #: replaced or deleted dataset is reused by later writes, in later sessions too
 #: (HDF5's default forgets it at close, so a file that is updated only grows).
@@ -442,19 +450,11 @@ def _disarm(fd: int | None) -> None:
         os.close(null)
 
 
-def _open_in_process(filename: str) -> bool:
-    """True if HDF5 holds ``filename`` open in this process (h5py, say)."""
-    if not h5f.get_obj_count(h5f.OBJ_ALL, h5f.OBJ_FILE):
-        return False
-    try:
-        st = os.stat(filename)
-        for fid in h5f.get_obj_ids(h5f.OBJ_ALL, h5f.OBJ_FILE):
-            other = os.stat(h5f.get_name(fid))
-            if (other.st_ino, other.st_dev) == (st.st_ino, st.st_dev):
-                return True
-    except (OSError, ValueError, RuntimeError):
-        return True  # cannot tell: HDF5 decides
-    return False
+def _open_in_process() -> bool:
+    """True if HDF5 holds a file open in this process (h5py, say).  Which
+    file is not asked: HDF5 may hold one it failed to write (see _disarm),
+    whose handle must not be touched."""
+    return bool(h5f.get_obj_count(h5f.OBJ_ALL, h5f.OBJ_FILE))
 
 
 def _open_group(parent: Any, name: str, where: str) -> Any:
@@ -541,6 +541,9 @@ class _HDF5Physical(Physical):
         self._root_written = False  # (a new file's session: see _finish_new)
         #: the root record read by the check of a session's start (see begin)
         self._peeked: bytes | None = None
+        #: a read session's reader of records and arrays without HDF5 (see
+        #: _reader_of_session): None until needed, False if HDF5 must read
+        self._reader: Any = None
         base = beside(self.filename)  # through a symbolic link: the file's own
         self._base = base
         self._journal_path = base + ".journal"
@@ -676,14 +679,53 @@ class _HDF5Physical(Physical):
 
     def _peek(self, gpath: GPath) -> bytes | None:
         """The record of ``gpath`` read without HDF5 (see
-        :mod:`~tinystore.storage.hdf5_records`), or None: HDF5 must read it.
-        Not while a killed writer's journal is there (the file is read as it
-        was before, through HDF5), nor while HDF5 holds the file open in this
-        process (an h5py handle may hold changes not written yet; and HDF5 then
-        says the file is busy, as it did before)."""
-        if os.path.exists(self._journal_path) or _open_in_process(self.filename):
+        :mod:`~tinystore.storage.hdf5_records`), or None: HDF5 must read it."""
+        reader = self._reader_of_session()
+        return None if reader is None else reader.record(gpath, _RECORD_NAME, MAX_RECORD_BYTES)
+
+    def _reader_of_session(self) -> hdf5_records.Reader | None:
+        """The reader of this read session (opened when first needed), or
+        None: HDF5 must read the file.  Not while a killed writer's journal
+        is there (the file is read as it was before, through HDF5), nor while
+        HDF5 holds any file open in this process (an h5py handle of this file
+        may hold changes not written yet, and HDF5 then says the file is busy,
+        as it did before; which file it holds is not asked, see
+        _open_in_process)."""
+        reader = self._reader
+        if reader is None:
+            if os.path.exists(self._journal_path) or _open_in_process():
+                reader = False
+            else:
+                reader = hdf5_records.open_reader(self.filename) or False
+            self._reader = reader
+        return reader or None
+
+    def _close_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader:
+            reader.close()
+
+    def _peek_array(self, gpath: GPath, name: str, entry: dict) -> Any:
+        """An array or bytes leaf read without HDF5 (see :meth:`_peek`), or None."""
+        if entry["k"] == "A":
+            if entry.get("r"):
+                return None
+            dtype = dtype_from_json(entry["d"])
+            shape = tuple(entry["s"])
+        else:
+            dtype, shape = np.dtype(np.uint8), (entry.get("n"),)
+        if dtype.kind not in "biufc" or dtype.fields is not None or dtype.metadata is not None:
             return None
-        return hdf5_records.read_record(self.filename, gpath, RECORD.encode(), MAX_RECORD_BYTES)
+        if not all(type(n) is int and n >= 0 for n in shape):
+            return None
+        reader = self._reader_of_session()
+        if reader is None:
+            return None
+        path = gpath + tuple(name.split("/"))
+        data = reader.array(path, _encoded_type(dtype), shape, dtype)
+        if data is None or entry["k"] == "A":
+            return data
+        return data.tobytes()
 
     def _close(self, fid: h5f.FileID | None) -> None:
         """Close a read-only ``fid`` (and the file object under it, if any)."""
@@ -820,6 +862,8 @@ class _HDF5Physical(Physical):
         self._lock.acquire()  # shared to exclusive (the session's count stays one)
         self._lock.release()
         self._forget_groups()
+        self._peeked = None
+        self._close_reader()
         if self._fid is not None:
             self._fid.close()
             self._fid = None
@@ -862,6 +906,7 @@ class _HDF5Physical(Physical):
         self._forget_groups()
         self._fresh = False
         self._peeked = None
+        self._close_reader()
         fid, raw, writing = self._fid, self._raw, self._writing
         self._fid = self._raw = None
         self._writing = False
@@ -1061,6 +1106,10 @@ class _HDF5Physical(Physical):
         return ds, where
 
     def read_external(self, gpath: GPath, name: str, entry: dict) -> Any:
+        if self._fid is None:  # a read session that has not opened the file
+            data = self._peek_array(gpath, name, entry)
+            if data is not None:
+                return np.asfortranarray(data) if entry.get("o") == "F" else data
         ds, where = self._dataset(gpath, name, whole=True)
         space = ds.get_space()
         shape = None if space.get_simple_extent_type() == h5s.NULL else space.shape

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Iterator
+from typing import Any, Iterator
+
+import numpy as np
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _UNDEFINED = 0xFFFFFFFFFFFFFFFF
@@ -237,22 +239,141 @@ def _layout_data(f: _File, body: bytes, limit: int) -> bytes:
     raise _Unknown("not a compact or contiguous dataset")
 
 
+def _shape(body: bytes) -> tuple:
+    """The dimensions a dataspace message gives (version 1, or 2 of a scalar
+    or simple dataspace)."""
+    if body[:1] == b"\x01":
+        at = 8
+    elif body[:1] == b"\x02" and body[3:4] in (b"\x00", b"\x01"):
+        at = 4
+    else:
+        raise _Unknown("dataspace")
+    rank = body[1]
+    return struct.unpack_from(f"<{rank}Q", body, at)
+
+
+def _data_at(f: _File, address: int, datatype: bytes, shape: tuple, nbytes: int) -> Any:
+    """Where the data of the dataset whose header is at ``address`` is: its
+    offset in the file (contiguous), or its bytes (compact); if its type is
+    exactly ``datatype`` (HDF5's encoding of it), its shape ``shape``, and all
+    its ``nbytes`` bytes are written."""
+    found = 0
+    where: Any = None
+    for kind, flags, body, _ in f.messages(address):
+        if kind not in _RECORD_MESSAGES or flags & _SHARED:
+            raise _Unknown("not a plain dataset")  # filters, external files, attributes...
+        if kind == _DATASPACE:
+            if _shape(body) != shape:
+                raise _Unknown("another shape")
+            found |= 1
+        elif kind == _DATATYPE:
+            if body[: len(datatype)] != datatype or any(body[len(datatype) :]):
+                raise _Unknown("another type")
+            found |= 2
+        elif kind == _LAYOUT:
+            if body[:2] == b"\x03\x01" and len(body) >= 18:  # contiguous
+                at, n = struct.unpack_from("<QQ", body, 2)
+                if n != nbytes or (n and (at == _UNDEFINED or at + n > f.size)):
+                    raise _Unknown("contiguous data not all written")
+                where = at
+            else:
+                where = _layout_data(f, body, nbytes)
+                if len(where) != nbytes:
+                    raise _Unknown("compact data of another size")
+            found |= 4
+    if found != 7:
+        raise _Unknown("not a dataset")
+    return where
+
+
+def _read_into(fd: int, buffer: memoryview, at: int) -> None:
+    n = len(buffer)
+    if hasattr(os, "preadv"):
+        got = os.preadv(fd, [buffer], at) if n else 0
+    else:  # (Windows)
+        data = os.pread(fd, n, at)
+        got = len(data)
+        buffer[:got] = data
+    if got != n:
+        raise _Unknown("short read")
+
+
+class Reader:
+    """One HDF5 file, read with this module for one session (see the module);
+    every method answers None when HDF5 must do the reading."""
+
+    def __init__(self, filename: str):
+        self._groups: dict = {}
+        fd = os.open(filename, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        try:
+            self._file = _File(fd)
+            self._groups[()] = self._file.root()
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def close(self) -> None:
+        if self._file.fd >= 0:
+            os.close(self._file.fd)
+            self._file.fd = -1
+
+    def _group(self, gpath: tuple) -> int:
+        """The header address of the group at ``gpath`` (link names)."""
+        address = self._groups.get(gpath)
+        if address is None:
+            parent = self._group(gpath[:-1])
+            address = self._file.link(parent, gpath[-1].encode("utf-8"), len(gpath) > 1)
+            self._groups[gpath] = address
+        return address
+
+    def record(self, gpath: tuple, name: bytes, limit: int) -> bytes | None:
+        """The record (the dataset ``name``) of the group ``gpath``."""
+        try:
+            address = self._file.link(self._group(gpath), name, bool(gpath))
+            return _record_bytes(self._file, address, limit)
+        except (_Unknown, OSError, struct.error, IndexError):
+            return None
+
+    def array(self, gpath: tuple, datatype: bytes, shape: tuple, dtype: Any) -> Any:
+        """A new C-ordered array of ``shape`` and ``dtype``: the dataset at
+        ``gpath`` (its last name the dataset's), whose type HDF5 encodes as
+        ``datatype``; checked before anything is allocated."""
+        try:
+            group = self._group(gpath[:-1])
+            address = self._file.link(group, gpath[-1].encode("utf-8"), len(gpath) > 1)
+            count = 1
+            for n in shape:
+                count *= n
+            where = _data_at(self._file, address, datatype, shape, count * dtype.itemsize)
+            out = np.empty(shape, dtype)
+            buffer = memoryview(out.reshape(-1).view(np.uint8))  # (a view: C order)
+            if type(where) is bytes:
+                buffer[:] = where
+            else:
+                _read_into(self._file.fd, buffer, where)
+            return out
+        except (_Unknown, OSError, struct.error, IndexError):
+            return None
+
+
+def open_reader(filename: str) -> Reader | None:
+    """A :class:`Reader` of ``filename``, or None if its superblock is not one
+    this module reads (or it cannot be opened: HDF5 then says why)."""
+    try:
+        return Reader(filename)
+    except (_Unknown, OSError, struct.error, IndexError):
+        return None
+
+
 def read_record(filename: str, gpath: tuple, record: bytes, limit: int) -> bytes | None:
     """The record (dataset ``record``) of the physical group ``gpath`` of the
     HDF5 file ``filename``, or None if it is not in the layout this module
     reads (HDF5 must then read it: it may be missing, damaged, or simply
     written otherwise)."""
-    try:
-        fd = os.open(filename, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    except OSError:
+    reader = open_reader(filename)
+    if reader is None:
         return None
     try:
-        f = _File(fd)
-        address = f.root()
-        for name in gpath:
-            address = f.link(address, name.encode("utf-8"), address != f.root_address)
-        return _record_bytes(f, f.link(address, record, bool(gpath)), limit)
-    except (_Unknown, OSError, struct.error, IndexError):
-        return None
+        return reader.record(gpath, record, limit)
     finally:
-        os.close(fd)
+        reader.close()
