@@ -13,7 +13,10 @@ The paths every save and load takes (opening the file, creating and reading
 datasets and records) use h5py's low-level API: a high-level ``File``,
 ``Dataset`` or ``create_dataset`` costs about 0.1 ms of Python each, as much
 as copying a megabyte.  Arrays go from their own memory to the file and are
-read straight into a new ``numpy.empty``, with no copy on the way.
+read straight into a new ``numpy.empty``, with no copy on the way.  A read
+session that needs nothing but records and plain arrays reads them without
+HDF5 (:mod:`tinystore.storage.hdf5_records`), opening the file with HDF5 only
+when it meets anything else.
 """
 
 from __future__ import annotations
