@@ -108,11 +108,14 @@ class _File:
         sb = self.read(0, 48)
         if sb[:8] != _SIGNATURE or sb[8:12] != b"\x02\x08\x08\x00":  # v2, 8-byte addresses
             raise _Unknown("not a version 2 superblock at offset 0")
-        base, _extension, eof, root = struct.unpack_from("<4Q", sb, 12)
+        base, extension, eof, root = struct.unpack_from("<4Q", sb, 12)
         if lookup3(sb[:44]) != struct.unpack_from("<I", sb, 44)[0]:
             raise _Unknown("superblock checksum")  # HDF5 says what is wrong
         if base != 0 or eof > self.size:  # (HDF5 refuses a truncated file)
             raise _Unknown("base address or truncated file")
+        if extension != _UNDEFINED:  # HDF5 reads it at every open: so it must parse
+            for _ in self.messages(extension):
+                pass
         self.root_address = root
         return root
 
