@@ -290,15 +290,19 @@ def _data_at(f: _File, address: int, datatype: bytes, shape: tuple, nbytes: int)
 
 
 def _read_into(fd: int, buffer: memoryview, at: int) -> None:
-    n = len(buffer)
-    if hasattr(os, "preadv"):
-        got = os.preadv(fd, [buffer], at) if n else 0
-    else:  # (Windows)
-        data = os.pread(fd, n, at)
-        got = len(data)
-        buffer[:got] = data
-    if got != n:
-        raise _Unknown("short read")
+    """Fill ``buffer`` with the file's bytes from offset ``at`` (a read may
+    return less: Linux reads at most ~2 GiB at a time)."""
+    done, n = 0, len(buffer)
+    while done < n:
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [buffer[done:]], at + done)
+        else:
+            data = os.pread(fd, n - done, at + done)
+            got = len(data)
+            buffer[done : done + got] = data
+        if got <= 0:
+            raise _Unknown("short read")
+        done += got
 
 
 class Reader:
@@ -361,7 +365,10 @@ class Reader:
 
 def open_reader(filename: str) -> Reader | None:
     """A :class:`Reader` of ``filename``, or None if its superblock is not one
-    this module reads (or it cannot be opened: HDF5 then says why)."""
+    this module reads (or it cannot be opened: HDF5 then says why; or the
+    system has no ``pread``, Windows: HDF5 reads everything there)."""
+    if not hasattr(os, "pread"):
+        return None
     try:
         return Reader(filename)
     except (_Unknown, OSError, struct.error, IndexError):
