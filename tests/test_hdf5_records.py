@@ -200,14 +200,33 @@ def test_lookup3_is_hdf5s_checksum(tmp_path):
     assert lookup3(b"Four score and seven years ago", 1) == 0xCD628161
 
 
-def test_a_write_by_another_process_is_read_from_the_file(tmp_path):
+@pytest.mark.parametrize("how", ["written in place", "replaced by another file"])
+def test_a_write_by_another_process_is_read_from_the_file(tmp_path, how):
+    """Each read session reads the file as it is now: a handle opened (and
+    checked) before another process wrote, or between its own reads, sees
+    the new records and arrays, also when the file was replaced whole."""
     fn = str(tmp_path / "s.h5")
-    tinystore.save({"v": 1}, fn)
+    tinystore.save({"v": 1, "x": np.arange(100.0)}, fn)
+    code = (
+        "import os, sys, numpy as np, tinystore\n"
+        "fn, n, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
+        "if how == 'written in place':\n"
+        "    tinystore.save({'v': n, 'x': np.arange(100.0) + n}, fn)\n"
+        "else:\n"
+        "    tinystore.save({'v': n, 'x': np.arange(100.0) + n}, fn + '.new.h5')\n"
+        "    os.replace(fn + '.new.h5', fn)\n"
+    )
+
+    def write(n):
+        subprocess.run([sys.executable, "-c", code, fn, str(n), how], check=True, env=child_env())
+
     with tinystore.open(fn, "r") as s:
-        assert s["v"] == 1
-        code = "import sys, tinystore; tinystore.save({'v': 2, 'w': 'new'}, sys.argv[1])"
-        subprocess.run([sys.executable, "-c", code, fn], check=True, env=child_env())
-        assert s["v"] == 2 and s["w"] == "new"
+        write(2)  # after the handle checked the file, before its first read
+        assert s["v"] == 2
+        np.testing.assert_array_equal(s["x"], np.arange(100.0) + 2)
+        write(3)
+        assert s["v"] == 3
+        np.testing.assert_array_equal(s["x"], np.arange(100.0) + 3)
     assert os.path.exists(fn)
 
 

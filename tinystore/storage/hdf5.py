@@ -650,8 +650,10 @@ class _HDF5Physical(Physical):
             raise full_error(exc, self.filename) from None
 
     def _check_ours(self, message: str) -> None:
-        if self._peek(()) is not None:
-            return
+        if self._readable_without_hdf5() and hdf5_records.read_record(
+            self.filename, (), _RECORD_NAME, MAX_RECORD_BYTES
+        ):
+            return  # (a reader of its own: this check may come before any session)
         fid = self._h5open()
         try:
             if not _has(fid, RECORD.encode()):
@@ -696,12 +698,13 @@ class _HDF5Physical(Physical):
         _open_in_process)."""
         reader = self._reader
         if reader is None:
-            if os.path.exists(self._journal_path) or _open_in_process():
-                reader = False
-            else:
-                reader = hdf5_records.open_reader(self.filename) or False
-            self._reader = reader
+            reader = self._readable_without_hdf5() and hdf5_records.open_reader(self.filename)
+            self._reader = reader or False
         return reader or None
+
+    def _readable_without_hdf5(self) -> bool:
+        """See :meth:`_reader_of_session`."""
+        return not (os.path.exists(self._journal_path) or _open_in_process())
 
     def _close_reader(self) -> None:
         reader, self._reader = self._reader, None
@@ -773,6 +776,8 @@ class _HDF5Physical(Physical):
         except BaseException:
             if self._creating:
                 self._drop_new()
+            self._peeked = None
+            self._close_reader()
             self._lock.release()
             raise
         if mode is not None and self._peeked is None:  # read-only: checked as it is opened
