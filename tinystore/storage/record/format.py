@@ -19,12 +19,20 @@ no deep JSON nesting)::
           | {"@": index}               an inline node of this record
           | {"@": node}                a small node of plain values, in place
           | {"@<n>": children}         the same, short: {"a": n, "c": children}
+                                       (n a *shape*: {"a": shape[0], "c": {keys: children}})
+          | [children]                 the short form of {"@<d>": [children]}, d the
+                                       first shape of the metadata table (1.3)
           | {"G": name, "g": 1}        a physical subgroup (``g``: made by create_group)
           | {"X": name, "k": kind,...} a leaf stored outside the record
 
 Metadata that many nodes share (every tuple of a list of tuples has the
 same) is written once, in the record's ``attrs`` table; a node's ``a`` is
-then its index there.
+then its index there.  From format 1.3 the table also holds *shapes*,
+``[n, key0, key1, ...]``: the metadata ``n`` of a node and the keys of its
+children (none: its children are a list), so that a small node whose key
+tuple repeats writes its values only.  Small nodes written in place may hold
+small nodes in place (down to :data:`MAX_INPLACE_DEPTH` levels below their
+table node) and references ``{"@": i}`` to table nodes.
 
 """
 
@@ -47,7 +55,13 @@ from tinystore.storage.checksum import check_seal, seal
 #: 1.1: HDF5 files keep each leaf of a stored object at its logical path
 #: (external names may be paths, ``"run1/forces"``), under the key itself.
 #: 1.2: the object model's ``table`` nodes (lists stored column by column).
-FORMAT_VERSION = (1, 2)
+#: 1.3: shapes in the metadata table, bare-array entries, small nodes nested
+#: in place (docs/format.rst, "Entries").
+FORMAT_VERSION = (1, 3)
+#: A node written in place is at most this many levels of in-place nodes
+#: below the table node that holds it (readers refuse deeper ones: orjson
+#: writes at most 254 levels of JSON, and each level takes two).
+MAX_INPLACE_DEPTH = 64
 #: Arrays and byte strings larger than this many bytes are stored outside the
 #: record (a backend may set a lower limit for arrays: ``Physical.inline_array_limit``).
 INLINE_LIMIT = 2048
@@ -61,7 +75,10 @@ LINE_CHILDREN = 8
 
 def dumps_record(nodes: list, pretty: bool = False, attrs: list | None = None) -> bytes:
     """A record's bytes, sealed with its checksum (see ``storage/checksum.py``)."""
-    return seal(_record_text(nodes, pretty, attrs))
+    try:
+        return seal(_record_text(nodes, pretty, attrs))
+    except orjson.JSONEncodeError as exc:  # only a damaged record read before nests so deep
+        raise CorruptStoreError(f"a record cannot be written: {exc}") from exc
 
 
 def _record_text(nodes: list, pretty: bool = False, attrs: list | None = None) -> bytes:
@@ -128,11 +145,36 @@ def loads_record(data: bytes, where: str) -> Record:
     if type(nodes) is not list or not nodes or type(nodes[0]) is not dict:
         raise CorruptStoreError(f"the record of {where} has no valid node table")
     attrs = doc.get("attrs", [])
-    if type(attrs) is not list or not all(type(a) is dict for a in attrs):
+    if type(attrs) is not list:
         raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
+    shapes = _check_table(attrs, where)
     rec = Record(nodes, attrs)
+    rec.shapes = shapes
     rec.checked = checked
     return rec
+
+
+def _check_table(attrs: list, where: str) -> dict | None:
+    """The shapes of a metadata table, ``{index: keys or None}`` (None: no
+    shape); refuses a table that is not dicts and valid shapes."""
+    shapes = None
+    for i, a in enumerate(attrs):
+        if type(a) is dict:
+            continue
+        if (
+            type(a) is not list
+            or not a
+            or type(a[0]) is not int
+            or not 0 <= a[0] < len(attrs)
+            or type(attrs[a[0]]) is not dict
+            or not all(type(k) is str for k in a[1:])
+            or len(set(a[1:])) != len(a) - 1
+        ):
+            raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
+        if shapes is None:
+            shapes = {}
+        shapes[i] = tuple(a[1:]) if len(a) > 1 else None
+    return shapes
 
 
 #: Records larger than this are refused as damaged: tinystore writes big data
@@ -218,6 +260,7 @@ class Record:
         "dirty",
         "compact",
         "checked",
+        "shapes",
     )
 
     def __init__(self, nodes: list, attrs: list | None = None):
@@ -230,6 +273,9 @@ class Record:
         self.dirty = False
         self.compact = True  # nodes are in canonical order, unreferenced-free
         self.checked = True  # read with a checksum that matched (or written by us)
+        #: the shapes of the metadata table: {index: keys, or None for a list}
+        #: (None: the table has no shape; the first shape is the default one)
+        self.shapes: dict | None = None
 
     def intern(self, attrs: dict) -> int:
         """The index of (a JSON-exact copy of) ``attrs`` in the metadata table."""
@@ -244,12 +290,69 @@ class Record:
             self.attrs.append(copy)
         return i
 
+    def shape(self, n: int, keys: tuple | None) -> int:
+        """The index of the shape ``[n, *keys]`` in the metadata table (added if
+        new): nodes of metadata ``n`` whose children have these keys (None:
+        whose children are a list)."""
+        index = self._attr_index
+        if index is None:
+            index = self._attr_index = {orjson.dumps(a): i for i, a in enumerate(self.attrs)}
+        entry = [n, *keys] if keys else [n]
+        key = orjson.dumps(entry)
+        i = index.get(key)
+        if i is None:
+            i = index[key] = len(self.attrs)
+            self.attrs.append(entry)
+            if self.shapes is None:
+                self.shapes = {}
+            self.shapes[i] = keys or None
+        return i
+
+    def find_shape(self, n: int, keys: tuple) -> int | None:
+        """The index of the shape ``[n, *keys]`` if the table has it."""
+        if self.shapes is None:
+            return None
+        index = self._attr_index
+        if index is None:
+            index = self._attr_index = {orjson.dumps(a): i for i, a in enumerate(self.attrs)}
+        return index.get(orjson.dumps([n, *keys]))
+
+    @property
+    def default(self) -> int | None:
+        """The default shape (of bare-array entries): the table's first shape."""
+        shapes = self.shapes
+        return next(iter(shapes)) if shapes else None
+
+    def short_node(self, i: int, children: Any, where: str = "a record") -> dict:
+        """The node a short entry ``{"@<i>": children}`` stands for."""
+        shapes = self.shapes
+        if shapes is None or i not in shapes:
+            return {"a": i, "c": children}
+        keys = shapes[i]
+        if type(children) is not list or (keys is not None and len(children) != len(keys)):
+            raise CorruptStoreError(
+                f"{where} holds a node whose values do not fit its shape #{i}; "
+                "the record is damaged"
+            )
+        n = self.attrs[i][0]
+        return {"a": n, "c": children if keys is None else dict(zip(keys, children))}
+
+    def bare_node(self, children: list, where: str = "a record") -> dict:
+        """The node a bare-array entry stands for (a node of the default shape)."""
+        d = self.default
+        if d is None:
+            raise CorruptStoreError(
+                f"{where} holds a list where an entry belongs (its record has no shape); "
+                "the record is damaged"
+            )
+        return self.short_node(d, children, where)
+
     def node_attrs(self, node: dict, where: str = "a record") -> dict:
         """The metadata of ``node`` as stored (do not change it)."""
         a = node.get("a")
         if type(a) is int:
             try:
-                if a < 0:
+                if a < 0 or type(self.attrs[a]) is not dict:
                     raise IndexError
                 return self.attrs[a]
             except IndexError:
@@ -324,7 +427,10 @@ class Record:
         return path
 
     def canonical(self) -> list:
-        """The node table renumbered in canonical order, garbage dropped."""
+        """The node table renumbered in canonical order, garbage dropped: a
+        node's table children (also those inside its nodes written in place,
+        in the order of their entries) get consecutive indices when the node
+        is visited, depth first, as :func:`~.packing.add_tree` numbers them."""
         if self.compact:
             return self.nodes
         old = self.nodes
@@ -334,27 +440,42 @@ class Record:
             oi, ni = stack.pop()
             node = dict(old[oi])
             children = node.get("c")
-            pending = []
-            if type(children) is list:
-                children = list(children)
-                for j, e in enumerate(children):
-                    if type(e) is dict and type(e.get("@")) is int:
-                        pending.append((e["@"], len(new)))
-                        children[j] = {"@": len(new)}
-                        new.append(None)
-            elif children:
-                children = dict(children)
-                for k, e in children.items():
-                    if type(e) is dict and type(e.get("@")) is int:
-                        pending.append((e["@"], len(new)))
-                        children[k] = {"@": len(new)}
-                        new.append(None)
-            node["c"] = children if children is not None else {}
+            pending: list = []
+            node["c"] = {} if children is None else self._renumber(children, new, pending, 0)
             new[ni] = node
             stack.extend(reversed(pending))
         self.nodes = new
         self.compact = True
         return new
+
+    def _renumber(self, children: Any, new: list, pending: list, depth: int) -> Any:
+        """A copy of ``children`` whose references to table nodes (here and in
+        the nodes written in place among them) point into ``new``."""
+        if depth > MAX_INPLACE_DEPTH:
+            raise CorruptStoreError("a record nests nodes in place too deep; it is damaged")
+        is_list = type(children) is list
+        out = list(children) if is_list else dict(children)
+        for k, e in enumerate(children) if is_list else children.items():
+            te = type(e)
+            if te is list:
+                out[k] = self._renumber(e, new, pending, depth + 1)
+            elif te is dict and len(e) == 1:
+                (tag,) = e
+                if type(tag) is not str or tag[:1] != "@":
+                    continue
+                at = e[tag]
+                if tag == "@":
+                    if type(at) is int:
+                        pending.append((at, len(new)))
+                        out[k] = {"@": len(new)}
+                        new.append(None)
+                    elif type(at) is dict and at.get("c"):
+                        inner = dict(at)
+                        inner["c"] = self._renumber(at["c"], new, pending, depth + 1)
+                        out[k] = {"@": inner}
+                elif type(at) in (list, dict):
+                    out[k] = {tag: self._renumber(at, new, pending, depth + 1)}
+        return out
 
 
 def _target(nodes: list, at: Any) -> dict:
@@ -362,13 +483,18 @@ def _target(nodes: list, at: Any) -> dict:
     return at if type(at) is dict else nodes[at]
 
 
-def _at(entry: Any, where: str = "a record") -> Any:
+def _at(entry: Any, rec: Record, where: str = "a record") -> Any:
     """What a node entry points at: a table index or a node; None for any other entry.
 
     ``{"@": i}`` and ``{"@": node}`` say so directly; the short form of a small
-    node, ``{"@<n>": children}``, stands for ``{"a": <n>, "c": children}``.
+    node, ``{"@<n>": children}``, stands for ``{"a": <n>, "c": children}``
+    (``n`` a shape of ``rec``: its metadata, and its keys for the children),
+    a bare array for the short form of the record's default shape.
     """
-    if type(entry) is not dict:
+    te = type(entry)
+    if te is list:
+        return rec.bare_node(entry, where)
+    if te is not dict:
         return None
     at = entry.get("@")
     if at is not None:
@@ -379,7 +505,7 @@ def _at(entry: Any, where: str = "a record") -> Any:
             n = tag[1:]
             if not (n.isascii() and n.isdigit()):
                 raise CorruptStoreError(f"{where} holds an invalid node entry {tag!r:.40}")
-            return {"a": int(n), "c": entry[tag]}
+            return rec.short_node(int(n), entry[tag], where)
     return None
 
 

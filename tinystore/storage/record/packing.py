@@ -16,9 +16,9 @@ from tinystore.errors import CorruptStoreError, InvalidKeyError, UnsupportedValu
 from tinystore.storage.base import GroupTree, Tree
 from tinystore.storage.leaves import INT64_MAX, INT64_MIN, encode_inline
 from tinystore.storage.record.format import (
+    MAX_INPLACE_DEPTH,
     GPath,
     Record,
-    _at,
     _leaf_info,
     _target,
     copy_attrs,
@@ -87,9 +87,13 @@ def _bad_key(k: Any) -> None:
     raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
 
 
-#: A small node of plain values is written in place (inside its parent's
-#: entry) if it has at most this many children.
+#: A small node is written in place (inside its parent's entry) if it has
+#: at most this many children.
 MAX_INPLACE_CHILDREN = 64
+#: The nodes written in place inside one entry of a table node have at most
+#: this many children in all (a line of the JSON layout stays short); the
+#: nodes below them are nodes of the table.
+MAX_INPLACE_ENTRIES = 512
 #: Physical groups nested deeper than this are refused as damaged (a loop).
 MAX_GROUP_DEPTH = 10_000
 
@@ -99,15 +103,30 @@ class _MetaTable:
 
     Indexed by ``id()`` of the attrs dicts: the trees of one save share attrs
     dicts (every tuple of a list has the same); they stay alive until
-    :func:`add_tree` returns.
+    :func:`add_tree` returns.  Also chooses the form of the entries of small
+    nodes written in place (:meth:`seq`, :meth:`keyed`): shapes for key tuples
+    met again, bare arrays for the default shape.
     """
 
-    __slots__ = ("intern", "indices", "tags")
+    __slots__ = ("rec", "intern", "indices", "tags", "seen", "default", "bare")
 
     def __init__(self, rec: Record):
+        self.rec = rec
         self.intern = rec.intern
         self.indices: dict[int, int] = {}
         self.tags: dict[int, str] = {}  # the same, as the tag of a small node's entry
+        #: (metadata index, keys) -> the index of their shape, or None: met once
+        self.seen: dict[tuple, int | None] = {}
+        self.default: int | None = None
+        self.bare: int | None = None
+        self._set_default(rec.default)
+
+    def _set_default(self, d: int | None) -> None:
+        """``default``: the default shape; ``bare``: the metadata index whose
+        list nodes it is (-1 for a shape with keys; None: no default yet)."""
+        self.default = d
+        if d is not None:
+            self.bare = self.rec.attrs[d][0] if self.rec.shapes[d] is None else -1
 
     def index(self, attrs: dict) -> int:
         i = self.indices.get(id(attrs))
@@ -121,6 +140,42 @@ class _MetaTable:
         if tag is None:
             tag = self.tags[id(attrs)] = f"@{self.index(attrs)}"
         return tag
+
+    def seq(self, n: int, values: list) -> Any:
+        """The entry of a small node of metadata ``n`` whose children are the
+        entries ``values`` (a list): a bare array where that is the default
+        shape (the first shape of a record becomes its default), else
+        ``{"@<n>": values}``."""
+        if self.bare == n:
+            return values
+        if self.default is None:
+            self._set_default(self.rec.shape(n, None))
+            return values
+        return {f"@{n}": values}
+
+    def keyed(self, n: int, values: dict, need_shape: bool = False) -> Any:
+        """The entry of a small node of metadata ``n`` whose children are the
+        entries ``values`` (a dict): ``{"@<n>": values}`` the first time its
+        keys are met in the record, else its values only, in the form of a
+        shape (``need_shape``: a shape now)."""
+        keys = tuple(values)
+        if not keys:
+            return {f"@{n}": values}
+        known = (n, keys)
+        s = self.seen.get(known, -1)
+        if s == -1:
+            s = self.rec.find_shape(n, keys)
+            if s is None and not need_shape:
+                self.seen[known] = None
+                return {f"@{n}": values}
+        if s is None:
+            s = self.rec.shape(n, keys)
+            if self.default is None:
+                self._set_default(s)
+        self.seen[known] = s
+        if s == self.default:
+            return list(values.values())
+        return {f"@{s}": list(values.values())}
 
 
 #: Leaves of a stored object deeper than this many keys are kept in the
@@ -186,7 +241,9 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
     stack = [(tree, root, inner)]
     table = _MetaTable(rec)
     plain = plain or {}
-    ptags: dict[type, tuple] = {}  # type of a non-Tree child -> (short tag, attrs) or Nones
+    # type of a non-Tree child -> (short tag, attrs, metadata index) or Nones
+    ptags: dict[type, tuple] = {}
+    w = _Writer(store, gpath, rec, table, plain, ptags, exact)
     while stack:
         t, idx, here = stack.pop()
         a = t.attrs
@@ -236,20 +293,20 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
             elif v is None or vt is bool:
                 e = v
             elif vt is Tree:
-                e = _node_entry(v, v.attrs, v.children, table, nodes, pending, here, k, exact)
+                e = _node_entry(w, v, v.attrs, v.children, pending, here, k)
             else:  # a plain container the codec left as it is, or a leaf
                 known = ptags.get(vt)
                 if known is None:
                     known = _plain_type(plain.get(vt), table)
                     ptags[vt] = known
-                tag, va = known
+                tag, va, n = known
                 if exact and tag is not None and vt is not dict and len(v) <= MAX_INPLACE_CHILDREN:
                     # the codec checked every value (Codec.plain_exact): the short form
                     if keyed and (
                         type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN)
                     ):
                         check_key(k) if type(k) is str else _bad_key(k)
-                    out[k] = {tag: list(v)}
+                    out[k] = list(v) if table.bare == n else table.seq(n, list(v))
                     continue
                 if tag is not None and len(v) <= MAX_INPLACE_CHILDREN:
                     # a small container of JSON values: the short form (the hot path;
@@ -283,11 +340,14 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
                                 or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN)
                             ):
                                 check_key(k) if type(k) is str else _bad_key(k)
-                            out[k] = {tag: dict(v) if vt is dict else list(v)}
+                            if vt is dict:
+                                out[k] = table.keyed(n, dict(v))
+                            else:
+                                out[k] = list(v) if table.bare == n else table.seq(n, list(v))
                             continue
                 if va is not None:  # a plain container: a node like any other
                     v = Tree(va, dict(v) if vt is dict else list(v))
-                    e = _node_entry(v, va, v.children, table, nodes, pending, here, k)
+                    e = _node_entry(w, v, va, v.children, pending, here, k)
                 else:
                     if not is_list and type(k) is not str:
                         raise InvalidKeyError(f"Tree keys must be str, not {type(k).__name__}")
@@ -327,7 +387,7 @@ def _short_containers(
             known = ptags[vt] = _plain_type(plain.get(vt), table)
         if known is not None and known[0] is not None and vt is not dict:
             if len(v) <= MAX_INPLACE_CHILDREN:
-                out[k] = {known[0]: list(v)}
+                out[k] = table.seq(known[2], list(v))
                 continue
         rest.append(k)
     return rest
@@ -340,8 +400,9 @@ BULK_MIN = 16
 def _bulk_entries(children: list, plain: dict, ptags: dict, table: _MetaTable) -> list | None:
     """The entries of a list whose children are all plain containers of one
     type (a list of 10,000 tuples), from a codec that promises their values
-    (``exact``): each ``{tag: [values]}``, as the loop of :func:`add_tree`
-    makes them, without its tests per child.  None if they are not all such."""
+    (``exact``): each as :meth:`_MetaTable.seq` makes it, as the loop of
+    :func:`add_tree` makes them, without its tests per child.  None if they
+    are not all such."""
     kinds = set(map(type, children))
     if len(kinds) != 1:
         return None
@@ -351,72 +412,188 @@ def _bulk_entries(children: list, plain: dict, ptags: dict, table: _MetaTable) -
     known = ptags.get(vt)
     if known is None:
         known = ptags[vt] = _plain_type(plain.get(vt), table)
-    tag = known[0]
+    tag, _, n = known
     if tag is None or max(map(len, children)) > MAX_INPLACE_CHILDREN:
         return None
-    return [{tag: list(v)} for v in children]
+    first = table.seq(n, list(children[0]))
+    if type(first) is list:  # the default shape: bare arrays
+        return [first, *map(list, children[1:])]
+    return [first, *[{tag: list(v)} for v in children[1:]]]
 
 
 def _plain_type(va: Any, table: _MetaTable) -> tuple:
-    """``(short tag, attrs)`` of the nodes a plain container type stands for
-    (``(None, None)``: not such a type, a leaf)."""
+    """``(short tag, attrs, metadata index)`` of the nodes a plain container
+    type stands for (Nones: not such a type, a leaf)."""
     if va is None:
-        return None, None
+        return None, None, None
     if type(va) is not dict or not va:
         raise UnsupportedValueError(f"the codec's plain_nodes attrs must be a dict: {va!r}")
-    return table.tag(va), va
+    return table.tag(va), va, table.index(va)
+
+
+class _Writer:
+    """What :func:`add_tree` and :func:`_in_place_entry` share while they write."""
+
+    __slots__ = ("store", "gpath", "rec", "table", "plain", "ptags", "exact", "budget")
+
+    def __init__(self, store, gpath, rec, table, plain, ptags, exact):
+        self.store = store
+        self.gpath = gpath
+        self.rec = rec
+        self.table = table
+        self.plain = plain
+        self.ptags = ptags
+        self.exact = exact
+        self.budget = 0  # children left to the nodes in place of one entry
 
 
 def _node_entry(
-    tree: Tree,
-    attrs: Any,
-    children: Any,
-    table: _MetaTable,
-    nodes: list,
-    pending: list,
-    parent: tuple,
-    key: Any,
-    exact: bool = False,
-) -> dict:
+    w: _Writer, tree: Tree, attrs: Any, children: Any, pending: list, parent: Any, key: Any
+) -> Any:
     """The entry of ``tree`` (with these ``attrs`` and ``children``), child
-    ``key`` of the node at path ``parent``: written in place if small and
-    plain, else a new node of the table ``nodes``, whose ``(tree, index,
-    path)`` is appended to ``pending`` to be filled in.  ``exact``: the
-    codec's ``Tree.others`` may be trusted."""
+    ``key`` of the node at path ``parent``: written in place if small (its
+    own small nodes in place too, see :func:`_in_place_entry`), else a new
+    node of the table, whose ``(tree, index, path)`` is appended to
+    ``pending`` to be filled in."""
     ct = type(children)
-    others = tree.others if exact else None
-    if type(attrs) is not dict or (ct is not list and ct is not dict):
-        plain = None
-    elif others is not None and not others and len(children) <= MAX_INPLACE_CHILDREN:
-        plain = list(children) if ct is list else dict(children)  # all JSON-exact atoms
-    else:
-        plain = _plain_children(children)
-    if plain is not None:  # a small node of plain values: in place
-        if not attrs:
-            return {"@": {"c": plain}}
-        return {table.tag(attrs): plain}
+    if type(attrs) is dict and (ct is list or ct is dict):
+        w.budget = MAX_INPLACE_ENTRIES
+        e = _in_place_entry(w, tree, attrs, children, pending, parent, key, 1)
+        if e is not None:
+            return e
+    return _table_ref(w, tree, pending, parent, key)
+
+
+def _table_ref(w: _Writer, tree: Tree, pending: list, parent: Any, key: Any) -> dict:
+    """``{"@": i}``: ``tree`` becomes node ``i`` of the table, filled in later."""
+    nodes = w.rec.nodes
     pending.append((tree, len(nodes), _child_cell(parent, str(key))))
     nodes.append(None)
     return {"@": len(nodes) - 1}
 
 
-def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) -> Tree:
+def _in_place_entry(  # noqa: C901 - one pass over the children, as add_tree's loop
+    w: _Writer,
+    tree: Any,
+    attrs: dict,
+    children: Any,
+    pending: list,
+    parent: Any,
+    key: Any,
+    depth: int,
+) -> Any:
+    """The entry of a node written in place, at ``depth`` levels of nodes in
+    place below its table node; None if it cannot be (more than
+    :data:`MAX_INPLACE_CHILDREN` children, or more than the entry's budget
+    of :data:`MAX_INPLACE_ENTRIES`, or a child that is a leaf other than a
+    JSON value or tagged scalar).  Its children that are nodes are in place
+    too where they can be (and :data:`MAX_INPLACE_DEPTH` allows), else
+    nodes of the table; a node in place that refers to a node of the table
+    is written through a shape, so that a reader of format 1.2 refuses its
+    record (it would renumber the table without it)."""
+    size = len(children)
+    if size > MAX_INPLACE_CHILDREN or size > w.budget:
+        return None
+    is_list = type(children) is list
+    plain = w.plain
+    others = tree.others if w.exact and type(tree) is Tree else None
+    if others is not None and not others:  # the codec: JSON-exact atoms, valid keys
+        w.budget -= size
+        out: Any = list(children) if is_list else dict(children)
+        n = w.table.index(attrs)
+        return w.table.seq(n, out) if is_list else w.table.keyed(n, out)
+    nested = False  # a child is a node
+    for v in children if is_list else children.values():
+        vt = type(v)
+        if vt not in _EMBED_LEAVES:
+            if vt is not Tree and vt not in plain:
+                return None
+            nested = True
+    if nested and (not attrs or depth >= MAX_INPLACE_DEPTH):
+        return None  # (at the deepest level: a node of the table, its children in place)
+    if not attrs:
+        return _no_attrs(children)
+    if not is_list:
+        for k in children:
+            if type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN):
+                check_key(k) if type(k) is str else _bad_key(k)
+    w.budget -= size
+    here = None  # the path of this node, made when a child needs it
+    refers = False
+    out = [None] * size if is_list else {}
+    for k, v in enumerate(children) if is_list else children.items():
+        vt = type(v)
+        if vt in _EMBED_LEAVES:
+            out[k] = v if _json_exact(v) else encode_inline(v)
+            continue
+        if here is None:
+            here = _child_cell(parent, str(key))
+        if vt is Tree:
+            va, vc = v.attrs, v.children
+        else:
+            va = plain[vt]
+            vc = v
+            if w.exact and vt is not dict and len(v) <= min(MAX_INPLACE_CHILDREN, w.budget):
+                # the codec checked every value (Codec.plain_exact)
+                w.budget -= len(v)
+                out[k] = w.table.seq(w.table.index(va), list(v))
+                continue
+        e = None
+        if type(va) is dict and va and type(vc) in (list, dict):
+            e = _in_place_entry(w, v, va, vc, pending, here, k, depth + 1)
+        if e is None:
+            if vt is not Tree:
+                v = Tree(va, dict(v) if vt is dict else list(v))
+            e = _table_ref(w, v, pending, here, k)
+            refers = True
+        out[k] = e
+    n = w.table.index(attrs)
+    return w.table.seq(n, out) if is_list else w.table.keyed(n, out, refers)
+
+
+def _no_attrs(children: Any) -> dict | None:
+    """The entry of a small node without metadata (plain values only)."""
+    plain = _plain_children(children)
+    return None if plain is None else {"@": {"c": plain}}
+
+
+def flat_entry(rec: Record, tree: Tree) -> Any:
+    """The entry of ``tree`` written in the record ``rec`` of the physical
+    group it is assigned into, if it is one node of at most
+    :data:`MAX_INPLACE_CHILDREN` children that are all JSON values (the
+    size rule of ``storage._in_place``); None if it is not."""
+    attrs, children = tree.attrs, tree.children
+    if type(attrs) is not dict or type(children) not in (list, dict):
+        return None
+    plain = _plain_children(children)
+    if plain is None:
+        return None
+    if not attrs:
+        return {"@": {"c": plain}}
+    table = _MetaTable(rec)
+    n = table.index(attrs)
+    return table.seq(n, plain) if type(plain) is list else table.keyed(n, plain)
+
+
+def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) -> Tree:  # noqa: C901
     """The subtree at node ``index`` of the record of ``gpath``, every leaf read.
 
     ``lazy``: for browsing (groups as :class:`GroupTree`, external leaves as
     :class:`LeafInfo`); ``plain``: the codec's ``plain_maker``.  The loop over
-    the entries handles small plain nodes (most of a list of tuples) inline,
-    without a call each: that is the hot path of a load.
+    the entries handles small nodes in place (most of a list of tuples)
+    inline, without a call each: that is the hot path of a load, which is
+    why this function is longer than the others.
     """
     rec = store.record(gpath)
     root = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
-    stack = [(gpath, rec, index, root)]
+    # (group, record, node or index, tree to fill, levels in place below a table node)
+    stack = [(gpath, rec, index, root, 0)]
     seen: set = set()
     # one copy of each shared metadata dict per read (per record): the trees
     # of this read share it, as the nodes of the record do
     shared: dict[GPath, dict] = {}
     while stack:
-        gp, rec, i, t = stack.pop()
+        gp, rec, i, t, depth = stack.pop()
         known = shared.get(gp)
         if known is None:
             known = shared[gp] = {}
@@ -430,22 +607,36 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
         out: Any = list(children) if type(children) is list else dict(children)
         flat = True  # no Tree among the children so far (Tree.flat)
         for k, e in enumerate(children) if type(children) is list else children.items():
-            if type(e) is not dict:
+            te = type(e)
+            if te is list:  # a small node of the record's default shape
+                tag: Any = ""
+                c = e
+            elif te is not dict:
                 continue  # a plain JSON leaf: already in ``out``
-            if len(e) == 1:
+            elif len(e) == 1:
                 (tag,) = e
+                c = e[tag]
+            else:
+                tag = None
+            if tag is not None:
                 short = known.get(tag)  # a short tag met before needs no checks
-                if short is None and tag[:1] == "@" and tag != "@":
-                    short = known[tag] = _short_kind(store, gp, rec, e, plain)
-                if short is not None:  # a small node in place: plain JSON values
-                    attrs, make, takes = short
-                    c = e[tag]
+                if short is None and (tag == "" or (tag[:1] == "@" and tag != "@")):
+                    short = known[tag] = _short_kind(store, gp, rec, tag, plain)
+                if short is not None:  # a small node in place
+                    attrs, make, takes, keys, n = short
                     tc = type(c)
+                    if keys is not None:  # a shape: values only
+                        if tc is not list or (keys and len(c) != len(keys)):
+                            raise _misfit(store, gp, tag)
+                        if keys:
+                            c = dict(zip(keys, c))
+                            tc = dict
                     if tc is list or tc is dict:
                         for x in c if tc is list else c.values():
-                            if type(x) is dict:
+                            tx = type(x)
+                            if tx is dict or tx is list:
                                 break
-                        else:
+                        else:  # plain JSON values
                             if tc is takes:
                                 try:  # inline, not a helper: this runs once per tuple
                                     out[k] = make(c)
@@ -456,12 +647,14 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
                                 sub.flat = True  # (plain JSON values)
                                 flat = False
                             continue
+                    if depth >= MAX_INPLACE_DEPTH:
+                        raise _too_deep(store, gp)
                     sub = Tree()
                     out[k] = sub
                     flat = False
-                    stack.append((gp, rec, _at(e, store.describe(gp)), sub))
+                    stack.append((gp, rec, {"a": n, "c": c}, sub, depth + 1))
                     continue
-            v = out[k] = _entry_value(store, gp, rec, e, lazy, seen, stack)
+            v = out[k] = _entry_value(store, gp, rec, e, lazy, seen, stack, depth)
             if flat and isinstance(v, Tree):
                 flat = False
         t.children = out
@@ -469,32 +662,58 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
     return root
 
 
+def _misfit(store, gp: GPath, tag: str) -> CorruptStoreError:
+    return CorruptStoreError(
+        f"{store.describe(gp)} holds a node ({tag or 'a bare array'!r}) whose values do not "
+        "fit its shape; the record is damaged"
+    )
+
+
+def _too_deep(store, gp: GPath) -> CorruptStoreError:
+    return CorruptStoreError(
+        f"{store.describe(gp)} nests nodes in place more than {MAX_INPLACE_DEPTH} levels "
+        "deep; the record is damaged"
+    )
+
+
 def _bulk_values(store, gp: GPath, rec: Record, children: list, known: dict, plain: Any) -> Any:
-    """The values of a list of short entries of one tag whose children are
-    plain JSON values in a list (a list of 10,000 tuples), built by the
-    codec's ``plain_maker`` as the loop of :func:`read_tree` builds them, in
-    a few passes in C instead of its tests per entry; None if they are not
-    all such (the loop then reads them, and says what is wrong)."""
+    """The values of a list of short entries of one tag (or bare arrays)
+    whose children are plain JSON values in a list (a list of 10,000
+    tuples), built by the codec's ``plain_maker`` as the loop of
+    :func:`read_tree` builds them, in a few passes in C instead of its tests
+    per entry; None if they are not all such (the loop then reads them, and
+    says what is wrong)."""
     first = children[0]
-    if type(first) is not dict or len(first) != 1:
-        return None
-    (tag,) = first
-    short = known.get(tag)
-    if short is None:
+    if type(first) is list:
+        tag = ""
+    elif type(first) is dict and len(first) == 1:
+        (tag,) = first
         if type(tag) is not str or tag[:1] != "@" or tag == "@":
             return None
-        short = known[tag] = _short_kind(store, gp, rec, first, plain)
-    make, takes = short[1], short[2]
-    if make is None or takes is not list:
+    else:
+        return None
+    short = known.get(tag)
+    if short is None:
+        short = known[tag] = _short_kind(store, gp, rec, tag, plain)
+    make, takes, keys = short[1], short[2], short[3]
+    if make is None or takes is not list or keys:
         return None
     try:
-        if set(map(len, children)) != _ONE or set(map(type, children)) != _DICT:
-            return None
-        values = [e[tag] for e in children]
+        if tag == "":
+            if set(map(type, children)) != _LIST:
+                return None
+            values = children
+        else:
+            if set(map(len, children)) != _ONE or set(map(type, children)) != _DICT:
+                return None
+            values = [e[tag] for e in children]
     except (KeyError, TypeError):  # another tag, or not a dict
         return None
-    if set(map(type, values)) != _LIST or dict in set(map(type, chain.from_iterable(values))):
-        return None  # (a tagged leaf among the values: the loop decodes it)
+    if set(map(type, values)) != _LIST:
+        return None
+    inside = set(map(type, chain.from_iterable(values)))
+    if dict in inside or list in inside:
+        return None  # (a tagged leaf or a node among the values: the loop reads it)
     try:
         return list(map(make, values))
     except Exception as exc:
@@ -529,41 +748,67 @@ def _node_children(store, gp: GPath, rec: Record, i: Any, t: Tree, known: dict) 
     return children
 
 
-def _short_kind(store, gp: GPath, rec: Record, entry: dict, plain: Any) -> tuple:
-    """``(attrs, build, children_type)`` for the short entries of one tag
-    (``build`` from the codec's ``plain_maker``, or Nones)."""
+def _short_kind(store, gp: GPath, rec: Record, tag: str, plain: Any) -> tuple:
+    """``(attrs, build, children_type, keys, n)`` for the short entries of one
+    tag (``""``: bare arrays): ``build`` from the codec's ``plain_maker`` (or
+    Nones), ``keys`` those of a shape (``()`` for a shape of list nodes, None
+    for a tag that is no shape), ``n`` the metadata index."""
     where = store.describe(gp)
-    attrs = copy_attrs(rec.node_attrs(_at(entry, where), where))
+    if tag == "":
+        i = rec.default
+        if i is None:
+            raise CorruptStoreError(
+                f"{where} holds a list where an entry belongs (its record has no shape); "
+                "the record is damaged"
+            )
+    else:
+        digits = tag[1:]
+        if not (digits.isascii() and digits.isdigit()):
+            raise CorruptStoreError(f"{where} holds an invalid node entry {tag!r:.40}")
+        i = int(digits)
+    keys: Any = None
+    n = i
+    if rec.shapes is not None and i in rec.shapes:
+        keys = rec.shapes[i] or ()
+        n = rec.attrs[i][0]
+    attrs = copy_attrs(rec.node_attrs({"a": n}, where))
     made = plain(attrs) if plain is not None else None
     make, takes = made if made is not None else (None, None)
-    return attrs, make, takes
+    return attrs, make, takes, keys, n
 
 
 def _cannot_rebuild(store, gp: GPath, exc: Exception) -> CorruptStoreError:
     return CorruptStoreError(f"a node of {store.describe(gp)} cannot be rebuilt: {exc}")
 
 
-def _entry_value(store, gp: GPath, rec: Record, e: dict, lazy: bool, seen: set, stack: list) -> Any:
+def _entry_value(
+    store, gp: GPath, rec: Record, e: dict, lazy: bool, seen: set, stack: list, depth: int
+) -> Any:
     """What a dict entry stands for: a node (a Tree, pushed on ``stack`` to be
     filled in), a physical subgroup, an external leaf or a tagged leaf."""
     if "@" in e:
         index = e["@"]
-        if type(index) is not dict:
+        if type(index) is dict:  # a node in place
+            if depth >= MAX_INPLACE_DEPTH:
+                raise _too_deep(store, gp)
+            depth += 1
+        else:
             if (gp, index) in seen or type(index) is not int or index <= 0:
                 raise CorruptStoreError(
                     f"the node table of {store.describe(gp)} is damaged (node "
                     f"{index!r} is reached twice or is invalid)"
                 )
             seen.add((gp, index))
+            depth = 0
         sub = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
-        stack.append((gp, rec, index, sub))
+        stack.append((gp, rec, index, sub, depth))
         return sub
     if "G" in e:
         sub = GroupTree() if lazy and e.get("g") else Tree()
         sgp = gp + (store.physical.check_name(e["G"], store.describe(gp), "G"),)
         if len(sgp) > MAX_GROUP_DEPTH:
             raise CorruptStoreError(f"{store.describe(gp)} nests groups endlessly")
-        stack.append((sgp, store.record(sgp), 0, sub))
+        stack.append((sgp, store.record(sgp), 0, sub, 0))
         return sub
     if lazy and "X" in e:
         return _leaf_info(e)

@@ -82,18 +82,10 @@ def _in_place(rec: Record, tree: Tree) -> dict | None:
     :data:`~tinystore.storage.record.packing.MAX_INPLACE_CHILDREN` children
     that are all JSON values (a dict of scalars, a short tuple or list of
     them), the form any small node of a stored object takes in its record
-    (``{"@<n>": children}``, docs/format.rst).  Such a value costs a few
+    (``{"@<n>": children}``, or a shape's, docs/format.rst).  Such a value costs a few
     bytes of its parent's record, where a group of its own costs a
     directory, a record (JSON) or an HDF5 group and dataset."""
-    attrs, children = tree.attrs, tree.children
-    if type(attrs) is not dict or type(children) not in (list, dict):
-        return None
-    plain = packing._plain_children(children)
-    if plain is None:
-        return None
-    if not attrs:
-        return {"@": {"c": plain}}
-    return {f"@{rec.intern(attrs)}": plain}
+    return packing.flat_entry(rec, tree)
 
 
 class RecordStorage(GenericStorage):
@@ -134,17 +126,19 @@ class RecordStorage(GenericStorage):
         first, so that it can be changed (and its children become any node)."""
         rec = self._store.record(self._gpath)
         node = rec.nodes[0]
+        where = self._store.describe(self._gpath)
         for key in self._inner:
             try:
                 entry = _child_entry(node, key)
             except KeyError:
                 entry = None
-            at = _at(entry, self._store.describe(self._gpath))
+            at = _at(entry, rec, where)
             if at is None:
                 raise StorageClosedError(f"{self!r} no longer exists (it was replaced or deleted)")
             if materialize and type(at) is dict:
-                entry.clear()
-                entry["@"] = len(rec.nodes)
+                # (node is a table node already: the keys before were made so)
+                children = node["c"]
+                children[int(key) if type(children) is list else key] = {"@": len(rec.nodes)}
                 rec.nodes.append(at)
                 rec.compact = False
             node = _target(rec.nodes, at)
@@ -198,8 +192,9 @@ class RecordStorage(GenericStorage):
     # -- developer contract ----------------------------------------------
     def _get(self, key: str) -> Any:
         entry = _child_entry(self._node(), key)
-        if type(entry) is dict:
-            if _at(entry, self._store.describe(self._gpath)) is not None:
+        if type(entry) is dict or type(entry) is list:
+            store = self._store
+            if _at(entry, store.record(self._gpath), store.describe(self._gpath)) is not None:
                 return self._view(self, self._gpath, self._inner + (key,), key)
             if "G" in entry:
                 store = self._store
@@ -224,7 +219,8 @@ class RecordStorage(GenericStorage):
         children = node.get("c")
         if children is None:
             children = {}
-        nodes = self._store.record(self._gpath).nodes
+        rec = self._store.record(self._gpath)
+        nodes = rec.nodes
         where = self._store.describe(self._gpath)
         out = []
         pairs = enumerate(children) if type(children) is list else children.items()
@@ -234,7 +230,7 @@ class RecordStorage(GenericStorage):
                 if "G" in e:
                     is_group = bool(e.get("g"))
                 else:
-                    at = _at(e, where)
+                    at = _at(e, rec, where)
                     if at is not None:
                         is_group = bool(_target(nodes, at).get("g"))
             out.append((str(k), is_group))
@@ -354,7 +350,7 @@ class RecordStorage(GenericStorage):
             rec = self._store.record(self._gpath)
             node = rec.nodes[0]
             for key in self._inner:
-                index = _at(_child_entry(node, key), self._store.describe(self._gpath))
+                index = _at(_child_entry(node, key), rec, self._store.describe(self._gpath))
                 node = _target(rec.nodes, index)
         return self._store.read_tree(self._gpath, index, lazy, plain)
 

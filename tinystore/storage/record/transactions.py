@@ -311,9 +311,9 @@ class _Store:
         stack = [entry]
         while stack:
             e = stack.pop()
-            if type(e) is not dict:
+            if type(e) is not dict and type(e) is not list:
                 continue
-            at = _at(e, self.describe(gpath))
+            at = _at(e, rec, self.describe(gpath))
             if at is not None:
                 stack.extend(_children_entries(_target(rec.nodes, at)))
                 if type(at) is int:  # a node of the table becomes garbage
@@ -396,6 +396,9 @@ class _Store:
     # -- reading -------------------------------------------------------
     def value(self, gpath: GPath, entry: Any) -> Any:
         if type(entry) is not dict:
+            if type(entry) is list:  # a node, never a value (callers look first)
+                where = self.describe(gpath)
+                raise CorruptStoreError(f"{where} holds a node where a value belongs")
             return entry
         if "X" in entry:
             return self.external(gpath, entry)
