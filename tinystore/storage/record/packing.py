@@ -793,7 +793,12 @@ def _entry_value(
                 raise _too_deep(store, gp)
             depth += 1
         else:
-            if (gp, index) in seen or type(index) is not int or index <= 0:
+            if (
+                (gp, index) in seen
+                or type(index) is not int
+                or not 0 < index < len(rec.nodes)
+                or type(rec.nodes[index]) is not dict
+            ):
                 raise CorruptStoreError(
                     f"the node table of {store.describe(gp)} is damaged (node "
                     f"{index!r} is reached twice or is invalid)"
