@@ -328,9 +328,7 @@ HOSTILE = {
         "attrs": [_DICT, [0, "a"]],
         "nodes": [{"a": 0, "c": {"x": {"@": 1}}}, {"a": 1, "c": {"a": 1}}],
     },
-    "index out of the table inside a node in place": _doc(
-        [_DICT, _LIST, [1]], {"x": [[{"@": 9}]]}
-    ),
+    "index out of the table inside a node in place": _doc([_DICT, _LIST, [1]], {"x": [[{"@": 9}]]}),
     "table node reached twice from nodes in place": {
         "tinystore": [1, 3],
         "attrs": [_DICT, _LIST, [1]],
