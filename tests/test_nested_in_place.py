@@ -410,3 +410,43 @@ def test_an_update_inside_nodes_in_place_killed_at_every_step_is_old_or_new(tmp_
         status, out = bw.forked(store, "kill", n, job=_update_deep)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (n, out)
         assert tinystore.load(store, path="k") in (old, new), n
+
+
+# -- the examples of docs/format.rst ---------------------------------------------------------
+DOC_EXAMPLES = [
+    (
+        [(1, 0.5, "a"), (2, 1.5, "b")],
+        {
+            "attrs": [{"t": "list"}, {"t": "tuple"}, [1]],
+            "nodes": [{"a": 0, "c": [[1, 0.5, "a"], [2, 1.5, "b"]]}],
+        },
+    ),
+    (
+        {"g0": {"x": 1, "y": 2}, "g1": {"x": 3, "y": 4}, "g2": {"x": 5, "y": 6}},
+        {
+            "attrs": [{"t": "dict"}, [0, "x", "y"]],
+            "nodes": [{"a": 0, "c": {"g0": {"@0": {"x": 1, "y": 2}}, "g1": [3, 4], "g2": [5, 6]}}],
+        },
+    ),
+    (
+        [{"depth": 0, "weight": 0.5}, [{"depth": 1, "weight": 0.25}, []]],
+        {
+            "attrs": [{"t": "list"}, {"t": "dict"}, [1, "depth", "weight"]],
+            "nodes": [
+                {
+                    "a": 0,
+                    "c": [{"@1": {"depth": 0, "weight": 0.5}}, {"@0": [[1, 0.25], {"@0": []}]}],
+                }
+            ],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("obj, record", DOC_EXAMPLES, ids=["tuples", "dicts", "chain"])
+def test_the_examples_of_the_format_page(obj, record, backend, filename):
+    tinystore.save(obj, filename)
+    doc = _record(filename)
+    assert doc["tinystore"] == [1, 3]
+    assert {k: doc[k] for k in ("attrs", "nodes")} == record
+    assert tinystore.load(filename) == obj

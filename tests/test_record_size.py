@@ -17,6 +17,7 @@ import pytest
 import tinystore
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 
 
 class Sample:
@@ -106,12 +107,24 @@ def test_records_are_not_compressed(record_of):
     assert b"key_0199" in record  # names readable in the bytes as written
 
 
-@pytest.mark.parametrize("workload", ["objects", "tuples", "small_dict"])
+def _pickled_size(value) -> int:
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 10_000))  # (f) is 1,000 levels deep: so is pickle
+    try:
+        return len(pickle.dumps(value, protocol=5))
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+WORKLOADS = ["objects", "tuples", "small_dict", "nested", "browse_tree"]
+
+
+@pytest.mark.parametrize("workload", WORKLOADS)
 def test_benchmark_workloads_stay_within_one_and_a_half_pickle(tmp_path, workload):
     import workloads
 
     value = getattr(workloads, workload)(workloads.Sizes())
-    pickled = len(pickle.dumps(value, protocol=5))
+    pickled = _pickled_size(value)
     for name in ("store.h5", "store.json"):
         where = tmp_path / name
         tinystore.save(value, where)
@@ -120,3 +133,22 @@ def test_benchmark_workloads_stay_within_one_and_a_half_pickle(tmp_path, workloa
         else:
             size = os.path.getsize(where)
         assert size <= 1.5 * pickled, (name, size, pickled)
+
+
+@pytest.mark.parametrize("backend", ["memory", "zarr"])
+@pytest.mark.parametrize("workload", ["nested", "browse_tree"])
+def test_records_of_nested_workloads_are_as_small_on_every_backend(workload, backend, filename):
+    """(f) and (i) on the backends the benchmark does not measure: their
+    records (all they hold) stay within 1.5x pickle too."""
+    import workloads
+
+    from conftest import HAVE_ZARR
+    from crafting import read_record
+    from objects_cases import assert_same_structure
+
+    if backend == "zarr" and not HAVE_ZARR:
+        pytest.skip("zarr is not installed")
+    value = getattr(workloads, workload)(workloads.Sizes())
+    tinystore.save(value, filename)
+    assert len(read_record(filename)) <= 1.5 * _pickled_size(value)
+    assert_same_structure(value, tinystore.load(filename), new=False)
