@@ -222,15 +222,27 @@ def test_saving_twice_gives_the_same_bytes(backend, filename):
 
 
 def test_assignments_into_a_group_use_the_shapes_of_its_record(backend, filename):
+    """A small flat value assigned into a group is an entry of the group's
+    record: in the form of a shape the record has, else as in format 1.2
+    (no shape is made for it, so the record stays readable by 1.2)."""
     with tinystore.open(filename, "w") as s:
-        s["log"] = {f"step{i}": {"loss": i / 3, "acc": 0.5} for i in range(3)}
-        s["g"] = (1, 2)  # into the root's record: a bare array of the default shape
-        s["h"] = {"loss": 1.5, "acc": 1.0}  # no shape of these keys in the root's record yet
-    with tinystore.open(filename, "r") as s:
-        assert s["g"] == (1, 2) and s["h"] == {"loss": 1.5, "acc": 1.0}
-        assert s["log/step2"] == {"loss": 2 / 3, "acc": 0.5}
+        s["t"] = (1, 2)
+        s["d"] = {"loss": 1.5, "acc": 1.0}
+        s["e"] = {"loss": 2.5, "acc": 0.0}
     doc = _record(filename)
-    assert doc["nodes"][0]["c"]["h"] == {"@2": {"loss": 1.5, "acc": 1.0}}
+    assert all(type(a) is dict for a in doc["attrs"])
+    assert doc["nodes"][0]["c"]["t"] == {"@0": [1, 2]}
+    assert doc["nodes"][0]["c"]["e"] == {"@1": {"loss": 2.5, "acc": 0.0}}
+    tinystore.save({f"step{i}": {"loss": i / 3, "acc": 0.5} for i in range(3)}, filename)
+    with tinystore.open(filename) as s:
+        s["step3"] = {"loss": 1.5, "acc": 1.0}  # the record's default shape: a bare array
+        s["t"] = (1, 2)
+    with tinystore.open(filename, "r") as s:
+        assert s["t"] == (1, 2) and s["step3"] == {"loss": 1.5, "acc": 1.0}
+        assert s["step2"] == {"loss": 2 / 3, "acc": 0.5}
+    children = _record(filename)["nodes"][0]["c"]
+    assert children["step3"] == [1.5, 1.0]
+    assert children["t"] == {"@2": [1, 2]}
 
 
 # -- a reader of format 1.2 ----------------------------------------------------------------

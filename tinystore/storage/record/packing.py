@@ -561,7 +561,9 @@ def flat_entry(rec: Record, tree: Tree) -> Any:
     """The entry of ``tree`` written in the record ``rec`` of the physical
     group it is assigned into, if it is one node of at most
     :data:`MAX_INPLACE_CHILDREN` children that are all JSON values (the
-    size rule of ``storage._in_place``); None if it is not."""
+    size rule of ``storage._in_place``); None if it is not.  It takes the
+    forms of the record's shapes where it has some, and makes none (a
+    record of values assigned into a group stays readable by format 1.2)."""
     attrs, children = tree.attrs, tree.children
     if type(attrs) is not dict or type(children) not in (list, dict):
         return None
@@ -570,7 +572,9 @@ def flat_entry(rec: Record, tree: Tree) -> Any:
         return None
     if not attrs:
         return {"@": {"c": plain}}
-    table = _MetaTable(rec)
+    if rec.shapes is None:  # no shape is made for it: a 1.2 reader reads this record
+        return {f"@{rec.intern(attrs)}": plain}
+    table = _MetaTable(rec)  # (the record's shapes only: it meets each key tuple once)
     n = table.index(attrs)
     return table.seq(n, plain) if type(plain) is list else table.keyed(n, plain)
 
