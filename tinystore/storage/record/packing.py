@@ -153,21 +153,27 @@ class _MetaTable:
             return values
         return {f"@{n}": values}
 
-    def keyed(self, n: int, values: dict, need_shape: bool = False) -> Any:
+    def keyed(self, n: int, values: dict, need_shape: bool = False, checked: bool = True) -> Any:
         """The entry of a small node of metadata ``n`` whose children are the
         entries ``values`` (a dict): ``{"@<n>": values}`` the first time its
         keys are met in the record, else its values only, in the form of a
-        shape (``need_shape``: a shape now)."""
+        shape (``need_shape``: a shape now).  ``checked``: the keys are
+        known to be valid (else they are checked the first time they are
+        met); ``values`` may then be the caller's (it is copied)."""
         keys = tuple(values)
         if not keys:
-            return {f"@{n}": values}
+            return {f"@{n}": dict(values)}
         known = (n, keys)
         s = self.seen.get(known, -1)
         if s == -1:
+            if not checked:
+                for x in keys:
+                    if type(x) is not str or not (x.isidentifier() and len(x) <= QUICK_KEY_LEN):
+                        check_key(x) if type(x) is str else _bad_key(x)
             s = self.rec.find_shape(n, keys)
             if s is None and not need_shape:
                 self.seen[known] = None
-                return {f"@{n}": values}
+                return {f"@{n}": dict(values)}
         if s is None:
             s = self.rec.shape(n, keys)
             if self.default is None:
@@ -300,13 +306,16 @@ def add_tree(  # noqa: C901 - long on purpose: see the comment in the loop
                     known = _plain_type(plain.get(vt), table)
                     ptags[vt] = known
                 tag, va, n = known
-                if exact and tag is not None and vt is not dict and len(v) <= MAX_INPLACE_CHILDREN:
+                if exact and tag is not None and len(v) <= MAX_INPLACE_CHILDREN:
                     # the codec checked every value (Codec.plain_exact): the short form
                     if keyed and (
                         type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN)
                     ):
                         check_key(k) if type(k) is str else _bad_key(k)
-                    out[k] = list(v) if table.bare == n else table.seq(n, list(v))
+                    if vt is dict:  # (its keys checked once per key tuple)
+                        out[k] = table.keyed(n, v, checked=False)
+                    else:
+                        out[k] = list(v) if table.bare == n else table.seq(n, list(v))
                     continue
                 if tag is not None and len(v) <= MAX_INPLACE_CHILDREN:
                     # a small container of JSON values: the short form (the hot path;
@@ -502,59 +511,63 @@ def _in_place_entry(  # noqa: C901 - one pass over the children, as add_tree's l
         out: Any = list(children) if is_list else dict(children)
         n = w.table.index(attrs)
         return w.table.seq(n, out) if is_list else w.table.keyed(n, out)
-    nested = False  # a child is a node
-    for v in children if is_list else children.values():
-        vt = type(v)
-        if vt not in _EMBED_LEAVES:
-            if vt is not Tree and vt not in plain:
-                return None
-            nested = True
-    if nested and (not attrs or depth >= MAX_INPLACE_DEPTH):
+    out = list(children) if is_list else dict(children)
+    nodes: list = []  # the keys of the children that are nodes
+    for k, v in enumerate(children) if is_list else children.items():
+        vt = type(v)  # (the tests of add_tree's loop, inline: this runs once per value)
+        if vt is float:
+            if v - v != 0.0:
+                out[k] = encode_inline(v)
+        elif vt is str:
+            if not v.isascii():
+                out[k] = encode_inline(v)
+        elif vt is int:
+            if not INT64_MIN <= v <= INT64_MAX:
+                out[k] = encode_inline(v)
+        elif vt is Tree or vt in plain:
+            nodes.append(k)
+        elif v is not None and vt is not bool:
+            return None  # a leaf that is no JSON value
+    if nodes and (not attrs or depth >= MAX_INPLACE_DEPTH):
         return None  # (at the deepest level: a node of the table, its children in place)
-    if not attrs:
-        return _no_attrs(children)
     if not is_list:
         for k in children:
             if type(k) is not str or not (k.isidentifier() and len(k) <= QUICK_KEY_LEN):
                 check_key(k) if type(k) is str else _bad_key(k)
+    if not attrs:
+        return {"@": {"c": out}}
     w.budget -= size
-    here = None  # the path of this node, made when a child needs it
     refers = False
-    out = [None] * size if is_list else {}
-    for k, v in enumerate(children) if is_list else children.items():
-        vt = type(v)
-        if vt in _EMBED_LEAVES:
-            out[k] = v if _json_exact(v) else encode_inline(v)
-            continue
-        if here is None:
-            here = _child_cell(parent, str(key))
-        if vt is Tree:
-            va, vc = v.attrs, v.children
-        else:
-            va = plain[vt]
-            vc = v
-            if w.exact and vt is not dict and len(v) <= min(MAX_INPLACE_CHILDREN, w.budget):
-                # the codec checked every value (Codec.plain_exact)
-                w.budget -= len(v)
-                out[k] = w.table.seq(w.table.index(va), list(v))
-                continue
-        e = None
-        if type(va) is dict and va and type(vc) in (list, dict):
-            e = _in_place_entry(w, v, va, vc, pending, here, k, depth + 1)
-        if e is None:
-            if vt is not Tree:
-                v = Tree(va, dict(v) if vt is dict else list(v))
-            e = _table_ref(w, v, pending, here, k)
-            refers = True
-        out[k] = e
-    n = w.table.index(attrs)
-    return w.table.seq(n, out) if is_list else w.table.keyed(n, out, refers)
-
-
-def _no_attrs(children: Any) -> dict | None:
-    """The entry of a small node without metadata (plain values only)."""
-    plain = _plain_children(children)
-    return None if plain is None else {"@": {"c": plain}}
+    table = w.table
+    if nodes:
+        here = _child_cell(parent, str(key))  # the path of this node
+        for k in nodes:
+            v = out[k]
+            vt = type(v)
+            e = None
+            if vt is Tree:
+                va, vc = v.attrs, v.children
+            else:  # a plain container
+                va = plain[vt]
+                vc = v
+                if w.exact and len(v) <= MAX_INPLACE_CHILDREN and len(v) <= w.budget:
+                    # the codec checked every value (Codec.plain_exact): only keys to check
+                    w.budget -= len(v)
+                    if vt is not dict:
+                        out[k] = table.seq(table.index(va), list(v))
+                        continue
+                    out[k] = table.keyed(table.index(va), v, checked=False)
+                    continue
+            if type(va) is dict and va and type(vc) in (list, dict):
+                e = _in_place_entry(w, v, va, vc, pending, here, k, depth + 1)
+            if e is None:
+                if vt is not Tree:
+                    v = Tree(va, dict(v) if vt is dict else list(v))
+                e = _table_ref(w, v, pending, here, k)
+                refers = True
+            out[k] = e
+    n = table.index(attrs)
+    return table.seq(n, out) if is_list else table.keyed(n, out, refers)
 
 
 def flat_entry(rec: Record, tree: Tree) -> Any:
@@ -635,6 +648,14 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
                         if keys:
                             c = dict(zip(keys, c))
                             tc = dict
+                            if make is dict:  # (a fresh dict: built once, not copied)
+                                for x in c.values():
+                                    tx = type(x)
+                                    if tx is dict or tx is list:
+                                        break
+                                else:
+                                    out[k] = c
+                                    continue
                     if tc is list or tc is dict:
                         for x in c if tc is list else c.values():
                             tx = type(x)
