@@ -263,11 +263,13 @@ def reader_1_2(tmp_path_factory):
 
 
 _OLD_LOAD = """
-import pickle, sys, tinystore
+import pickle, sys
+sys.path.insert(0, sys.argv[1])  # the 1.2 package, not this one
+import tinystore
 from tinystore.storage.record.format import FORMAT_VERSION
 assert FORMAT_VERSION == (1, 2), FORMAT_VERSION
 try:
-    value = tinystore.load(sys.argv[1], path=sys.argv[2] or None)
+    value = tinystore.load(sys.argv[2], path=sys.argv[3] or None)
 except Exception as exc:
     print(type(exc).__name__, exc)
 else:
@@ -276,11 +278,9 @@ else:
 
 
 def _load_with_1_2(reader: Path, filename: str, path: str = "") -> bytes:
-    env = dict(os.environ, PYTHONPATH=str(reader))
-    done = subprocess.run(
-        [sys.executable, "-c", _OLD_LOAD, filename, path],
+    done = subprocess.run(  # -I: isolated, no path from the environment
+        [sys.executable, "-I", "-c", _OLD_LOAD, str(reader), filename, path],
         capture_output=True,
-        env=env,
         cwd=str(reader),
         timeout=120,
     )
