@@ -507,8 +507,10 @@ def _in_place_entry(  # noqa: C901 - one pass over the children, as add_tree's l
     plain = w.plain
     others = tree.others if w.exact and type(tree) is Tree else None
     if others is not None and not others:  # the codec: JSON-exact atoms, valid keys
-        w.budget -= size
         out: Any = list(children) if is_list else dict(children)
+        if not attrs:
+            return {"@": {"c": out}}
+        w.budget -= size
         n = w.table.index(attrs)
         return w.table.seq(n, out) if is_list else w.table.keyed(n, out)
     out = list(children) if is_list else dict(children)
