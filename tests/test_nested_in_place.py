@@ -462,3 +462,20 @@ def test_the_examples_of_the_format_page(obj, record, backend, filename):
     assert doc["tinystore"] == [1, 3]
     assert {k: doc[k] for k in ("attrs", "nodes")} == record
     assert tinystore.load(filename) == obj
+
+
+def test_a_chain_of_plain_nodes_is_built_by_the_reader(backend, filename):
+    """Nodes of builtin kinds whose children are all built are built by the
+    record reader (the codec's ``plain_maker``), deepest first, table nodes
+    too: the decoder gets the chain as one list.  A node with an anchor
+    stays a node, and so do those that hold it."""
+    from tinystore.storage.base import Tree
+
+    shared = {"s": 1}
+    tinystore.save([chain(200), [shared, [shared]]], filename)
+    with tinystore.open(filename, "r") as s:
+        tree = s.read_tree(plain=True)
+    built, kept = tree.children
+    assert type(built) is list and len(built) == 2 and type(built[1]) is list
+    assert type(kept) is Tree and not tree.flat
+    assert tinystore.load(filename)[0] == chain(200)

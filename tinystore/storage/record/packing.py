@@ -611,6 +611,8 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
     # one copy of each shared metadata dict per read (per record): the trees
     # of this read share it, as the nodes of the record do
     shared: dict[GPath, dict] = {}
+    # (parent, its children, key, node): nodes the codec may build at the end
+    folds: list | None = [] if plain is not None else None
     while stack:
         gp, rec, i, t, depth = stack.pop()
         known = shared.get(gp)
@@ -680,13 +682,45 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
                     out[k] = sub
                     flat = False
                     stack.append((gp, rec, {"a": n, "c": c}, sub, depth + 1))
+                    if folds is not None and make is not None:
+                        folds.append((t, out, k, sub))
                     continue
             v = out[k] = _entry_value(store, gp, rec, e, lazy, seen, stack, depth)
             if flat and isinstance(v, Tree):
                 flat = False
+                if folds is not None and "@" in e:
+                    folds.append((t, out, k, v))
         t.children = out
         t.flat = flat
+    if folds:
+        _fold(store, gpath, folds, plain)
     return root
+
+
+def _fold(store, gpath: GPath, folds: list, plain: Any) -> None:
+    """Build the nodes of ``folds`` that the codec's ``plain_maker`` builds
+    (builtin containers) and whose children are all built (no Tree), deepest
+    first, so that a chain of small lists and dicts reaches the codec as the
+    objects, as a list of tuples does (one pass, no decoder frame each).
+    A node with an anchor or an alias is no plain kind: it stays a node."""
+    makers: dict = {}  # id(attrs) -> (build, children type) or (): (``folds`` keeps them alive)
+    for parent, out, k, sub in reversed(folds):
+        if not sub.flat:
+            continue
+        made = makers.get(id(sub.attrs))
+        if made is None:
+            made = makers[id(sub.attrs)] = plain(sub.attrs) or ()
+        if not made or type(sub.children) is not made[1]:
+            continue
+        try:
+            out[k] = made[0](sub.children)
+        except Exception as exc:
+            raise _cannot_rebuild(store, gpath, exc) from exc
+        for x in out if type(out) is list else out.values():
+            if isinstance(x, Tree):
+                break
+        else:
+            parent.flat = True
 
 
 def _misfit(store, gp: GPath, tag: str) -> CorruptStoreError:
