@@ -141,7 +141,6 @@ def test_records_of_nested_workloads_are_as_small_on_every_backend(workload, bac
     """(f) and (i) on the backends the benchmark does not measure: their
     records (all they hold) stay within 1.5x pickle too."""
     import workloads
-
     from conftest import HAVE_ZARR
     from crafting import read_record
     from objects_cases import assert_same_structure
