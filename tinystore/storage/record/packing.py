@@ -650,16 +650,16 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
                         if tc is not list or (keys and len(c) != len(keys)):
                             raise _misfit(store, gp, tag)
                         if keys:
-                            c = dict(zip(keys, c))
-                            tc = dict
-                            if make is dict:  # (a fresh dict: built once, not copied)
-                                for x in c.values():
+                            if make is dict:  # plain values: one fresh dict, not copied
+                                for x in c:
                                     tx = type(x)
                                     if tx is dict or tx is list:
                                         break
                                 else:
-                                    out[k] = c
+                                    out[k] = dict(zip(keys, c))
                                     continue
+                            c = dict(zip(keys, c))
+                            tc = dict
                     if tc is list or tc is dict:
                         for x in c if tc is list else c.values():
                             tx = type(x)
