@@ -479,3 +479,16 @@ def test_a_chain_of_plain_nodes_is_built_by_the_reader(backend, filename):
     assert type(built) is list and len(built) == 2 and type(built[1]) is list
     assert type(kept) is Tree and not tree.flat
     assert tinystore.load(filename)[0] == chain(200)
+
+
+def test_table_rows_inside_nodes_in_place_are_reached_by_path(backend, filename):
+    def rows():
+        return [(i, i / 2, "a") for i in range(20)]
+
+    with tinystore.open(filename, "w") as s:
+        s["x"] = [{"rows": rows(), "k": 1}, [{"rows2": rows()}]]
+        assert s["x/0/rows/3"] == (3, 1.5, "a") and s["x/1/0/rows2/4/1"] == 2.0
+        assert s.node("x/1/0/rows2/5").to_object() == (5, 2.5, "a")
+        s["x/0/k"] = 2
+    assert tinystore.load(filename, path="x/1/0/rows2/5") == (5, 2.5, "a")
+    assert tinystore.load(filename, path="x") == [{"rows": rows(), "k": 2}, [{"rows2": rows()}]]
