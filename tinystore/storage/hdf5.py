@@ -678,6 +678,10 @@ class _HDF5Physical(Physical):
 
     def _write_new(self, path: str) -> None:
         """A new empty store at ``path`` (the temporary name of a new file)."""
+        image = _root_image(EMPTY_ROOT)
+        if image is not None:
+            self._write_file(path, image)
+            return
         fid = self._create_new(path)
         try:
             _write_root(fid, EMPTY_ROOT)
@@ -929,16 +933,27 @@ class _HDF5Physical(Physical):
             raise write_failure(self.filename, failures)
         data = _root_image(EMPTY_ROOT if self._root is None else self._root)
         assert data is not None  # (checked as the record was written)
-        path = self._new_path
         try:
-            with contextlib.suppress(FileNotFoundError):
-                journal.unlink(path)
-            with open(path, "xb") as f:  # O_EXCL, as HDF5's; mode 0o666 less the umask
-                f.write(data)
-        except OSError as exc:
+            self._write_file(self._new_path, data)
+        except BaseException:
             self._undo_session(None)
-            raise full_error(exc, self.filename) from None
+            raise
         self._put_in_place()
+
+    def _write_file(self, path: str, data: bytes) -> None:
+        """A new file at ``path`` (the temporary name of a new file) holding
+        ``data``, made as HDF5 makes one (see :meth:`_create_new`): what a
+        killed writer left there is removed first (a link: never followed),
+        then created exclusively, with the permissions of a new file."""
+        with contextlib.suppress(FileNotFoundError):
+            journal.unlink(path)
+        try:
+            with open(path, "xb") as f:  # (O_EXCL as HDF5's; mode 0o666 less the umask)
+                f.write(data)
+        except OSError as exc:  # a full disk: no half-made file is left
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise full_error(exc, self.filename) from None
 
     def _finish_new(self, fid: h5f.FileID, failures: list) -> None:
         """Give a new file that the session left without a root record an

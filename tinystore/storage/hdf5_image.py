@@ -48,6 +48,21 @@ _HEADER_BASE = 256
 MAX_BYTES = 0xFFFF - 11
 
 
+#: bytes the layout assumed has where it has them: the record's header (version
+#: 1, 5 messages) and its dataspace, datatype, fill value and layout messages
+#: (a compact layout, version 3); the root group's link to the record (its
+#: name, and the header's address)
+_EXPECTED = (
+    (_HEADER_AT, b"\x01\x00\x05\x00"),
+    (_HEADER_AT + 16, b"\x01\x00\x08\x00"),
+    (_HEADER_AT + 32, b"\x03\x00\x08\x00"),
+    (_HEADER_AT + 48, b"\x05\x00\x08\x00"),
+    (_HEADER_AT + 64, b"\x08\x00"),
+    (_DATA_AT - 4, b"\x03\x00"),
+    (290, b"\x07@record" + struct.pack("<Q", _HEADER_AT)),
+)
+
+
 def _up8(n: int) -> int:
     return (n + 7) & ~7
 
@@ -92,8 +107,8 @@ def template(made: bytes, record: bytes) -> bytes | None:
     if not 0 < len(record) <= MAX_BYTES or not made.startswith(_SIGNATURE):
         return None
     head = bytearray(made[:_DATA_AT])
-    if len(head) < _DATA_AT or made[_DATA_AT - 4 : _DATA_AT - 2] != b"\x03\x00":
-        return None  # not a compact layout message (version 3) where expected
+    if len(head) < _DATA_AT or any(head[at : at + len(v)] != v for at, v in _EXPECTED):
+        return None
     # a file built from it for the same record must be the one HDF5 made
     if bytes(_patch(bytearray(head), len(record))) + _tail(record) != made:
         return None

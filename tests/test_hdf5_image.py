@@ -1,0 +1,324 @@
+"""A new HDF5 file that holds nothing but its root record (``tinystore.save``
+of a small object into a new file) is written by tinystore itself
+(:mod:`tinystore.storage.hdf5_image`), byte for byte as HDF5 writes it.
+
+Proved here against HDF5 itself: the bytes for every record length around
+every boundary of the layout (the 8-byte alignment of the data and of the
+header, the compact limit, the file crossing 4 KiB pages) and for random
+lengths and contents; files saved either way are equal, then updated by
+tinystore the same way into equal files, and read by h5py and h5dump.  What
+the fast path does not prove (a record over the compact limit, an array
+dataset, an existing file) is written by HDF5 as before.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinystore
+from tinystore.storage import hdf5, hdf5_image
+
+LIMIT = hdf5.COMPACT_RECORD_BYTES
+#: every length around every boundary: the 8-byte alignment of the layout
+#: message (4 + n) and of the header (n), the file's end crossing 1, 2, 4 and
+#: 8 KiB, and the compact limit
+_EDGES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 17, 67, 100, 255, 256, 257]
+_EDGES += [n + d for n in (320, 1344, 3392, 7488) for d in range(-9, 10)]
+_EDGES += [n + d for n in (4096, 32768, LIMIT) for d in range(-9, 1)]
+
+
+def _by_hdf5(folder, record: bytes) -> bytes:
+    """The file HDF5 writes for ``record`` as the root record of a new file."""
+    path = os.path.join(folder, "hdf5.h5")
+    fid = hdf5._create_file(path)
+    try:
+        hdf5._write_root(fid, record)
+    finally:
+        fid.close()
+    with open(path, "rb") as f:
+        data = f.read()
+    os.unlink(path)
+    return data
+
+
+def _record(n: int, seed: int = 0) -> bytes:
+    return random.Random(seed * 100_003 + n).randbytes(n)
+
+
+def _head() -> bytes:
+    """The template learnt from this HDF5 (whether or not it is proven)."""
+    head = hdf5_image.template(hdf5._empty_file_image(), hdf5.EMPTY_ROOT)
+    if head is None:
+        pytest.skip("this HDF5 lays new files out otherwise: it writes them all")
+    return head
+
+
+#: tinystore writes new files itself with this HDF5 (a proven one, not Windows)
+needs_fast = pytest.mark.skipif(
+    not hdf5._writes_new_files(), reason="HDF5 writes every new file here"
+)
+
+
+@pytest.mark.parametrize("n", _EDGES)
+def test_bytes_are_hdf5s_at_every_boundary(tmp_path, n):
+    record = _record(n)
+    assert hdf5_image.image(_head(), record) == _by_hdf5(tmp_path, record)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, LIMIT), seed=st.integers(0, 2**32), fill=st.sampled_from([None, 0, 32]))
+def test_bytes_are_hdf5s_for_random_records(tmp_path_factory, n, seed, fill):
+    record = _record(n, seed) if fill is None else bytes([fill]) * n  # (NULs: kept whole)
+    folder = tmp_path_factory.mktemp("h")
+    assert hdf5_image.image(_head(), record) == _by_hdf5(folder, record)
+
+
+@needs_fast
+def test_the_empty_file_is_hdf5s():
+    assert hdf5._root_image(hdf5.EMPTY_ROOT) == hdf5._empty_file_image()
+
+
+@needs_fast
+def test_records_out_of_the_class_are_left_to_hdf5():
+    assert hdf5._root_image(b"") is None
+    assert hdf5._root_image(b"x" * (LIMIT + 1)) is None
+    assert hdf5._root_image(b"x" * LIMIT) is not None
+
+
+def test_a_template_of_another_layout_is_refused():
+    made, record = hdf5._empty_file_image(), hdf5.EMPTY_ROOT
+    assert hdf5_image.template(made, record) == _head()
+    assert hdf5_image.template(made, record + b"x") is None  # not the record it holds
+    assert hdf5_image.template(made + bytes(8), record) is None  # bytes past the header
+    for at in (20, 291, 300, 464, 496, 504):  # (superblock, link, messages, layout)
+        changed = bytearray(made)
+        changed[at] ^= 1
+        assert hdf5_image.template(bytes(changed), record) is None, at
+    assert hdf5_image.template(made[:500], record) is None
+
+
+# -- through tinystore: the same files either way, and HDF5 not asked --------
+
+SMALL = [
+    {"a": 1, "b": [1, 2.5, "x"], "c": None},
+    {f"k{i}": i for i in range(1000)},
+    {},
+    None,
+    "é" * 7000,
+    [(i, str(i)) for i in range(300)],
+    "x" * (LIMIT - 200),  # a record close to the compact limit
+    np.arange(8),  # an array small enough to stay in its record
+]
+
+
+def _save_both(tmp_path, monkeypatch, value, name="x", **options) -> tuple[str, str]:
+    """``value`` saved into a new file without HDF5 (which must then not be
+    asked to make one) and with it; the two files."""
+    fast, slow = str(tmp_path / f"{name}-fast.h5"), str(tmp_path / f"{name}-hdf5.h5")
+    with monkeypatch.context() as m:
+
+        def refuse(path):
+            raise AssertionError("HDF5 was asked to make the file")
+
+        m.setattr(hdf5, "_create_file", refuse)
+        tinystore.save(value, fast, **options)
+    with monkeypatch.context() as m:
+        m.setattr(hdf5, "WRITE_NEW_FILES", False)
+        tinystore.save(value, slow, **options)
+    return fast, slow
+
+
+def _same(a: str, b: str) -> None:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        assert fa.read() == fb.read()
+
+
+def _equal(got, value) -> None:
+    if isinstance(value, np.ndarray):
+        assert type(got) is np.ndarray and got.dtype == value.dtype
+        np.testing.assert_array_equal(got, value)
+    else:
+        assert type(got) is type(value) and got == value
+
+
+@needs_fast
+@pytest.mark.parametrize("value", SMALL, ids=range(len(SMALL)))
+def test_a_small_save_writes_hdf5s_bytes_without_hdf5(tmp_path, monkeypatch, value):
+    fast, slow = _save_both(tmp_path, monkeypatch, value)
+    _same(fast, slow)
+    _equal(tinystore.load(fast), value)
+    with h5py.File(fast, "r") as f:
+        assert list(f) == ["@record"] and f["@record"].id.get_create_plist().get_layout() == 0
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        os.path.basename(p) + s for p in (fast, slow) for s in ("", ".lock")
+    )
+
+
+@needs_fast
+def test_a_durable_small_save_is_on_the_disk_before_its_rename(tmp_path, monkeypatch):
+    from tinystore.storage import journal
+
+    monkeypatch.setattr(journal, "TRACE", [])
+    fast, slow = _save_both(tmp_path, monkeypatch, {"a": 1}, durable=True)
+    _same(fast, slow)
+    trace = [t for t in journal.TRACE if fast in t[1] or fast in t[2]]
+    tmp = fast + hdf5.NEW_SUFFIX
+    renamed = trace.index(("rename", fast, tmp))
+    assert ("fsync", tmp, "") in trace[:renamed]
+
+
+@needs_fast
+def test_what_the_fast_path_does_not_prove_is_left_to_hdf5(tmp_path, monkeypatch):
+    made = []
+    real = hdf5._create_file
+
+    def counting(path):
+        made.append(path)
+        return real(path)
+
+    monkeypatch.setattr(hdf5, "_create_file", counting)
+    big = "x" * (LIMIT + 10)  # a record over the compact limit
+    tinystore.save(big, str(tmp_path / "big.h5"))
+    tinystore.save({"arr": np.arange(100.0)}, str(tmp_path / "arr.h5"))  # a dataset
+    with tinystore.open(str(tmp_path / "group.h5")) as s:  # made empty (without HDF5)
+        s["g"] = {"a": 1}  # then updated by HDF5
+    assert len(made) == 2
+    with monkeypatch.context() as m:
+        m.setattr(hdf5, "WRITE_NEW_FILES", False)
+        for name, value in [("big2", big), ("arr2", {"arr": np.arange(100.0)})]:
+            tinystore.save(value, str(tmp_path / f"{name}.h5"))
+    _same(str(tmp_path / "big.h5"), str(tmp_path / "big2.h5"))
+    _same(str(tmp_path / "arr.h5"), str(tmp_path / "arr2.h5"))
+    made.clear()
+    tinystore.save({"a": 1}, str(tmp_path / "big.h5"))  # an existing file: updated in place
+    assert tinystore.load(str(tmp_path / "big.h5")) == {"a": 1}
+    with tinystore.open(str(tmp_path / "big.h5"), "w") as s:  # emptied in place
+        s["b"] = 2
+    assert tinystore.load(str(tmp_path / "big.h5"), path="b") == 2
+    assert made == []
+
+
+def _sessions(store: str) -> None:
+    """A new file's first sessions that write more than a root record."""
+    with tinystore.open(store, check=False) as s:
+        s["a"] = 1
+        assert s["a"] == 1
+        s["arr"] = np.arange(100.0)
+        s["g"] = {"x": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        _sessions,
+        lambda store: tinystore.save({"a": np.arange(1000)}, store),
+        lambda store: tinystore.save({"a": 1}, store, path="deep/er"),
+        lambda store: tinystore.save([(i, str(i)) for i in range(3000)], store),  # a subgroup
+    ],
+)
+def test_sessions_that_write_more_give_hdf5s_files(tmp_path, monkeypatch, job):
+    fast, slow = str(tmp_path / "fast.h5"), str(tmp_path / "slow.h5")
+    job(fast)
+    monkeypatch.setattr(hdf5, "WRITE_NEW_FILES", False)
+    job(slow)
+    _same(fast, slow)
+
+
+def test_a_failed_transaction_in_a_new_file_then_a_small_save(tmp_path, monkeypatch):
+    """A session rolled back (abort) after HDF5 made its file, then writing
+    only its root record, gives the file that record alone gives."""
+
+    class Boom(Exception):
+        pass
+
+    def job(store):
+        with tinystore.open(store, check=False) as s:
+            with pytest.raises(Boom), s.batch():
+                s["arr"] = np.arange(100.0)
+                raise Boom
+            s["a"] = 1
+
+    fast, slow = str(tmp_path / "fast.h5"), str(tmp_path / "slow.h5")
+    job(fast)
+    monkeypatch.setattr(hdf5, "WRITE_NEW_FILES", False)
+    job(slow)
+    _same(fast, slow)
+    assert tinystore.load(fast, path="a") == 1
+    assert not os.path.exists(fast + hdf5.NEW_SUFFIX)
+
+
+def _update(store: str) -> None:
+    with tinystore.open(store) as s:
+        s["more"] = {"b": 2.5}
+        s["arr"] = np.arange(50.0)
+    with tinystore.open(store) as s:
+        del s["a"]
+        s["text"] = "t" * 300
+    tinystore.compact(store)
+
+
+def test_files_written_without_hdf5_are_updated_as_hdf5s(tmp_path, monkeypatch):
+    value = {"a": 1, "s": "x" * 100}
+    fast, slow = _save_both(tmp_path, monkeypatch, value)
+    _update(fast)
+    _update(slow)
+    _same(fast, slow)
+    got = tinystore.load(fast)
+    assert got.keys() == {"s", "more", "arr", "text"} and got["more"] == {"b": 2.5}
+    np.testing.assert_array_equal(got["arr"], np.arange(50.0))
+    with h5py.File(fast, "r") as f:
+        assert f["arr"][()].tolist() == list(np.arange(50.0))
+
+
+@pytest.mark.skipif(shutil.which("h5dump") is None, reason="h5dump (hdf5-tools) not installed")
+def test_h5dump_reads_a_file_written_without_hdf5(tmp_path, monkeypatch):
+    fast, slow = _save_both(tmp_path, monkeypatch, {"a": "hello h5dump"})
+    outs = []
+    for path in (fast, slow):
+        proc = subprocess.run(["h5dump", path], capture_output=True, text=True, check=True)
+        outs.append(proc.stdout.replace(path, "FILE"))
+    assert outs[0] == outs[1]
+    assert "hello h5dump" in outs[0] and 'DATASET "@record"' in outs[0]
+
+
+def _physical_session(store: str, more: bool) -> list:
+    """One write session of a new file at the storage's level: its root
+    record, read back; then (``more``) a group with its own record."""
+    from tinystore.storage.record.format import dumps_record
+
+    phys = hdf5._HDF5Physical(store, "a", None, None, 10.0, check=False)
+    root = dumps_record([{"g": 1, "c": {"x": 1}}])
+    seen = []
+    phys.begin(True)
+    try:
+        seen.append(phys.read_record(()))  # the empty record of a new file
+        phys.write_record((), root)
+        seen += [phys.read_record(()), phys.read_record(("g",))]
+        if more:
+            phys.create_group(("g",))
+            phys.write_record(("g",), hdf5.EMPTY_ROOT)
+            seen += [phys.read_record(()), phys.read_record(("g",))]
+    finally:
+        phys.end()
+    return seen
+
+
+@pytest.mark.parametrize("more", [False, True])
+def test_a_session_writing_its_root_record_first_then_more(tmp_path, monkeypatch, more):
+    fast, slow = str(tmp_path / "fast.h5"), str(tmp_path / "slow.h5")
+    seen = _physical_session(fast, more)
+    monkeypatch.setattr(hdf5, "WRITE_NEW_FILES", False)
+    assert _physical_session(slow, more) == seen
+    _same(fast, slow)
+    assert seen[0] == hdf5.EMPTY_ROOT and seen[1] != seen[0] and seen[2] is None
+    if more:
+        assert seen[3] == seen[1] and seen[4] == hdf5.EMPTY_ROOT
