@@ -322,3 +322,17 @@ def test_a_session_writing_its_root_record_first_then_more(tmp_path, monkeypatch
     assert seen[0] == hdf5.EMPTY_ROOT and seen[1] != seen[0] and seen[2] is None
     if more:
         assert seen[3] == seen[1] and seen[4] == hdf5.EMPTY_ROOT
+
+
+def test_an_hdf5_the_tests_did_not_prove_writes_every_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(hdf5, "PROVEN_HDF5", frozenset())
+    hdf5._root_template.cache_clear()
+    try:
+        assert not hdf5._writes_new_files() and hdf5._root_image(b"x") is None
+        made = []
+        real = hdf5._create_file
+        monkeypatch.setattr(hdf5, "_create_file", lambda path: made.append(path) or real(path))
+        tinystore.save({"a": 1}, str(tmp_path / "x.h5"))
+        assert len(made) == 1 and tinystore.load(str(tmp_path / "x.h5")) == {"a": 1}
+    finally:
+        hdf5._root_template.cache_clear()
