@@ -109,19 +109,25 @@ def _record_text(nodes: list, pretty: bool = False, attrs: list | None = None) -
         else:
             head = b"".join(dumps(k) + b":" + dumps(v) + b"," for k, v in node.items() if k != "c")
             if type(children) is list:
-                body = b",\n".join(
-                    [dumps(children[j : j + n])[1:-1] for j in range(0, len(children), n)]
-                )
-                text = b"{" + head + b'"c":[\n' + body + b"\n]}"
+                text = b"{" + head + b'"c":[\n' + _lines(children, list(children), n) + b"\n]}"
             else:
-                items = list(children.items())
-                body = b",\n".join(
-                    [dumps(dict(items[j : j + n]))[1:-1] for j in range(0, len(items), n)]
-                )
-                text = b"{" + head + b'"c":{\n' + body + b"\n}}"
+                marked = dict(children)
+                text = b"{" + head + b'"c":{\n' + _lines(children, marked, n) + b"\n}}"
         lines.append(text + (b"," if i < last else b""))
     lines.append(b"]}\n")
     return b"\n".join(lines)
+
+
+def _lines(children: Any, marked: Any, n: int) -> bytes:
+    """The children of a large node as JSON, ``n`` to a line, in one
+    ``orjson.dumps`` call: the last of each line but the last is written as a
+    fragment ending in a newline (``marked``: a copy of ``children`` to mark),
+    a byte that compact JSON has nowhere else (strings escape it)."""
+    keys = list(children) if type(children) is dict else range(len(children))
+    for j in range(n - 1, len(keys) - 1, n):
+        k = keys[j]
+        marked[k] = orjson.Fragment(orjson.dumps(children[k]) + b"\n")
+    return orjson.dumps(marked)[1:-1].replace(b"\n,", b",\n")
 
 
 def loads_record(data: bytes, where: str) -> Record:
