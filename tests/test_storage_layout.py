@@ -576,6 +576,27 @@ def test_json_record_diff_is_small(tmp_path):
     )
 
 
+@pytest.mark.parametrize("kind", [dict, list])
+@pytest.mark.parametrize("n", [9, 16, 17, 100])
+def test_json_record_lines_hold_eight_children(tmp_path, kind, n):
+    # docs/format.rst: "a line per eight children of a large node"; values and
+    # keys holding newlines, commas and brackets (escaped in JSON) do not move
+    # the line breaks
+    texts = ["a\n,b", "\n,", "},\n{", "x\\n,", "é\n"]
+    values = [texts[i % len(texts)] + str(i) for i in range(n)]
+    data = {f"k\n,{i}": v for i, v in enumerate(values)} if kind is dict else values
+    root = tmp_path / "store.json"
+    tinystore.save(data, str(root))
+    lines = (root / "@record.json").read_bytes().split(b"\n")
+    start = next(i for i, line in enumerate(lines) if line.endswith((b'"c":{', b'"c":[')))
+    body = lines[start + 1 : start + 1 + -(-n // 8)]
+    assert [line.count(b'"k\\n,') if kind is dict else line.count(b'"') // 2 for line in body] == [
+        min(8, n - 8 * j) for j in range(len(body))
+    ]
+    assert all(line.endswith(b",") for line in body[:-1]) and not body[-1].endswith(b",")
+    assert tinystore.load(str(root)) == data
+
+
 # ---------------------------------------------------------------------------
 # shared metadata: written once per record; small nodes in their short form
 def test_metadata_shared_by_many_nodes_is_written_once(opener):
