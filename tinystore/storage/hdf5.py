@@ -42,6 +42,7 @@ from tinystore.errors import (
     UnsafeStoreError,
 )
 from tinystore.storage import hdf5_image, hdf5_records, journal
+from tinystore.storage.hdf5_arrays import FOLDER_GCPL, array_list
 from tinystore.storage.journal import (
     JournaledFile,
     RolledBackFile,
@@ -1152,7 +1153,7 @@ class _HDF5Physical(Physical):
         where = f"/{'/'.join(gpath + tuple(parts))} in {self.filename}"
         if create and not _has(group, name):
             lcpl = _LCPL_ASCII if name.isascii() else _LCPL_UTF8
-            sub = h5py.h5g.create(group, name, lcpl=lcpl, gcpl=_GCPL)
+            sub = h5py.h5g.create(group, name, lcpl=lcpl, gcpl=FOLDER_GCPL)
         else:
             sub = _open_group(group, parts[-1], where)
         self._folders[key] = sub
@@ -1309,7 +1310,8 @@ class _HDF5Physical(Physical):
         else:
             data = np.frombuffer(value.tobytes(order=entry.get("o", "C")), dtype=np.uint8)
             entry["r"] = 1
-        self._held.append(_create_dataset(group, name, data, self._dataset_options))
+        dcpl = array_list(data.nbytes)
+        self._held.append(_create_dataset(group, name, data, self._dataset_options, dcpl))
 
     def rename_external(self, gpath: GPath, name: str, new: str, entry: dict) -> None:
         self._noting(self._rename_external, gpath, name, new)
