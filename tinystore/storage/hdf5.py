@@ -71,7 +71,7 @@ from tinystore.storage.record.physical import open_cached
 RECORD = "@record"
 _RECORD_NAME = RECORD.encode()
 #: Arrays of at most this many bytes stay inside their record (a dataset
-#: would cost ~0.1 ms to write and read, and ~1 KiB of file, each).
+#: would cost ~0.1 ms to write and read, and ~0.15 KiB of file, each).
 SMALL_ARRAY_BYTES = 64
 MODES = ("r", "r+", "a", "w", "w-", "x")
 #: A new file is written under its name plus this, then renamed (see
