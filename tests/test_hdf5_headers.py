@@ -163,3 +163,21 @@ def test_a_trajectory_of_small_arrays_is_at_most_1_5x_pickle(tmp_path):
         arrays = sum(o.nbytes for o in objects if isinstance(o, h5py.Dataset))
     assert len(objects) == 100 * (6 + 4) + 1  # folders and arrays, and the record
     assert (size - arrays) / len(objects) <= 160
+
+
+@pytest.mark.skipif(os.name != "posix", reason="headers are HDF5's default size there")
+def test_compressed_arrays_have_minimal_headers_too(tmp_path):
+    fn = tmp_path / "gzip.h5"
+    with tinystore.open(fn, "w", compression="gzip") as s:
+        s["frame"] = {"arrays": {k: VALUES[k] for k in ("positions", "fortran", "big")}}
+    with h5py.File(fn, "r") as f:
+        for name in ("positions", "fortran", "big"):
+            ds = f["frame/arrays"][name]
+            assert ds.compression == "gzip" and ds.chunks is not None
+            info, hdr = _header(ds)
+            assert (info.mtime, info.ctime) == (0, 0)
+            assert hdr.space.free <= 32, (name, hdr.space.free)
+            np.testing.assert_array_equal(ds[()], VALUES[name])
+    loaded = tinystore.load(fn, path="frame")["arrays"]
+    assert loaded["fortran"].flags.f_contiguous
+    np.testing.assert_array_equal(loaded["big"], VALUES["big"])

@@ -325,8 +325,8 @@ def _create_dataset(
     """A dataset ``name`` in ``group`` holding ``data``, as h5py's ``create_dataset``
     writes it (with ``options``: compression), but without its per-call cost;
     its open handle (see ``_HDF5Physical._held``)."""
-    if options and data.size:
-        return h5py.Group(group).create_dataset(name, data=data, **options).id
+    if options and data.size:  # (h5py makes it chunked: its own copy of dcpl)
+        return h5py.Group(group).create_dataset(name, data=data, dcpl=dcpl.copy(), **options).id
     data = np.asarray(data, order="C")  # HDF5 takes C order (a copy only if not already)
     file_type, memory_type = _h5types(data.dtype)
     lcpl = _LCPL_ASCII if name.isascii() else _LCPL_UTF8

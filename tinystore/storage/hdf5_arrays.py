@@ -16,6 +16,8 @@ header is as small as HDF5 makes it, the datasets stay what they were
   (4-6 byte message headers instead of 8, no padding to 8 bytes);
 * arrays of at most :data:`COMPACT_ARRAY_BYTES` bytes are *compact*: their
   bytes are in the header (one block to write and read, no data address);
+  compressed ones are chunked (h5py's ``create_dataset``, given these
+  properties);
 * a folder's header starts with room for :data:`FOLDER_LINKS` links (HDF5's
   default is 4, most folders hold one or two), and grows past it.
 
