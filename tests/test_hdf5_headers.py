@@ -181,3 +181,51 @@ def test_compressed_arrays_have_minimal_headers_too(tmp_path):
     loaded = tinystore.load(fn, path="frame")["arrays"]
     assert loaded["fortran"].flags.f_contiguous
     np.testing.assert_array_equal(loaded["big"], VALUES["big"])
+
+
+def test_arrays_in_folders_of_many_blocks_are_read_without_hdf5(tmp_path):
+    """The version 2 headers of arrays and folders, a folder grown past its
+    first block (five links: continuation blocks), read by ``hdf5_records``."""
+    from h5py import h5f
+
+    fn = tmp_path / "blocks.h5"
+    value = {
+        "f": {k: np.arange(20.0) + i for i, k in enumerate("abcde")},
+        "g": {"x": {"y": VALUES["numbers"]}},
+    }
+    tinystore.save(value, fn)
+    with h5py.File(fn, "r") as f:
+        assert _header(f["f"])[1].nchunks > 1
+    with tinystore.open(fn, "r") as s, s.hold():
+        got = {"f": s["f"], "g": s["g"]}
+        assert h5f.get_obj_count(h5f.OBJ_ALL, h5f.OBJ_FILE) == 0  # HDF5 never opened it
+    for key, array in value["f"].items():
+        assert got["f"][key].dtype == array.dtype
+        np.testing.assert_array_equal(got["f"][key], array)
+    np.testing.assert_array_equal(got["g"]["x"]["y"], VALUES["numbers"])
+
+
+def test_a_damaged_version_2_header_is_left_to_hdf5(tmp_path):
+    from tinystore.storage.hdf5 import _encoded_type
+    from tinystore.storage.hdf5_records import open_reader
+
+    fn = tmp_path / "damaged.h5"
+    tinystore.save({"f": {"a": np.arange(20.0)}}, fn)
+    with h5py.File(fn, "r") as f:
+        address = h5o.get_info(f["f/a"].id).addr
+    args = (("f", "a"), _encoded_type(np.dtype("<f8")), (20,), np.dtype("<f8"))
+    reader = open_reader(str(fn))
+    try:
+        np.testing.assert_array_equal(reader.array(*args), np.arange(20.0))
+    finally:
+        reader.close()
+    with open(fn, "r+b") as f:  # a byte of the array's header (its checksum no longer holds)
+        f.seek(address + 20)
+        byte = f.read(1)
+        f.seek(address + 20)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    reader = open_reader(str(fn))
+    try:
+        assert reader.array(*args) is None
+    finally:
+        reader.close()

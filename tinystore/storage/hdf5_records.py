@@ -10,7 +10,8 @@ with HDF5 only if it needs a dataset.
 
 Only the exact layout tinystore's own writes give (see
 :func:`tinystore.storage.hdf5._creation_list`) is read: a version 2 superblock
-at offset 0 (its checksum checked), version 1 object headers, groups whose
+at offset 0 (its checksum checked), version 1 object headers (and version 2
+ones, their checksums checked: tinystore's arrays and folders), groups whose
 links are messages of their header, and a record that is a compact or contiguous
 scalar dataset of an ASCII, null-padded fixed-length string.  Anything else (an older
 or a foreign layout, a group whose links are in a B-tree or heap, a soft link,
@@ -34,6 +35,7 @@ _M = 0xFFFFFFFF
 # object header message types (HDF5 file format specification, IV.A.2)
 _NIL, _DATASPACE, _LINK_INFO, _DATATYPE, _FILL_OLD, _FILL = 0x0, 0x1, 0x2, 0x3, 0x4, 0x5
 _LINK, _LAYOUT, _CONTINUATION, _SYMBOL_TABLE, _MTIME = 0x6, 0x8, 0x10, 0x11, 0x12
+_REFERENCE_COUNT = 0x16
 #: what a record's header may hold: anything else (filters, external files,
 #: attributes...) leaves the record to HDF5
 _RECORD_MESSAGES = frozenset({_NIL, _DATASPACE, _DATATYPE, _FILL_OLD, _FILL, _LAYOUT, _MTIME})
@@ -121,7 +123,10 @@ class _File:
 
     def messages(self, address: int) -> Iterator[tuple[int, int, bytes, int]]:
         """``(type, flags, body, object reference count)`` of every message in
-        the version 1 object header at ``address``, its continuations followed."""
+        the object header at ``address``, its continuations followed."""
+        if self.read(address, 4) == b"OHDR":
+            yield from self._messages_v2(address)
+            return
         version, _, count, refs, size = struct.unpack("<BBHII", self.read(address, 12))
         if version != 1:
             raise _Unknown("object header version")
@@ -150,6 +155,55 @@ class _File:
                 p += 8 + length
         if seen != count:
             raise _Unknown("message count")
+
+    def _messages_v2(self, address: int) -> list[tuple[int, int, bytes, int]]:
+        """What :meth:`messages` gives, of a version 2 object header (HDF5
+        writes one for an object that tracks attribute creation order, as
+        tinystore's arrays and folders do, see ``hdf5_arrays``): chunks
+        ``OHDR``/``OCHK`` with a checksum each (checked), 4-byte message
+        headers (6 with a creation order)."""
+        head = self.read(address, 6)
+        flags = head[5]
+        if head[4] != 2 or flags & 0xC0:
+            raise _Unknown("object header version")
+        p = 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 0x03)
+        size = int.from_bytes(self.read(address + p, width), "little")
+        step = 6 if flags & 0x04 else 4
+        blocks = [(address, p + width, size)]  # (chunk, its first message, their bytes)
+        found: list = []
+        refs = total = read = 0
+        while blocks:
+            start, first, size = blocks.pop()
+            total += size
+            read += 1
+            if read > _MAX_BLOCKS or total > _MAX_HEADER_BYTES:
+                raise _Unknown("header too large")
+            data = self.read(start, first + size + 4)
+            if lookup3(data[:-4]) != struct.unpack_from("<I", data, first + size)[0]:
+                raise _Unknown("object header checksum")  # HDF5 says what is wrong
+            q, end = first, first + size
+            while q + step <= end:  # (fewer bytes left: a gap)
+                kind, length, mflags = struct.unpack_from("<BHB", data, q)
+                body = data[q + step : q + step + length]
+                if q + step + length > end:
+                    raise _Unknown("message past its header")
+                if kind == _CONTINUATION:
+                    if length < 16:
+                        raise _Unknown("continuation message")
+                    at, n = struct.unpack_from("<QQ", body)
+                    if n < 8 or self.read(at, 4) != b"OCHK":
+                        raise _Unknown("continuation block")
+                    blocks.append((at, 4, n - 8))
+                elif kind == _REFERENCE_COUNT:
+                    if length < 5 or body[0] != 0 or refs:
+                        raise _Unknown("reference count message")
+                    refs = struct.unpack_from("<I", body, 1)[0]
+                else:
+                    found.append((kind, mflags, body))
+                q += step + length
+        refs = refs or 1  # (a version 2 header holds a count only if it is not 1)
+        return [(kind, mflags, body, refs) for kind, mflags, body in found]
 
     def link(self, group: int, name: bytes, single: bool) -> int:
         """The address of the object the hard link ``name`` of the group whose
