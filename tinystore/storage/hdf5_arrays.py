@@ -48,7 +48,7 @@ COMPACT_ARRAY_BYTES = 2048
 #: Links a new folder's header has room for (more make it grow).
 FOLDER_LINKS = 2
 #: The length of name that room is made for.
-FOLDER_NAME_BYTES = 0
+FOLDER_NAME_BYTES = 4
 
 
 @functools.cache
