@@ -31,6 +31,7 @@ are HDF5's default size: a larger file, the same datasets.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -76,7 +77,8 @@ def _call(name: str, plist: Any, *args: int) -> bool:
         return False
     setter.argtypes = [ctypes.c_int64] + [ctypes.c_uint] * len(args)
     setter.restype = ctypes.c_int
-    with h5py._objects.phil:  # h5py's lock around every HDF5 call
+    # h5py's lock around every HDF5 call (a private name: none if it moves)
+    with getattr(getattr(h5py, "_objects", None), "phil", None) or contextlib.nullcontext():
         return setter(plist.id, *args) >= 0
 
 
