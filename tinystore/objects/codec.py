@@ -364,6 +364,13 @@ class ObjectCodec:
         for i, key in enumerate(parts[depth:]):
             if type(target) is Tree and target.attrs.get("t") == "table":
                 _refuse_inside_table(path, parts[: depth + i])
+            if type(target) is Tree and target.attrs.get("t") == "ref":
+                # (its children would be written where no load looks)
+                raise SharedNodeError(
+                    f"cannot replace or delete {path!r} in place: "
+                    f"{'/'.join(parts[: depth + i])!r} is a reference to an object stored "
+                    "elsewhere in the enclosing object; update it where it is stored"
+                )
             target = _child(target, key)
             if target is None:
                 break
