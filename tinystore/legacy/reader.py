@@ -721,7 +721,7 @@ def is_legacy(location: Any) -> bool:
             if "@record" in f:
                 return False
             return _looks_legacy(f, depth=2)
-    except OSError:
+    except (OSError, RuntimeError):  # (HDF5 reports a damaged header as RuntimeError)
         return False
 
 

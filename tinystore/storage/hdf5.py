@@ -1209,7 +1209,10 @@ class _HDF5Physical(Physical):
         if dcpl.get_layout() != h5d.COMPACT:  # (compact: all its bytes are in its header)
             _check_dataset(ds, where, True, dcpl)
         space = ds.get_space()
-        dtype = ds.dtype
+        try:
+            dtype = ds.dtype
+        except TypeError:  # (a type h5py has no numpy type for: a damaged charset, say)
+            raise CorruptStoreError(f"{where} is not a record") from None
         if space.get_simple_extent_type() != h5s.SCALAR or dtype.kind != "S":
             raise CorruptStoreError(f"{where} is not a record")
         if dtype.itemsize > MAX_RECORD_BYTES:
