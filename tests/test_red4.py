@@ -9,13 +9,19 @@ sharing); each damaged input must give a tinystore error.
 from __future__ import annotations
 
 import struct
+import sys
+from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from objects_cases import assert_same_structure, pickled
 
 import tinystore
-from tinystore.errors import SharedNodeError, TinystoreError
+from tinystore.errors import CorruptStoreError, SharedNodeError, TinystoreError
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from crafting import write_record  # noqa: E402
 
 
 # -- updates by path under a shared object ----------------------------------------------------------
@@ -93,3 +99,29 @@ def test_every_byte_flipped_gives_the_value_or_a_tinystore_error(tmp_path):
         for kind, value in _load_both(path):
             if kind == "value":
                 assert_same_structure(expected, value, new=False)
+
+
+# -- crafted records --------------------------------------------------------------------------------
+_DICT = {"t": "dict"}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"tinystore": [1, 3], "attrs": [_DICT, [0, "a/b", "c"]], "nodes": [{"a": 0, "c": {"x": [1, 2]}}]},
+        {"tinystore": [1, 2], "attrs": [_DICT], "nodes": [{"a": 0, "c": {"x": {"@0": {"a/b": 1}}}}]},
+        {"tinystore": [1, 2], "attrs": [_DICT], "nodes": [{"a": 0, "c": {"a/b": 1}}]},
+    ],
+    ids=["shape", "in-place", "table-node"],
+)
+def test_browsing_a_child_named_with_a_slash_is_a_tinystore_error(backend, filename, doc):
+    """tinystore writes the keys of a dict that hold "/" as values (``kv``),
+    never as names; a crafted record that names a child ``a/b`` makes
+    ``tree()`` (and ``tinystore show``) raise a tinystore error, not a raw
+    KeyError of its path ``a`` that does not exist."""
+    with tinystore.open(filename, "w") as s:
+        s["a"] = {"x": np.arange(3.0), "y": [1, [2]]}
+    write_record(filename, ("a",), doc)
+    with tinystore.open(filename, "r") as s:
+        with pytest.raises(CorruptStoreError, match="a/b"):
+            s.tree()
