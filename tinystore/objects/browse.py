@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from tinystore.errors import TinystoreError
+from tinystore.errors import CorruptStoreError, TinystoreError
 from tinystore.objects import contents, table
 from tinystore.storage.base import GenericStorage, GroupTree, LeafInfo, Tree
 
@@ -339,6 +339,9 @@ def _versions_text(versions: dict) -> str:
 def _entries(view: NodeView, max_children: int) -> list[tuple[str, NodeView | None, bool]]:
     keys = shown_keys(view)
     shown = keys[:max_children]
+    for k in shown:
+        if "/" in k:  # (tinystore writes such keys as values: only a crafted record names one)
+            raise CorruptStoreError(f"{view.path or '/'!r} holds a child named {k!r}; it is damaged")
     more = len(keys) - len(shown)
     out = [(k, view[k], i == len(shown) - 1 and not more) for i, k in enumerate(shown)]
     if more:
