@@ -341,7 +341,8 @@ def _entries(view: NodeView, max_children: int) -> list[tuple[str, NodeView | No
     shown = keys[:max_children]
     for k in shown:
         if "/" in k:  # (tinystore writes such keys as values: only a crafted record names one)
-            raise CorruptStoreError(f"{view.path or '/'!r} holds a child named {k!r}; it is damaged")
+            where = view.path or "/"
+            raise CorruptStoreError(f"{where!r} holds a child named {k!r}; it is damaged")
     more = len(keys) - len(shown)
     out = [(k, view[k], i == len(shown) - 1 and not more) for i, k in enumerate(shown)]
     if more:
