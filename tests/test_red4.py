@@ -19,6 +19,7 @@ import pytest
 from objects_cases import assert_same_structure, pickled
 
 import tinystore
+from tinystore.cli import main
 from tinystore.errors import CorruptStoreError, SharedNodeError, TinystoreError
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
@@ -134,6 +135,10 @@ def test_browsing_a_child_named_with_a_slash_is_a_tinystore_error(backend, filen
     with tinystore.open(filename, "r") as s:
         with pytest.raises(CorruptStoreError, match="a/b"):
             s.tree()
+    if backend != "memory":  # (the command line opens files)
+        holder = "a" if doc["tinystore"] == [1, 2] and "a/b" in doc["nodes"][0]["c"] else "a/x"
+        for args in (["ls", filename, holder], ["tree", filename]):
+            assert main(args) == 1
 
 
 # -- values of the new forms, as pickle gives them ---------------------------------------------------

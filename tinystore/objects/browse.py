@@ -190,7 +190,12 @@ class NodeView:
         return [self[k] for k, _ in _items(self._node)]
 
     def keys(self) -> list[str]:
-        return [k for k, _ in _items(self._node)]
+        keys = [k for k, _ in _items(self._node)]
+        for k in keys:
+            if "/" in k:  # (tinystore writes such keys as values: only a crafted record names one)
+                where = self.path or "/"
+                raise CorruptStoreError(f"{where!r} holds a child named {k!r}; it is damaged")
+        return keys
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
@@ -339,10 +344,6 @@ def _versions_text(versions: dict) -> str:
 def _entries(view: NodeView, max_children: int) -> list[tuple[str, NodeView | None, bool]]:
     keys = shown_keys(view)
     shown = keys[:max_children]
-    for k in shown:
-        if "/" in k:  # (tinystore writes such keys as values: only a crafted record names one)
-            where = view.path or "/"
-            raise CorruptStoreError(f"{where!r} holds a child named {k!r}; it is damaged")
     more = len(keys) - len(shown)
     out = [(k, view[k], i == len(shown) - 1 and not more) for i, k in enumerate(shown)]
     if more:
