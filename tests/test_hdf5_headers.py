@@ -44,7 +44,7 @@ def _header(obj) -> tuple:
 
 def test_the_library_is_reached_where_it_can_be():
     # (elsewhere, the headers are HDF5's default size: the tests below would fail)
-    assert hdf5_arrays._library() is not None or os.name != "posix"
+    assert hdf5_arrays.hdf5_library() is not None or os.name != "posix"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="headers are HDF5's default size there")

@@ -53,7 +53,7 @@ FOLDER_NAME_BYTES = 4
 
 
 @functools.cache
-def _library() -> Any:
+def hdf5_library() -> Any:
     """The HDF5 library h5py runs on, through ``ctypes`` (None if it cannot
     be reached that way).  On POSIX, a symbol looked up in a loaded library
     is looked up in the libraries it links too: h5py's ``defs`` module links
@@ -71,7 +71,7 @@ def _call(name: str, plist: Any, *args: int) -> bool:
     """Call the property setter ``name`` of h5py's HDF5 on ``plist``, with
     unsigned int arguments (HDF5's ``hbool_t`` and ``unsigned``): False if
     the library or the setter is missing, or HDF5 refuses the call."""
-    lib = _library()
+    lib = hdf5_library()
     setter = getattr(lib, name, None) if lib is not None else None
     if setter is None:
         return False

@@ -95,9 +95,9 @@ def _native_lookup3() -> Any:
     reaches h5py's library: ~0.7 µs a header instead of ~25 µs in Python."""
     import ctypes
 
-    from tinystore.storage.hdf5_arrays import _library
+    from tinystore.storage.hdf5_arrays import hdf5_library
 
-    lib = _library()
+    lib = hdf5_library()
     native = getattr(lib, "H5_checksum_lookup3", None) if lib is not None else None
     if native is None:
         return None
