@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import struct
 
-from tinystore.storage.hdf5_records import lookup3
+from tinystore.storage.hdf5_records import header_sum
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # offsets in the file (HDF5 file format specification, sections II and IV)
@@ -88,9 +88,9 @@ def _tail(record: bytes) -> bytes:
 
 @functools.lru_cache(maxsize=1024)
 def _checksum(superblock: bytes) -> int:
-    """The superblock's checksum (~15 µs in Python: files of a size seen
-    before reuse it)."""
-    return lookup3(superblock)
+    """The superblock's checksum (HDF5's own function where it is reached,
+    ~1 µs; else ~15 µs in Python: files of a size seen before reuse it)."""
+    return header_sum(superblock)
 
 
 def _patch(head: bytearray, n: int) -> bytearray:

@@ -109,7 +109,7 @@ def _native_lookup3() -> Any:
 
 
 #: the checksum of a version 2 object header (and of the superblock)
-_header_sum = _native_lookup3() or lookup3
+header_sum = _native_lookup3() or lookup3
 
 
 class _File:
@@ -135,7 +135,7 @@ class _File:
         if sb[:8] != _SIGNATURE or sb[8:12] != b"\x02\x08\x08\x00":  # v2, 8-byte addresses
             raise _Unknown("not a version 2 superblock at offset 0")
         base, extension, eof, root = struct.unpack_from("<4Q", sb, 12)
-        if _header_sum(sb[:44]) != struct.unpack_from("<I", sb, 44)[0]:
+        if header_sum(sb[:44]) != struct.unpack_from("<I", sb, 44)[0]:
             raise _Unknown("superblock checksum")  # HDF5 says what is wrong
         if base != 0 or eof > self.size:  # (HDF5 refuses a truncated file)
             raise _Unknown("base address or truncated file")
@@ -212,7 +212,7 @@ class _File:
             if read > _MAX_BLOCKS or total > _MAX_HEADER_BYTES:
                 raise _Unknown("header too large")
             data = self.read(start, first + size + 4)
-            if _header_sum(data[:-4]) != struct.unpack_from("<I", data, first + size)[0]:
+            if header_sum(data[:-4]) != struct.unpack_from("<I", data, first + size)[0]:
                 raise _Unknown("object header checksum")  # HDF5 says what is wrong
             q, end = first, first + size
             while q + step <= end:  # (fewer bytes left: a gap)

@@ -124,7 +124,7 @@ _BINARY = getattr(os, "O_BINARY", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-def _pwrite_all(fd: int, data, offset: int) -> None:
+def pwrite_all(fd: int, data, offset: int) -> None:
     """Write all of ``data`` at ``offset`` (a short write is carried on)."""
     view = memoryview(data).cast("B")
     while view:
@@ -243,7 +243,7 @@ class JournaledFile(io.RawIOBase):
             start = self._pos
             size = memoryview(data).nbytes
             self._save(start, start + size)
-            _pwrite_all(self._fd, data, start)
+            pwrite_all(self._fd, data, start)
         except OSError as exc:
             raise self._failing(exc) from None
         self._pos = start + size
