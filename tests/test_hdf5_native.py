@@ -58,7 +58,7 @@ def test_plain_h5py_finds_groups_and_arrays_at_their_paths(tmp_path):
         np.testing.assert_array_equal(f["%40odd"][()], energy)
         # the record of each physical group sits inside the group
         assert set(f["Results/run1"]) == {"@record", "forces", "Energy Trace"}
-        assert orjson.loads(bytes(f["Results/run1/@record"][()]))["tinystore"] == [1, 3]
+        assert orjson.loads(bytes(f["Results/run1/@record"][()]))["tinystore"] == [1, 4]
     with tinystore.open(fn, "r") as s:
         np.testing.assert_array_equal(s["Top/Nested/a:b\\c"], forces)
         pd.testing.assert_frame_equal(s["Top/frame"], frame)

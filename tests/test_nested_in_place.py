@@ -459,7 +459,7 @@ DOC_EXAMPLES = [
 def test_the_examples_of_the_format_page(obj, record, backend, filename):
     tinystore.save(obj, filename)
     doc = _record(filename)
-    assert doc["tinystore"] == [1, 3]
+    assert doc["tinystore"] == [1, 4]
     assert {k: doc[k] for k in ("attrs", "nodes")} == record
     assert tinystore.load(filename) == obj
 

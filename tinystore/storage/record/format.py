@@ -57,7 +57,13 @@ from tinystore.storage.checksum import check_seal, seal
 #: 1.2: the object model's ``table`` nodes (lists stored column by column).
 #: 1.3: shapes in the metadata table, bare-array entries, small nodes nested
 #: in place (docs/format.rst, "Entries").
-FORMAT_VERSION = (1, 3)
+#: 1.4: table nodes through shapes, metadata entries derived from an earlier
+#: one, shapes that name an earlier one's keys; a record that uses them holds
+#: the mark ``"1.4"`` in its metadata table (see :func:`_short_forms`).
+FORMAT_VERSION = (1, 4)
+#: The mark of a record that uses the forms of format 1.4 (a string entry of
+#: its metadata table, which a reader of 1.3 refuses: the record whole).
+MARK = "1.4"
 #: A node written in place is at most this many levels of in-place nodes
 #: below the table node that holds it (readers refuse deeper ones: orjson
 #: writes at most 254 levels of JSON, and each level takes two).
@@ -74,7 +80,10 @@ LINE_CHILDREN = 8
 
 
 def dumps_record(nodes: list, pretty: bool = False, attrs: list | None = None) -> bytes:
-    """A record's bytes, sealed with its checksum (see ``storage/checksum.py``)."""
+    """A record's bytes, sealed with its checksum (see ``storage/checksum.py``),
+    in the short forms of format 1.4 where they apply (:func:`_short_forms`;
+    ``nodes`` and ``attrs`` are not changed)."""
+    nodes, attrs = _short_forms(nodes, attrs)
     try:
         return seal(_record_text(nodes, pretty, attrs))
     except orjson.JSONEncodeError as exc:  # only a damaged record read before nests so deep
@@ -130,6 +139,195 @@ def _lines(children: Any, marked: Any, n: int) -> bytes:
     return orjson.dumps(marked)[1:-1].replace(b"\n,", b",\n")
 
 
+def _short_forms(nodes: list, attrs: list | None) -> tuple[list, list | None]:
+    """The node and metadata tables of a record as written (format 1.4):
+
+    * a table node whose metadata and keys another table node of the record
+      has too is written ``{"a": s, "c": [values]}``, ``s`` the shape of its
+      metadata and keys (added to the table where it lacks it);
+    * a metadata dict that differs from an earlier one only in int values
+      (the anchor ``id`` of each instance of a class, the ``r`` of each
+      ``ref``) is written ``[b, {those items}]``, ``b`` the earlier one;
+    * a shape with the keys (at least two) of an earlier shape is written
+      ``[n, s]``, ``s`` the earlier shape;
+    * among the values of a node of a shape, the entry of an external array
+      is ``{"XA": [name, dtype, shape, checksum]}`` (:func:`_short_leaf`).
+
+    The table keeps every index; where any of these forms is used, it holds
+    :data:`MARK` (appended), which a reader of format 1.3 refuses.
+    """
+    table = attrs or []
+    nodes, table = _shape_nodes(nodes, table)
+    out = _derive_entries(table)
+    if out is attrs or (not out and not attrs):
+        return nodes, attrs
+    if MARK not in out:
+        out = [*out, MARK]
+    return nodes, out
+
+
+def _shape_nodes(nodes: list, table: list) -> tuple[list, list]:
+    """Table nodes of repeated metadata and keys in the form of a shape (see
+    :func:`_short_forms`); the table, with the shapes it lacked appended."""
+    if len(nodes) < 2:
+        return nodes, table
+    sizes: dict = {}  # (metadata, number of keys): how many nodes have them
+    for node in nodes:
+        c = node.get("c")
+        if type(c) is dict and c and type(node.get("a")) is int:
+            size = (node["a"], len(c))
+            sizes[size] = sizes.get(size, 0) + 1
+    counts: dict = {}
+    for node in nodes:  # the keys, of nodes whose metadata and number of keys repeat
+        c = node.get("c")
+        if type(c) is dict and c and sizes.get((node.get("a"), len(c)), 0) > 1:
+            key = (node["a"], *c)
+            counts[key] = counts.get(key, 0) + 1
+    repeated = {key: -1 for key, count in counts.items() if count > 1}
+    if not repeated:
+        return nodes, table
+    for i, entry in enumerate(table):
+        if type(entry) is list and len(entry) > 1 and tuple(entry) in repeated:
+            repeated[tuple(entry)] = i
+    table = list(table)
+    for key, i in repeated.items():
+        if i == -1:
+            repeated[key] = len(table)
+            table.append(list(key))
+    out = list(nodes)
+    for j, node in enumerate(nodes):
+        c = node.get("c")
+        if type(c) is dict and c and type(node.get("a")) is int:
+            s = repeated.get((node["a"], *c))
+            if s is not None:
+                node = out[j] = dict(node)
+                node["a"] = s
+                node["c"] = [
+                    _short_leaf(e) if type(e) is dict and "X" in e else e for e in c.values()
+                ]
+    return out, table
+
+
+#: The keys of the entry of an external array that :func:`_short_leaf` shortens.
+_ARRAY_KEYS = ("X", "k", "d", "s", "h")
+
+
+def _short_leaf(entry: dict) -> dict:
+    """The entry of an external array among the values of a node of a shape:
+    ``{"XA": [name, dtype, shape, checksum]}`` where it has nothing else
+    (format 1.4); any other entry as it is."""
+    if len(entry) != 5 or entry.get("k") != "A" or tuple(entry) != _ARRAY_KEYS:
+        return entry
+    return {"XA": [entry["X"], entry["d"], entry["s"], entry["h"]]}
+
+
+def _long_leaf(entry: dict, where: str) -> dict:
+    """The entry :func:`_short_leaf` shortened, in full."""
+    values = entry["XA"]
+    if len(entry) != 1 or type(values) is not list or len(values) != 4:
+        raise CorruptStoreError(f"{where} holds an invalid array entry; the record is damaged")
+    name, dtype, shape, checksum = values
+    return {"X": name, "k": "A", "d": dtype, "s": shape, "h": checksum}
+
+
+def _derive_entries(table: list) -> list:
+    """The metadata table with the derived entries of :func:`_short_forms`
+    (``table`` itself if none applies)."""
+    out = None
+    bases: dict = {}  # a dict's items, its int values left out -> the first such dict
+    keyed: dict = {}  # the keys of a shape -> the first shape with them
+    for i, entry in enumerate(table):
+        te = type(entry)
+        if te is dict:
+            if len(entry) < 2 or int not in set(map(type, entry.values())):
+                continue  # (nothing to derive it from, nor to derive from it)
+            try:
+                key = tuple((k, type(v), None if type(v) is int else v) for k, v in entry.items())
+                b = bases.setdefault(key, i)
+            except TypeError:  # a list or dict among its values
+                continue
+            if b == i:
+                continue
+            base = table[b]
+            short: list = [b, {k: v for k, v in entry.items() if base[k] != v}]
+            if len(orjson.dumps(short)) < len(orjson.dumps(entry)):
+                out = list(table) if out is None else out
+                out[i] = short
+        elif te is list and len(entry) > 2:
+            s = keyed.setdefault(tuple(entry[1:]), i)
+            if s != i:
+                out = list(table) if out is None else out
+                out[i] = [entry[0], s]
+    return table if out is None else out
+
+
+def _long_forms(nodes: list, attrs: list, where: str) -> None:
+    """Undo :func:`_short_forms` in a record just read (in place): derived
+    entries and shapes named by another's keys in full, then table nodes of
+    a shape as nodes of metadata and keyed children (only in a record
+    holding :data:`MARK`)."""
+    marked = False
+    for i, entry in enumerate(attrs):
+        te = type(entry)
+        if te is str:
+            _check_mark(entry, where)
+            marked = True
+        elif te is list and len(entry) == 2 and type(entry[1]) is dict:
+            b = entry[0]
+            if type(b) is not int or not 0 <= b < i or type(attrs[b]) is not dict:
+                raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
+            base = attrs[b]
+            if not all(k in base for k in entry[1]):
+                raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
+            attrs[i] = {**base, **entry[1]}
+    for i, entry in enumerate(attrs):
+        if type(entry) is list and len(entry) == 2 and type(entry[1]) is int:
+            s = entry[1]
+            if not 0 <= s < i or type(attrs[s]) is not list or len(attrs[s]) < 2:
+                raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
+            attrs[i] = [entry[0], *attrs[s][1:]]
+    if marked:
+        _keyed_nodes(nodes, attrs, where)
+
+
+def _check_mark(mark: str, where: str) -> None:
+    """Refuse a record marked as needing a newer format than this one reads."""
+    major, _, minor = mark.partition(".")
+    if not (major.isascii() and major.isdigit() and minor.isascii() and minor.isdigit()):
+        raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
+    if (int(major), int(minor)) > FORMAT_VERSION:
+        raise FormatVersionError(
+            f"{where} uses forms of tinystore format {mark}; this tinystore reads format "
+            f"{FORMAT_VERSION[0]}.{FORMAT_VERSION[1]} and older: upgrade tinystore to read it"
+        )
+
+
+def _keyed_nodes(nodes: list, attrs: list, where: str) -> None:
+    """Table nodes whose ``a`` is a shape with keys, as nodes of its metadata
+    with keyed children (in place)."""
+    for j, node in enumerate(nodes):
+        if type(node) is not dict:
+            continue
+        s = node.get("a")
+        if type(s) is not int or not 0 <= s < len(attrs):
+            continue
+        shape = attrs[s]
+        c = node.get("c")
+        if type(shape) is not list or len(shape) < 2 or type(c) is not list:
+            continue  # (a list shape: refused as any node whose metadata is a shape)
+        if len(c) != len(shape) - 1:
+            raise CorruptStoreError(
+                f"{where} holds a node whose values do not fit its shape #{s}; "
+                "the record is damaged"
+            )
+        node = nodes[j] = dict(node)
+        node["a"] = shape[0]
+        node["c"] = {
+            k: _long_leaf(e, where) if type(e) is dict and "XA" in e else e
+            for k, e in zip(shape[1:], c)
+        }
+
+
 def loads_record(data: bytes, where: str) -> Record:
     try:
         doc = orjson.loads(data)
@@ -153,6 +351,8 @@ def loads_record(data: bytes, where: str) -> Record:
     attrs = doc.get("attrs", [])
     if type(attrs) is not list:
         raise CorruptStoreError(f"the record of {where} has an invalid metadata table")
+    if attrs:
+        _long_forms(nodes, attrs, where)
     shapes = _check_table(attrs, where)
     rec = Record(nodes, attrs)
     rec.shapes = shapes
@@ -165,7 +365,7 @@ def _check_table(attrs: list, where: str) -> dict | None:
     shape); refuses a table that is not dicts and valid shapes."""
     shapes = None
     for i, a in enumerate(attrs):
-        if type(a) is dict:
+        if type(a) is dict or type(a) is str:  # (a string: a mark, see _long_forms)
             continue
         if (
             type(a) is not list
