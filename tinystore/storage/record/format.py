@@ -166,24 +166,38 @@ def _short_forms(nodes: list, attrs: list | None) -> tuple[list, list | None]:
     return nodes, out
 
 
+#: About what a shape of its own costs a node (``[n, s],``), see :func:`_shape_nodes`.
+SHAPE_BYTES = 12
+
+
 def _shape_nodes(nodes: list, table: list) -> tuple[list, list]:
-    """Table nodes of repeated metadata and keys in the form of a shape (see
-    :func:`_short_forms`); the table, with the shapes it lacked appended."""
+    """Table nodes whose keys another table node has too, in the form of a
+    shape (see :func:`_short_forms`): where their metadata repeats with them,
+    or where the keys take more than a shape of their own costs
+    (:data:`SHAPE_BYTES`: an instance with an anchor has metadata of its
+    own); the table, with the shapes it lacked appended."""
     if len(nodes) < 2:
         return nodes, table
-    sizes: dict = {}  # (metadata, number of keys): how many nodes have them
+    sizes: dict = {}  # number of keys -> how many nodes have that many
     for node in nodes:
         c = node.get("c")
         if type(c) is dict and c and type(node.get("a")) is int:
-            size = (node["a"], len(c))
-            sizes[size] = sizes.get(size, 0) + 1
-    counts: dict = {}
-    for node in nodes:  # the keys, of nodes whose metadata and number of keys repeat
+            sizes[len(c)] = sizes.get(len(c), 0) + 1
+    keyed: dict = {}  # keys -> how many nodes have them
+    pairs: dict = {}  # (metadata, keys) -> how many nodes have them
+    for node in nodes:
         c = node.get("c")
-        if type(c) is dict and c and sizes.get((node.get("a"), len(c)), 0) > 1:
-            key = (node["a"], *c)
-            counts[key] = counts.get(key, 0) + 1
-    repeated = {key: -1 for key, count in counts.items() if count > 1}
+        if type(c) is dict and c and sizes.get(len(c), 0) > 1 and type(node.get("a")) is int:
+            keys = tuple(c)
+            keyed[keys] = keyed.get(keys, 0) + 1
+            pair = (node["a"], *keys)
+            pairs[pair] = pairs.get(pair, 0) + 1
+    repeated = {
+        pair: -1
+        for pair, count in pairs.items()
+        if keyed[pair[1:]] > 1
+        and (count > 1 or sum(map(len, pair[1:])) + 3 * (len(pair) - 1) > SHAPE_BYTES)
+    }
     if not repeated:
         return nodes, table
     for i, entry in enumerate(table):
