@@ -24,7 +24,7 @@ import tinystore
 from tinystore.demo import Structure
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
-VERSIONS = ["1.0", "1.1", "1.2", "1.3"]
+VERSIONS = ["1.0", "1.1", "1.2", "1.3", "1.4"]
 BACKEND_FILES = {"hdf5": "{name}.h5", "json": "{name}_json"}
 
 
@@ -37,7 +37,23 @@ def golden_object(version: str = "1.1") -> dict:
         out["tables"] = _tables()
     if version not in ("1.0", "1.1", "1.2"):
         out["nesting"] = _nesting()
+    if version not in ("1.0", "1.1", "1.2", "1.3"):
+        out["short"] = _short()
     return out
+
+
+def _short() -> dict:
+    """Format 1.4: instances of one class with arrays (table nodes of a shape,
+    short array entries), each with an anchor (derived metadata entries and
+    shapes) and referred to (refs)."""
+    rng = np.random.default_rng(14)
+    frames = []
+    for i in range(5):
+        frame = argparse.Namespace(positions=rng.normal(size=(20, 3)), numbers=np.arange(i, i + 20))
+        frame.energy = i / 3
+        frame.me = frame
+        frames.append(frame)
+    return {"frames": frames, "again": frames[2]}
 
 
 def _nesting() -> dict:
@@ -165,6 +181,12 @@ def test_golden_object_loads(version, backend, tmp_path):
     loaded = tinystore.load(_copy(version, backend, "object", tmp_path), backend=backend)
     expected = golden_object(version)
     assert list(loaded) == list(expected)
+    if "short" in expected:
+        from objects_cases import assert_same_structure, pickled
+
+        short = loaded.pop("short")
+        assert_same_structure(pickled(expected.pop("short")), short, new=False)
+        assert short["again"] is short["frames"][2] is short["frames"][2].me
     if "nesting" in expected:  # (str objects: a load may share equal keys, pickle may not)
         from objects_cases import assert_same_structure, pickled
 
@@ -275,6 +297,8 @@ def test_golden_hdf5_layout_of_each_version(version):
     if version not in ("1.0", "1.1"):  # a big column of a table node is an array h5py reads
         assert {"tables/big/c1"} <= datasets
         assert not {"tables/big/c0", "tables/people/height"} & datasets  # inline
+    if version not in ("1.0", "1.1", "1.2", "1.3"):  # arrays in nodes of a shape
+        assert {"short/frames/0/positions", "short/frames/4/numbers"} <= datasets
     if version != "1.0":
         assert native <= datasets
     else:
