@@ -78,6 +78,12 @@ def _record(filename: str, gpath: tuple = ()) -> dict:
     return orjson.loads(read_record(filename, gpath))
 
 
+def _beside(filename: str, name: str) -> str:
+    """Another store in the folder of ``filename``, of its backend."""
+    path = Path(filename)
+    return str(path.with_name(name + path.suffix))
+
+
 def _same(expected, loaded) -> None:
     assert_same_structure(pickled(expected), loaded, new=False)
 
@@ -129,7 +135,7 @@ def test_saving_twice_and_rewriting_give_the_same_bytes(backend, filename):
     obj = frames()
     tinystore.save(obj, filename)
     first = read_record(filename)
-    again = filename.replace("store", "again")
+    again = _beside(filename, "again")
     tinystore.save(obj, again)
     assert read_record(again) == first
     with tinystore.open(filename) as s:  # a record read and written again: the same forms
@@ -192,61 +198,72 @@ sys.path.insert(0, sys.argv[1])  # the 1.3 package, not this one
 import tinystore
 from tinystore.storage.record.format import FORMAT_VERSION
 assert FORMAT_VERSION == (1, 3), FORMAT_VERSION
-try:
-    value = tinystore.load(sys.argv[2], path=sys.argv[3] or None)
-except Exception as exc:
-    print(type(exc).__name__, exc)
-else:
-    sys.stdout.buffer.write(b"VALUE" + pickle.dumps(value))
+for filename, path in zip(sys.argv[2::2], sys.argv[3::2]):
+    try:
+        value = tinystore.load(filename, path=path or None)
+    except Exception as exc:
+        print(type(exc).__name__, str(exc).replace("\\n", " "))
+    else:
+        print("VALUE", pickle.dumps(value).hex())
 """
 
 
-def _load_with_1_3(reader: Path, filename: str, path: str = "") -> bytes:
+def _load_with_1_3(reader: Path, *loads: tuple[str, str]) -> list[str]:
+    """What a 1.3 reader gives for each ``(filename, path)``, in one process:
+    ``"VALUE <pickle, hex>"`` or the error's class and message."""
+    args = [x for pair in loads for x in pair]
     done = subprocess.run(  # -I: isolated, no path from the environment
-        [sys.executable, "-I", "-c", _OLD_LOAD, str(reader), filename, path],
+        [sys.executable, "-I", "-c", _OLD_LOAD, str(reader), *args],
         capture_output=True,
         cwd=str(reader),
         timeout=120,
     )
     assert done.returncode == 0, done.stderr.decode()
-    return done.stdout
+    return done.stdout.decode().splitlines()
 
 
-def _refused(out: bytes) -> bool:
-    return out.startswith(b"CorruptStoreError") and b"invalid metadata table" in out
+def _value(line: str):
+    assert line.startswith("VALUE "), line
+    return pickle.loads(bytes.fromhex(line[6:]))
+
+
+def _refused(line: str) -> bool:
+    return line.startswith("CorruptStoreError") and "invalid metadata table" in line
 
 
 @pytest.mark.parametrize("backend", ["hdf5", "json"])
 def test_a_reader_of_format_1_3_refuses_records_with_the_forms_of_1_4(reader_1_3, filename):
     """A record that uses a 1.4 form holds the mark, which a 1.3 reader
     refuses with the record: never a wrong value; other records (written by
-    this tinystore, format [1, 4] too) it reads right."""
-    tinystore.save({"frames": [[i, float(i)] for i in range(3)], "plain": 1}, filename)
-    assert MARK not in _record(filename).get("attrs", [])
-    out = _load_with_1_3(reader_1_3, filename)
-    assert out.startswith(b"VALUE"), out
-    assert pickle.loads(out[5:]) == {"frames": [[i, float(i)] for i in range(3)], "plain": 1}
+    this tinystore, format [1, 4] too) it reads right.  Derived metadata and
+    shapes without any node of a shape are marked all the same."""
+    plain = {"frames": [[i, float(i)] for i in range(3)], "plain": 1}
+    unmarked = _beside(filename, "unmarked")
+    tinystore.save(plain, unmarked)
+    assert MARK not in _record(unmarked).get("attrs", [])
     with tinystore.open(filename, "w") as s:
         s["frames"] = [{"x": np.arange(20), "n": i} for i in range(3)]  # table nodes of a shape
         s["plain"] = 1
     assert MARK in _record(filename, ("frames",))["attrs"]
-    assert _refused(_load_with_1_3(reader_1_3, filename, "frames"))
-    assert _refused(_load_with_1_3(reader_1_3, filename, "frames/1"))
-    out = _load_with_1_3(reader_1_3, filename, "plain")  # in a record without them
-    assert out.startswith(b"VALUE") and pickle.loads(out[5:]) == 1
-
-
-@pytest.mark.parametrize("backend", ["hdf5", "json"])
-def test_each_form_alone_makes_a_1_3_reader_refuse(reader_1_3, filename):
-    """Derived metadata and shared keys without any node of a shape: the
-    mark is written all the same."""
-    obj = [[tag, tag] for tag in map(Tag, range(3))]  # anchors: derived entries, shared keys
-    tinystore.save(obj, filename)
-    doc = _record(filename)
+    tags = _beside(filename, "tags")
+    obj = [[tag, tag] for tag in map(Tag, range(3))]  # anchors: derived entries only
+    tinystore.save(obj, tags)
+    doc = _record(tags)
     assert MARK in doc["attrs"] and len(doc["nodes"]) == 1  # every tag in place
     assert [1, {"id": 1}] in doc["attrs"] and [2, {"r": 1}] in doc["attrs"]
-    assert _refused(_load_with_1_3(reader_1_3, filename))
-    loaded = tinystore.load(filename)
+    out = _load_with_1_3(
+        reader_1_3,
+        (unmarked, ""),
+        (filename, "frames"),
+        (filename, "frames/1"),
+        (filename, "plain"),  # in a record without them
+        (tags, ""),
+    )
+    assert _value(out[0]) == plain
+    assert _refused(out[1]) and _refused(out[2]), out
+    assert _value(out[3]) == 1
+    assert _refused(out[4]), out
+    loaded = tinystore.load(tags)
     _same(obj, loaded)
     assert loaded[1][0] is loaded[1][1]
 
