@@ -361,3 +361,22 @@ def test_the_benchmark_workloads_use_no_form_of_1_4(name, tmp_path):
         tinystore.save(obj, filename)
         doc = _record(filename)
         assert MARK not in doc.get("attrs", []), name
+
+
+def test_a_derived_entry_keeps_every_float_bit_for_bit():
+    """Entries that differ in an int only are derived from one another; a
+    float that compares equal but is another number (``-0.0``, ``0.0``)
+    keeps each entry whole."""
+    from tinystore.storage.record.format import dumps_record, loads_record
+
+    attrs = [
+        {"t": "x", "id": 1, "f": 0.0},
+        {"t": "x", "id": 2, "f": -0.0},
+        {"t": "x", "id": 3, "f": 0.0},
+    ]
+    nodes = [{"a": 0, "c": {}}]
+    data = dumps_record(nodes, attrs=[dict(a) for a in attrs])
+    assert b'[0,{"id":3}]' in data  # the third is derived from the first
+    got = loads_record(data, "test").attrs
+    assert got[:3] == attrs and got[3:] == [MARK]
+    assert [str(a["f"]) for a in got[:3]] == ["0.0", "-0.0", "0.0"]

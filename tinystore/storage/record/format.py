@@ -244,6 +244,16 @@ def _long_leaf(entry: dict, where: str) -> dict:
     return {"X": name, "k": "A", "d": dtype, "s": shape, "h": checksum}
 
 
+def _exactly(value: Any) -> Any:
+    """What an entry derived from another must share with it for ``value``
+    (see :func:`_derive_entries`): nothing for an int; a float bit for bit
+    (``-0.0 == 0.0``, but a derived entry must not lose the sign); else the
+    value itself."""
+    if type(value) is int:
+        return None
+    return value.hex() if type(value) is float else value
+
+
 def _derive_entries(table: list) -> list:
     """The metadata table with the derived entries of :func:`_short_forms`
     (``table`` itself if none applies)."""
@@ -256,7 +266,7 @@ def _derive_entries(table: list) -> list:
             if len(entry) < 2 or int not in set(map(type, entry.values())):
                 continue  # (nothing to derive it from, nor to derive from it)
             try:
-                key = tuple((k, type(v), None if type(v) is int else v) for k, v in entry.items())
+                key = tuple((k, type(v), _exactly(v)) for k, v in entry.items())
                 b = bases.setdefault(key, i)
             except TypeError:  # a list or dict among its values
                 continue
