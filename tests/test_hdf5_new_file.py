@@ -33,6 +33,8 @@ needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="the writers are
 VALUE = {"a": 1, "arr": np.arange(1000.0), "text": "new"}
 #: a small object: its new file is written by tinystore, not HDF5 (hdf5_image)
 SMALL = {"a": 1, "text": "new"}
+#: an object of one contiguous record (~100 KB): written by tinystore too
+LARGE = {"a": 1, "text": "new", "pad": "p" * 100_000}
 
 
 def _save(store: str) -> None:
@@ -41,6 +43,10 @@ def _save(store: str) -> None:
 
 def _save_small(store: str) -> None:
     tinystore.save(SMALL, store)
+
+
+def _save_large(store: str) -> None:
+    tinystore.save(LARGE, store)
 
 
 def _assign(store: str) -> None:
@@ -67,7 +73,7 @@ def _left(folder: Path) -> list[str]:
 
 @pytest.mark.slow
 @needs_fork
-@pytest.mark.parametrize("job, value", [(_save, VALUE), (_save_small, SMALL)])
+@pytest.mark.parametrize("job, value", [(_save, VALUE), (_save_small, SMALL), (_save_large, LARGE)])
 def test_new_file_killed_at_every_step_is_no_file_or_the_whole_file(tmp_path, job, value):
     job(str(tmp_path.parent / f"{tmp_path.name}-warm.h5"))  # first-call caches made
     store = str(tmp_path / "new.h5")
@@ -92,9 +98,10 @@ def test_new_file_killed_at_every_step_is_no_file_or_the_whole_file(tmp_path, jo
 
 @pytest.mark.slow
 @needs_fork
-@pytest.mark.parametrize("job", [_save, _save_small, _assign])
+@pytest.mark.parametrize("job", [_save, _save_small, _save_large, _assign])
 def test_new_file_failing_at_every_step_leaves_nothing(tmp_path, job):
     _save(str(tmp_path.parent / f"{tmp_path.name}-warm.h5"))  # first-call caches made
+    _save_large(str(tmp_path.parent / f"{tmp_path.name}-warm-large.h5"))
     store = str(tmp_path / "new.h5")
     status, out = bw.forked(store, "count", job=job)
     steps = int(out.split()[1])

@@ -389,20 +389,26 @@ def _record_list(nbytes: int) -> h5p.PropDCID:
     return _DCPL_COMPACT if nbytes <= COMPACT_RECORD_BYTES else _DCPL
 
 
+def _file_by_hdf5(record: bytes) -> bytes:
+    """The bytes HDF5 writes for a new file holding nothing but ``record`` as
+    its root record (OSError: no writable temporary directory)."""
+    with tempfile.TemporaryDirectory(prefix="tinystore-") as folder:
+        path = os.path.join(folder, "new.h5")
+        fid = _create_file(path)
+        try:
+            _write_root(fid, record)
+        finally:
+            fid.close()
+        with open(path, "rb") as f:
+            return f.read()
+
+
 @functools.cache
 def _empty_file_image() -> bytes:
     """The bytes of an empty tinystore HDF5 file (an empty root record), made
     once: for ``mode="w"``, which empties a file in place."""
     try:
-        with tempfile.TemporaryDirectory(prefix="tinystore-") as folder:
-            path = os.path.join(folder, "empty.h5")
-            fid = _create_file(path)
-            try:
-                _write_root(fid, EMPTY_ROOT)
-            finally:
-                fid.close()
-            with open(path, "rb") as f:
-                return f.read()
+        return _file_by_hdf5(EMPTY_ROOT)
     except OSError:  # no writable temporary directory: made in memory
         buffer = io.BytesIO()
         with h5py.File(buffer, "w", libver=("v110", "latest"), **FREE_SPACE) as f:
@@ -411,26 +417,41 @@ def _empty_file_image() -> bytes:
 
 
 #: A new file whose whole content is its root record (what ``tinystore.save``
-#: of a small object into a new file makes) is written by tinystore itself,
-#: byte for byte as HDF5 writes it (see :mod:`~tinystore.storage.hdf5_image`):
-#: ~0.35 ms less a save.  False: HDF5 makes every file (the tests compare both).
+#: of an object without datasets into a new file makes) is written by
+#: tinystore itself, byte for byte as HDF5 writes it (see
+#: :mod:`~tinystore.storage.hdf5_image`; a record of up to
+#: ``hdf5_image.MAX_CONTIGUOUS_BYTES``): ~0.2-0.35 ms less a save.  False:
+#: HDF5 makes every file (the tests compare both).
 WRITE_NEW_FILES = True
 #: The HDF5 versions (major, minor) whose files the tests proved
 #: :mod:`~tinystore.storage.hdf5_image` makes byte for byte (with any other,
 #: HDF5 makes every file).
 PROVEN_HDF5 = frozenset({(2, 0)})
+#: the record the template of contiguous records is learnt from: the shortest
+#: tinystore keeps contiguous (its bytes not all alike: a misplaced copy shows)
+_CONTIGUOUS_SAMPLE = bytes(range(1, 256)) * (COMPACT_RECORD_BYTES // 255 + 1)
+_CONTIGUOUS_SAMPLE = _CONTIGUOUS_SAMPLE[: COMPACT_RECORD_BYTES + 1]
 
 
 @functools.cache
-def _root_template() -> bytes | None:
+def _root_template(contiguous: bool = False) -> bytes | None:
     """The part of a new file that does not depend on its root record (see
-    :func:`tinystore.storage.hdf5_image.template`), learnt once from the empty
-    file HDF5 makes; None where HDF5 must make every file: on Windows (HDF5
-    writes there through its own calls), or with an HDF5 the tests did not
-    prove."""
+    :func:`tinystore.storage.hdf5_image.template`), of a compact record or
+    (``contiguous``) a longer one; learnt once a process from the file HDF5
+    makes: the empty store's, or one of a contiguous record (made when a
+    record that long is first written).  None where HDF5 must make every
+    such file: on Windows (HDF5 writes there through its own calls), with an
+    HDF5 the tests did not prove, or where no temporary file can be made
+    (the empty store's file is then made in memory, otherwise laid out)."""
     if sys.platform == "win32" or h5py.version.hdf5_version_tuple[:2] not in PROVEN_HDF5:
         return None
-    return hdf5_image.template(_empty_file_image(), EMPTY_ROOT)
+    if not contiguous:
+        return hdf5_image.template(_empty_file_image(), EMPTY_ROOT)
+    try:
+        made = _file_by_hdf5(_CONTIGUOUS_SAMPLE)
+    except OSError:
+        return None
+    return hdf5_image.template(made, _CONTIGUOUS_SAMPLE)
 
 
 def _writes_new_files() -> bool:
@@ -438,18 +459,29 @@ def _writes_new_files() -> bool:
     return WRITE_NEW_FILES and _root_template() is not None
 
 
+def _template_of(nbytes: int) -> bytes | None:
+    """The template :func:`_root_image` makes a file for a root record of
+    ``nbytes`` from (see :func:`_root_template`), or None."""
+    if 0 < nbytes <= min(COMPACT_RECORD_BYTES, hdf5_image.MAX_BYTES):
+        return _root_template()
+    if COMPACT_RECORD_BYTES < nbytes <= hdf5_image.MAX_CONTIGUOUS_BYTES:
+        return _root_template(True)
+    return None
+
+
 def _imaged(nbytes: int) -> bool:
-    """True if a root record of ``nbytes`` is of the class :func:`_root_image`
-    writes (a compact record)."""
-    return 0 < nbytes <= min(COMPACT_RECORD_BYTES, hdf5_image.MAX_BYTES)
+    """True if :func:`_root_image` makes the file of a root record of
+    ``nbytes`` where new files are written here (:func:`_writes_new_files`):
+    a compact record, or a contiguous one of up to
+    ``hdf5_image.MAX_CONTIGUOUS_BYTES``.  (The first such contiguous record of
+    a process has HDF5 make a file once, to learn its template.)"""
+    return _template_of(nbytes) is not None
 
 
 def _root_image(record: bytes) -> bytes | None:
     """The bytes HDF5 writes for a new file holding nothing but ``record`` as
-    its root record (a compact one), or None: HDF5 must write that file."""
-    if not _imaged(len(record)):
-        return None
-    head = _root_template() if WRITE_NEW_FILES else None
+    its root record, or None: HDF5 must write that file."""
+    head = _template_of(len(record)) if WRITE_NEW_FILES else None
     return None if head is None else hdf5_image.image(head, record)
 
 

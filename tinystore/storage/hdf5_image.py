@@ -1,22 +1,37 @@
 """The bytes of a new tinystore HDF5 file whose whole content is its root
 record, made without the HDF5 library.
 
-Saving a small object into a new file costs HDF5 ~0.35 ms of fixed work
+Saving an object into a new file costs HDF5 ~0.2-0.35 ms of fixed work
 (creating the file, the record's dataset, flushing and closing), most of what
-such a save costs.  Such a file is always laid out the same way: the
+a small save costs.  Such a file is always laid out the same way: the
 superblock (version 2) and its extension (the free-space settings), the root
-group's header with its one link, and the record's dataset header, whose
-compact layout message holds the record.  Only a few fields depend on the
-record: its length (in the datatype and layout messages), the size of the
-dataset's header, the null message that pads it, the end-of-file address (in
-the superblock and in the extension) and the superblock's checksum.
+group's header with its one link, and the record's dataset header (version 1,
+five messages: dataspace, datatype, fill value, layout, and a null message
+that pads it).  Its layout is one of two:
+
+* *compact* (a record of at most ``COMPACT_RECORD_BYTES``, see
+  :mod:`tinystore.storage.hdf5`): the layout message holds the record, and
+  the file ends with the record's header, whose size follows the record's
+  length (:func:`_header_size`);
+* *contiguous* (a longer record): the header is always 256 bytes, its layout
+  message holds the data's address and size; HDF5 keeps the rest of its
+  first block of metadata (2048 bytes) as free space, tracked by the
+  free-space manager it writes there (header ``FSHD``, sections ``FSSE``),
+  and the record's bytes follow that block, to the end of the file.
+
+Only a few fields depend on the record: its length (in the datatype and
+layout messages), for a compact one the size of the header and the null
+message that pads it, the end-of-file address (in the superblock and in the
+extension) and the superblock's checksum.
 
 :func:`template` takes a file HDF5 made (with tinystore's creation
 properties) for a known record and checks that it is laid out exactly so;
 :func:`image` then gives the file HDF5 would make for another record of the
-compact class (1 to ``limit`` bytes), byte for byte: the template's bytes up
-to the record's data, with those fields patched.  The tests compare the two
-for every length around every boundary and for random records.
+same layout (compact: 1 to :data:`MAX_BYTES` bytes; contiguous: 1 to
+:data:`MAX_CONTIGUOUS_BYTES`), byte for byte: the template's bytes up to the
+record's data, with those fields patched, then the record (and, compact, the
+header's end).  The tests compare the two for every length around every
+boundary and for random records.
 """
 
 from __future__ import annotations
@@ -35,33 +50,61 @@ _HEADER_AT = 432  # the record's object header (version 1)
 _HEADER_SIZE_AT = _HEADER_AT + 8  # its size, past its 16-byte prefix
 _TYPE_SIZE_AT = 476  # the string datatype's size (the record's length)
 _LAYOUT_SIZE_AT = 498  # the layout message's size
+_CLASS_AT = 504  # the layout message's body: version 3, then its class
+_COMPACT = b"\x03\x00"
+_CONTIGUOUS = b"\x03\x01"
 _COMPACT_SIZE_AT = 506  # the compact layout's data size
-_DATA_AT = 508  # the record's bytes
+_DATA_AT = 508  # the compact record's bytes
 #: the record's header holds: dataspace, datatype, fill value (16 bytes each),
 #: the layout message (8 + its body) and a null message (8 + its body)
 _FIXED_MESSAGES = 64
 #: the record's header, past the layout message's body: at least this much
 #: (HDF5 sizes it from the record's length rounded up to 8, see _header_size)
 _HEADER_BASE = 256
+#: a contiguous record's bytes: past HDF5's first block of metadata (its
+#: default size; nothing else is written past it)
+_BLOCK = 2048
+_CONTIGUOUS_SIZE_AT = _CLASS_AT + 10  # the contiguous layout's size, past its address
 
 
 #: the longest record a compact layout holds here (its message's size is 16 bits)
 MAX_BYTES = 0xFFFF - 11
+#: The longest contiguous record made here.  The image is one ``bytes``
+#: (block and record): building it copies the record once, which HDF5, writing
+#: from the record's own buffer, does not; at ~2 MiB that copy costs what
+#: HDF5's fixed work does (measured, ~0.2 ms a file here), so HDF5 writes
+#: longer records: they gain nothing.  (The tests prove the layout to here;
+#: it held to 16 MiB when the rule was found.)
+MAX_CONTIGUOUS_BYTES = 1 << 20
 
 
-#: bytes the layout assumed has where it has them: the record's header (version
-#: 1, 5 messages) and its dataspace, datatype, fill value and layout messages
-#: (a compact layout, version 3); the root group's link to the record (its
-#: name, and the header's address)
+#: bytes the layouts assumed have where they have them: the record's header
+#: (version 1, 5 messages) and its dataspace, datatype and fill value
+#: messages; the root group's link to the record (its name, and the header's
+#: address)
 _EXPECTED = (
     (_HEADER_AT, b"\x01\x00\x05\x00"),
     (_HEADER_AT + 16, b"\x01\x00\x08\x00"),
     (_HEADER_AT + 32, b"\x03\x00\x08\x00"),
     (_HEADER_AT + 48, b"\x05\x00\x08\x00"),
     (_HEADER_AT + 64, b"\x08\x00"),
-    (_DATA_AT - 4, b"\x03\x00"),
     (290, b"\x07@record" + struct.pack("<Q", _HEADER_AT)),
 )
+#: and for each layout: compact (version 3), with its data in the message;
+#: contiguous (version 3) at the end of the metadata block, in a header of
+#: 256 bytes that a null message fills, and the free-space manager's header
+#: and sections right after it
+_EXPECTED_BY_LAYOUT = {
+    _COMPACT: ((_CLASS_AT, _COMPACT),),
+    _CONTIGUOUS: (
+        (_HEADER_AT + 4, b"\x01\x00\x00\x00" + struct.pack("<I", _HEADER_BASE)),
+        (_HEADER_AT + 64, b"\x08\x00\x18\x00"),
+        (_CLASS_AT, _CONTIGUOUS + struct.pack("<Q", _BLOCK)),
+        (_CLASS_AT + 24, struct.pack("<HH", 0, _HEADER_BASE - _FIXED_MESSAGES - 24)),
+        (_HEADER_AT + 16 + _HEADER_BASE, b"FSHD"),
+        (_HEADER_AT + 16 + _HEADER_BASE + 82, b"FSSE"),  # (the header is 82 bytes)
+    ),
+}
 
 
 def _up8(n: int) -> int:
@@ -69,7 +112,7 @@ def _up8(n: int) -> int:
 
 
 def _layout_body(n: int) -> int:
-    """The layout message's body: version, class, size, the data; 8-aligned."""
+    """The compact layout message's body: version, class, size, the data; 8-aligned."""
     return _up8(4 + n)
 
 
@@ -78,8 +121,9 @@ def _header_size(n: int) -> int:
 
 
 def _tail(record: bytes) -> bytes:
-    """The record's bytes to the end of the file: its data padded to the end
-    of the layout message, then the null message that fills the header."""
+    """A compact record's bytes to the end of the file: its data padded to
+    the end of the layout message, then the null message that fills the
+    header."""
     n = len(record)
     body = _layout_body(n)
     nil = _header_size(n) - _FIXED_MESSAGES - body
@@ -93,37 +137,58 @@ def _checksum(superblock: bytes) -> int:
     return header_sum(superblock)
 
 
-def _patch(head: bytearray, n: int) -> bytearray:
+def _patch(head: bytearray, n: int) -> bytes:
     """``head`` (the template's bytes before the data) patched for a record of
     ``n`` bytes, checksum included."""
-    eof = _HEADER_AT + 16 + _header_size(n)
+    if head[_CLASS_AT : _CLASS_AT + 2] == _COMPACT:
+        eof = _HEADER_AT + 16 + _header_size(n)
+        struct.pack_into("<I", head, _HEADER_SIZE_AT, _header_size(n))
+        struct.pack_into("<H", head, _LAYOUT_SIZE_AT, _layout_body(n))
+        struct.pack_into("<H", head, _COMPACT_SIZE_AT, n)
+    else:
+        eof = _BLOCK + n
+        struct.pack_into("<Q", head, _CONTIGUOUS_SIZE_AT, n)
     struct.pack_into("<Q", head, _EOF_AT, eof)
     struct.pack_into("<Q", head, _EXT_EOA_AT, eof)
-    struct.pack_into("<I", head, _HEADER_SIZE_AT, _header_size(n))
     struct.pack_into("<I", head, _TYPE_SIZE_AT, n)
-    struct.pack_into("<H", head, _LAYOUT_SIZE_AT, _layout_body(n))
-    struct.pack_into("<H", head, _COMPACT_SIZE_AT, n)
     struct.pack_into("<I", head, _CHECKSUM_AT, _checksum(bytes(head[:_CHECKSUM_AT])))
-    return head
+    return bytes(head)
+
+
+def _limit(head: bytes) -> int:
+    """The longest record the template ``head`` makes files for."""
+    return MAX_BYTES if head[_CLASS_AT : _CLASS_AT + 2] == _COMPACT else MAX_CONTIGUOUS_BYTES
 
 
 def template(made: bytes, record: bytes) -> bytes | None:
     """The part of ``made`` (a file HDF5 made for ``record``, see the module's
     docs) that does not depend on the record, or None if ``made`` is not
     laid out as this module assumes (another HDF5 version, say): then HDF5
-    must make every file."""
-    if not 0 < len(record) <= MAX_BYTES or not made.startswith(_SIGNATURE):
+    must make every file of that layout."""
+    layout = made[_CLASS_AT : _CLASS_AT + 2]
+    if not made.startswith(_SIGNATURE) or layout not in _EXPECTED_BY_LAYOUT:
         return None
-    head = bytearray(made[:_DATA_AT])
-    if len(head) < _DATA_AT or any(head[at : at + len(v)] != v for at, v in _EXPECTED):
+    size = _DATA_AT if layout == _COMPACT else _BLOCK
+    head = made[:size]
+    if len(head) != size or not 0 < len(record) <= _limit(head):
+        return None
+    expected = _EXPECTED + _EXPECTED_BY_LAYOUT[layout]
+    if any(head[at : at + len(v)] != v for at, v in expected):
         return None
     # a file built from it for the same record must be the one HDF5 made
-    if bytes(_patch(bytearray(head), len(record))) + _tail(record) != made:
+    if image(head, record) != made:
         return None
-    return bytes(head)
+    return head
 
 
 def image(head: bytes, record: bytes) -> bytes:
-    """The file HDF5 makes for ``record`` (1 to :data:`MAX_BYTES` bytes), from the
-    :func:`template` ``head``."""
-    return bytes(_patch(bytearray(head), len(record))) + _tail(record)
+    """The file HDF5 makes for ``record`` from the :func:`template` ``head``
+    (of a compact record: 1 to :data:`MAX_BYTES` bytes; of a contiguous
+    one: 1 to :data:`MAX_CONTIGUOUS_BYTES`)."""
+    n = len(record)
+    if not 0 < n <= _limit(head):
+        raise ValueError(f"no image of a record of {n} bytes from this template")
+    start = _patch(bytearray(head), n)
+    if head[_CLASS_AT : _CLASS_AT + 2] == _COMPACT:
+        return start + _tail(record)
+    return start + record
