@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 import tinystore
-from tinystore.storage import hdf5, journal
+from tinystore.storage import hdf5, hdf5_image, journal
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 import batch_writer as bw  # noqa: E402
@@ -122,6 +122,10 @@ def test_a_small_save_over_a_small_file_is_a_rewrite(tmp_path, monkeypatch):
     _same(_contents(store), {"new": [1, 2.5, "x"], "three": 3})
 
 
+#: a record longer than the image writer makes (hdf5_image.MAX_CONTIGUOUS_BYTES)
+BIG_TEXT = "x" * (hdf5_image.MAX_CONTIGUOUS_BYTES + 10)
+
+
 @pytest.mark.parametrize("more", ["array", "group", "big record"])
 def test_a_session_that_writes_more_opens_the_file_with_hdf5(tmp_path, more):
     store = str(tmp_path / "s.h5")
@@ -135,7 +139,7 @@ def test_a_session_that_writes_more_opens_the_file_with_hdf5(tmp_path, more):
                 s.create_group("g")
                 s["g/x"] = 2
             else:
-                s["text"] = "x" * (hdf5.COMPACT_RECORD_BYTES + 10)
+                s["text"] = BIG_TEXT
             s["after"] = 3
     got = _contents(store)
     assert got["old"] == 1 and got["small"] == {"a": 1} and got["after"] == 3
@@ -146,7 +150,7 @@ def test_a_session_that_writes_more_opens_the_file_with_hdf5(tmp_path, more):
     elif more == "group":
         assert tinystore.load(store, path="g/x") == 2
     else:
-        assert got["text"] == "x" * (hdf5.COMPACT_RECORD_BYTES + 10)
+        assert got["text"] == BIG_TEXT
     assert sorted(os.listdir(tmp_path)) == ["s.h5", "s.h5.lock"]
 
 
