@@ -9,9 +9,11 @@ contiguous: the compact limit, powers of two and multiples of 2048 and 4096
 around them, where the record or the file ends, up to the longest record
 imaged) and for random lengths and contents; files saved either way are
 equal, then updated by tinystore the same way into equal files, and read by
-h5py, h5dump and tinystore's own reader.  What the fast path does not prove
-(a record over ``MAX_CONTIGUOUS_BYTES``, an array dataset, an existing file)
-is written by HDF5 as before.
+h5py, h5dump and tinystore's own reader.  Single assignments in an open
+store go on rewriting its file as an image past the compact limit, and such a
+rewrite killed or failing at any step leaves the old store or the new one.
+What the fast path does not prove (a record over ``MAX_CONTIGUOUS_BYTES``, an
+array dataset) is written by HDF5 as before.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import functools
 import os
 import random
 import shutil
+import signal
 import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -30,6 +35,9 @@ from hypothesis import strategies as st
 
 import tinystore
 from tinystore.storage import hdf5, hdf5_image, hdf5_records
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+import batch_writer as bw  # noqa: E402
 
 LIMIT = hdf5.COMPACT_RECORD_BYTES
 CAP = hdf5_image.MAX_CONTIGUOUS_BYTES
@@ -381,6 +389,62 @@ def test_single_assignments_past_the_compact_limit_go_on_without_hdf5(tmp_path, 
     with tinystore.open(store, "r") as s:
         got = {key: s[key] for key in s}
     assert list(got) == list(expected) and got == expected
+
+
+def _contents(store: str) -> dict:
+    with tinystore.open(store, "r") as s:
+        return {key: s[key] for key in s}
+
+
+def _assign_list(store: str) -> None:
+    with tinystore.open(store) as s:
+        s["new"] = ["n", 2, 3.5]  # (kept in the root record)
+
+
+@pytest.mark.slow
+@needs_fast
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the writers are forked")
+@pytest.mark.parametrize("pad", [LIMIT - 100, LIMIT])  # (compact to contiguous; contiguous)
+@pytest.mark.parametrize("action", ["kill", "raise"])
+def test_a_contiguous_rewrite_killed_or_failing_at_every_step_leaves_old_or_new(
+    tmp_path, action, pad
+):
+    """A single assignment that rewrites the file as the image of a
+    contiguous record (see ``test_hdf5_rewrite.py``), killed or failing at
+    every step: a reader finds the old store or the new one; the next writer
+    puts back what a killed one left."""
+    store = str(tmp_path / "s.h5")
+    old = {"pad": "p" * pad, "keep": "kept"}
+    new = {**old, "new": ["n", 2, 3.5]}
+
+    def make() -> None:
+        with tinystore.open(store, "w") as s:
+            for key, value in old.items():
+                s[key] = value
+
+    hdf5._root_template(True)  # (learnt once a process, from a file HDF5 makes)
+    make()
+    status, out = bw.forked(store, "count", job=_assign_list)
+    assert status == 0 and out.startswith("ok"), out
+    steps = int(out.split()[1])
+    record = _record_of(store)  # the new store: an image of a contiguous record
+    with open(store, "rb") as f:
+        assert len(record) > LIMIT and f.read() == hdf5._root_image(record)
+    seen = []
+    for n in range(1, steps + 1):
+        make()
+        status, out = bw.forked(store, action, n, job=_assign_list)
+        if action == "kill":
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (n, out)
+        else:
+            assert status == 0 and out.startswith("failed"), (n, out)
+        got = _contents(store)  # a reader: the old store or the new one
+        assert got in (old, new), n
+        seen.append(got == new)
+        _assign_list(store)  # the next writer puts back what a killed one left
+        assert _contents(store) == new
+        assert sorted(os.listdir(tmp_path)) == ["s.h5", "s.h5.lock"], n
+    assert seen == [False] * steps  # the journal's removal is the last step
 
 
 def _sessions(store: str) -> None:
