@@ -331,7 +331,7 @@ def test_a_durable_rewrite_fsyncs_the_journal_then_the_file(tmp_path, monkeypatc
 
 def _assign_more(store: str) -> None:
     with tinystore.open(store) as s:
-        s["new"] = {"x": [1, 2, 3], "y": "new"}
+        s["new"] = {"x": 1, "y": "new"}  # (flat: it goes into the root record)
 
 
 def _state(store: str):
@@ -339,7 +339,7 @@ def _state(store: str):
 
 
 OLD = {"old": 1, "keep": "kept"}
-NEW = {**OLD, "new": {"x": [1, 2, 3], "y": "new"}}
+NEW = {**OLD, "new": {"x": 1, "y": "new"}}
 
 
 @pytest.mark.slow
@@ -351,6 +351,8 @@ def test_a_rewrite_killed_or_failing_at_every_step_leaves_old_or_new(tmp_path, a
     _new_store(store, **OLD)  # (first-call caches made)
     status, out = bw.forked(store, "count", job=_assign_more)
     assert status == 0 and out.startswith("ok"), out
+    with open(store, "rb") as f:  # rewritten as an image, not by HDF5
+        assert f.read() == hdf5._root_image(_record(store))
     steps = int(out.split()[1])
     assert steps >= 3  # the journal, the file, the journal's removal
     seen = []
@@ -368,3 +370,20 @@ def test_a_rewrite_killed_or_failing_at_every_step_leaves_old_or_new(tmp_path, a
         assert _state(store) == NEW
         assert sorted(os.listdir(tmp_path)) == ["s.h5", "s.h5.lock"], n
     assert seen == [False] * steps  # the journal's removal is the last step
+
+
+def test_files_up_to_the_longest_image_are_rewritten_without_hdf5(tmp_path, monkeypatch):
+    """Past the whole-file journal's limit for HDF5's sessions (256 KiB), up to
+    the longest image (a root record of 1 MiB)."""
+    store = str(tmp_path / "s.h5")
+    text = "t" * (hdf5.JOURNAL_WHOLE_LIMIT + 1000)
+    _new_store(store, text=text)
+    assert os.path.getsize(store) > hdf5.JOURNAL_WHOLE_LIMIT
+    monkeypatch.setattr(hdf5, "h5f", _NoOpen())
+    with tinystore.open(store) as s:
+        for i in range(3):
+            s[f"k{i}"] = i
+    monkeypatch.undo()
+    _same(_contents(store), {"text": text, "k0": 0, "k1": 1, "k2": 2})
+    with open(store, "rb") as f:
+        assert f.read() == _by_hdf5(tmp_path, _record(store))

@@ -83,6 +83,10 @@ NEW_SUFFIX = ".writing"
 #: files are journaled page by page, through a Python file object between HDF5
 #: and the disk (which costs ~0.3 ms a session).
 JOURNAL_WHOLE_LIMIT = 256 * 1024
+#: An existing file of at most this many bytes that is the image of its root
+#: record is rewritten whole by a session that writes nothing but a new one
+#: (see ``_HDF5Physical._defer_rewrite``): the longest image's file.
+IMAGE_FILE_LIMIT = hdf5_image.MAX_CONTIGUOUS_BYTES + 4096
 #: Free space a write leaves for HDF5's metadata and the journal's pages
 #: (checked before each record and dataset is written): HDF5 copes badly
 #: with a disk that fills up under it (see _watch), so it is not let near one.
@@ -973,7 +977,7 @@ class _HDF5Physical(Physical):
             return record
         try:
             with open(self.filename, "rb") as f:
-                if os.fstat(f.fileno()).st_size > JOURNAL_WHOLE_LIMIT:
+                if os.fstat(f.fileno()).st_size > IMAGE_FILE_LIMIT:
                     return None
                 data = f.read()
         except OSError:
@@ -1063,7 +1067,7 @@ class _HDF5Physical(Physical):
         data = _root_image(self._root)
         assert data is not None  # (checked as the record was written)
         path, journal_path = self.filename, self._journal_path
-        saved = save_whole_file(path, journal_path, JOURNAL_WHOLE_LIMIT, self.durable)
+        saved = save_whole_file(path, journal_path, IMAGE_FILE_LIMIT, self.durable)
         if not saved:  # (its size was checked at the session's start, under the lock)
             raise AssertionError(f"{self.filename} outgrew the whole-file journal")
         try:
