@@ -8,6 +8,7 @@ backend accepts and refuses exactly the same names.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from tinystore.errors import InvalidKeyError
 
@@ -66,6 +67,37 @@ def is_key(key: object) -> bool:
     except InvalidKeyError:
         return False
     return True
+
+
+def are_keys(keys: Any) -> bool:
+    """``all(map(is_key, keys))``; for a dict, in a few passes in C.
+
+    The keys of a dict joined by the separator tell in one string what
+    :func:`check_key` asks of each: ASCII (so no surrogates, and characters
+    are bytes), as many separators as the joins put there, no NUL, no
+    ``@`` at all (so no reserved prefix), at most :data:`MAX_KEY_BYTES`
+    long; and the dict answers in constant time whether ``""``, ``"."`` or
+    ``".."`` is a key.  Keys that fail a test are looked at one by one.
+    """
+    n = len(keys)
+    if n > 8 and type(keys) is dict:
+        try:
+            joined = SEPARATOR.join(keys)
+        except TypeError:  # a key that is not a str
+            return False
+        if (
+            joined.isascii()
+            and joined.count(SEPARATOR) == n - 1
+            and "\x00" not in joined
+            and "@" not in joined
+            and list(map(type, keys)).count(str) == n  # not a str subclass
+            and "" not in keys
+            and "." not in keys
+            and ".." not in keys
+            and (len(joined) - n < MAX_KEY_BYTES or max(map(len, keys)) <= MAX_KEY_BYTES)
+        ):
+            return True
+    return all(map(is_key, keys))
 
 
 def split_path(path: object) -> list[str]:

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from tinystore._paths import QUICK_KEY_LEN
+from tinystore._paths import are_keys
 from tinystore._paths import is_key as _paths_is_key
 from tinystore.errors import TinystoreError, UnstorableError
 from tinystore.objects import fallback
@@ -101,18 +101,7 @@ _STR_ONLY = {str}
 
 def all_keys(keys: Any) -> bool:
     """``all(map(is_key, keys))`` for a collection (a dict, say), in C when it can."""
-    if len(keys) > 8:
-        try:
-            # short identifiers (QUICK_KEY_LEN): the common case, checked in bulk
-            if (
-                all(map(str.isidentifier, keys))
-                and max(map(len, keys)) <= QUICK_KEY_LEN
-                and set(map(type, keys)) == _STR_ONLY  # not a str subclass
-            ):
-                return True
-        except TypeError:  # a key that is not a str
-            return False
-    return all(map(is_key, keys))
+    return are_keys(keys)
 
 
 def _state_keys_ok(d: Any, known: set | None = None) -> bool:
@@ -234,38 +223,40 @@ class Encoder:
                 others = frame.others
                 for k, child in frame.items:
                     # the commonest children inline (this loop is hot): atoms, and
-                    # small tuples/lists of plain values (what _place would do);
-                    # the keys of the children that are not JSON-exact atoms go
-                    # to ``others`` (Tree.others: the storage copies the rest as
-                    # they are, without looking at each again)
+                    # small tuples/lists of plain values (what _place would do).
+                    # ``children`` starts as a copy of the items (see _push): a
+                    # JSON-exact atom is left there as it is; the keys of the
+                    # others go to ``others`` (Tree.others: the storage copies
+                    # the rest as they are, without looking at each again).
+                    # (the int bounds are INT64_MIN/INT64_MAX, as constants)
                     t = type(child)
                     if t is str:
-                        if len(child) < MEMO_MIN_LEN:
-                            children[k] = child
-                            if others is not None and not child.isascii():
+                        if len(child) < 128:  # MEMO_MIN_LEN
+                            if not child.isascii() and others is not None:
                                 others.append(k)
                             continue
                     elif t is int:
-                        children[k] = child
-                        if others is not None and not INT64_MIN <= child <= INT64_MAX:
-                            others.append(k)
+                        if not -0x8000000000000000 <= child <= 0x7FFFFFFFFFFFFFFF:
+                            if others is not None:
+                                others.append(k)
                         continue
                     elif t is float:
-                        children[k] = child
-                        if others is not None and child - child != 0.0:
+                        if child - child != 0.0 and others is not None:
                             others.append(k)
                         continue
-                    elif t is list or t is tuple:
+                    elif child is None or t is bool:
+                        continue
+                    elif t is tuple or t is list:
                         i = id(child)
                         # (once a table is made, a tuple may be one of its rows: see _place)
                         if fast and (t is list or not tables) and i not in memo:
                             for item in child:  # _exact_plain, inline
                                 it = type(item)
                                 if it is str:
-                                    if len(item) >= MEMO_MIN_LEN or not item.isascii():
+                                    if len(item) >= 128 or not item.isascii():
                                         break
                                 elif it is int:
-                                    if not INT64_MIN <= item <= INT64_MAX:
+                                    if not -0x8000000000000000 <= item <= 0x7FFFFFFFFFFFFFFF:
                                         break
                                 elif it is float:
                                     if item - item != 0.0:
@@ -274,17 +265,12 @@ class Encoder:
                                     break
                             else:  # left as it is (see PLAIN_NODES)
                                 if not held or i not in held:  # (else: a fallback part holds it)
-                                    children[k] = child
                                     memo[i] = [child, None, children, k]
                                     if others is not None:
                                         others.append(k)
                                     continue
                             item = None  # (a list may become a table: see table._lone)
-                    elif child is None or t is bool:
-                        children[k] = child
-                        continue
                     elif t is complex or (t is bytes and len(child) < MEMO_MIN_LEN):
-                        children[k] = child
                         if others is not None:
                             others.append(k)
                         continue
@@ -583,12 +569,17 @@ class Encoder:
                 )
             starts.append(len(self.memo))
         first = before if before is not None else after
+        # the children start as the items (run() replaces those it encodes)
         if type(first) is list or isinstance(first, (list, tuple)):
-            children: Any = [None] * len(first)
-            items = enumerate(first)
-        else:
-            children = {}
+            children: Any = list(first)
+            items: Any = enumerate(first)
+        elif type(first) is dict:
+            children = dict(first)
             items = iter(first.items())
+        else:  # another mapping: its items, once
+            items = list(first.items())
+            children = dict(items)
+            items = iter(items)
         if before is not None and after is not None:
             after = list(after.items())
         else:
@@ -606,6 +597,8 @@ class Encoder:
     def _between(self, frame: _Frame) -> None:
         """Phase one done: memoise (or alias) the object, then lay out phase two."""
         self._memo_after(frame)
+        if frame.after:  # (a dict of children: see _place_reduce)
+            frame.children.update(frame.after)
         frame.items = iter(frame.after)
         frame.after = None
         frame.memo_after = False
