@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
+
 from tinystore.errors import InvalidKeyError
 
 MAX_KEY_BYTES = 255
@@ -94,10 +96,21 @@ def are_keys(keys: Any) -> bool:
             and "" not in keys
             and "." not in keys
             and ".." not in keys
-            and (len(joined) - n < MAX_KEY_BYTES or max(map(len, keys)) <= MAX_KEY_BYTES)
+            and (len(joined) - n < MAX_KEY_BYTES or _longest(keys, joined) <= MAX_KEY_BYTES)
         ):
             return True
     return all(map(is_key, keys))
+
+
+def _longest(keys: Any, joined: str) -> int:
+    """The length of the longest of ``keys`` (ASCII, none holding the
+    separator), whose join is ``joined``: for many keys, from the places of
+    the separators in the join (numpy: half the time of ``len`` on each)."""
+    if len(keys) < 256:
+        return max(map(len, keys))
+    cuts = np.flatnonzero(np.frombuffer(joined.encode("ascii"), np.uint8) == ord(SEPARATOR))
+    inner = int((cuts[1:] - cuts[:-1]).max()) - 1
+    return max(inner, int(cuts[0]), len(joined) - 1 - int(cuts[-1]))
 
 
 def split_path(path: object) -> list[str]:

@@ -384,12 +384,17 @@ class ObjectCodec:
             )
         return top
 
-    def decode(self, node: Any, storage: GenericStorage | None = None) -> Any:
+    def decode(self, node: Any, storage: GenericStorage | None = None, top: bool = False) -> Any:
+        """The object ``node`` (read from ``storage``) stands for; ``top``: ``node``
+        is the outermost stored object itself (its attrs hold the versions)."""
         locate = None
         if storage is not None:
             locate = self._locator(storage)
         if type(node) is Tree and self.version_check != "ignore":
-            recorded = node.attrs if "python" in node.attrs else self._root_attrs(storage)
+            if top or "python" in node.attrs:
+                recorded = node.attrs
+            else:
+                recorded = self._root_attrs(storage)
             where = f"'/{storage.path}'" if storage is not None else "the stored object"
             check_versions(recorded, self.version_check, where)
         decoder = Decoder(
@@ -454,7 +459,8 @@ class ObjectCodec:
                 f"{storage.location} holds a group of {len(keys)} nodes ({', '.join(keys[:10])}"
                 f"{', ...' if len(keys) > 10 else ''}), not one saved object; pass path=..."
             )
-        return self.decode(storage.read_tree(plain=True), storage)
+        # the root is the stored object: its own attrs hold the versions
+        return self.decode(storage.read_tree(plain=True), storage, top=not storage.path)
 
     def info(self, storage: GenericStorage, path: str = "") -> dict:
         return summarize(self.view(storage, path))

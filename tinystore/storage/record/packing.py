@@ -388,16 +388,21 @@ def _short_containers(
     tag is added to the metadata table here only while nothing was left to
     the loop, so the table's order is the loop's."""
     rest: list = []
+    last: Any = None  # the type of the child before, and its metadata index (or None)
+    n = None
     for k in others:
         v = children[k]
         vt = type(v)
-        known = ptags.get(vt)
-        if known is None and not rest:
-            known = ptags[vt] = _plain_type(plain.get(vt), table)
-        if known is not None and known[0] is not None and vt is not dict:
-            if len(v) <= MAX_INPLACE_CHILDREN:
-                out[k] = table.seq(known[2], list(v))
-                continue
+        if vt is not last:
+            known = ptags.get(vt)
+            if known is None and not rest:
+                known = ptags[vt] = _plain_type(plain.get(vt), table)
+            last = vt
+            n = known[2] if known is not None and known[0] is not None and vt is not dict else None
+        if n is not None and len(v) <= MAX_INPLACE_CHILDREN:
+            # table.seq, inline where the node is of the default shape: a bare array
+            out[k] = list(v) if table.bare == n else table.seq(n, list(v))
+            continue
         rest.append(k)
     return rest
 
@@ -609,7 +614,8 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
     stack = [(gpath, rec, index, root, 0)]
     seen: set = set()
     # one copy of each shared metadata dict per read (per record): the trees
-    # of this read share it, as the nodes of the record do
+    # of this read share it, as the nodes of the record do; and per record, by
+    # tag the kinds of its short entries, under None the build of its bare arrays
     shared: dict[GPath, dict] = {}
     # (parent, its children, key, node): nodes the codec may build at the end
     folds: list | None = [] if plain is not None else None
@@ -627,9 +633,23 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
                 continue
         out: Any = list(children) if type(children) is list else dict(children)
         flat = True  # no Tree among the children so far (Tree.flat)
+        bare = known.get(None)  # how bare arrays of plain values are built (see _bare)
         for k, e in enumerate(children) if type(children) is list else children.items():
             te = type(e)
             if te is list:  # a small node of the record's default shape
+                if bare is None:
+                    bare = known[None] = _bare(store, gp, rec, known, plain)
+                if bare:  # what the tests below do for it, in short (once per tuple)
+                    for x in e:
+                        tx = type(x)
+                        if tx is dict or tx is list:
+                            break
+                    else:  # plain JSON values
+                        try:
+                            out[k] = bare(e)
+                        except Exception as exc:
+                            raise _cannot_rebuild(store, gp, exc) from exc
+                        continue
                 tag: Any = ""
                 c = e
             elif te is not dict:
@@ -836,6 +856,17 @@ def _short_kind(store, gp: GPath, rec: Record, tag: str, plain: Any) -> tuple:
     made = plain(attrs) if plain is not None else None
     make, takes = made if made is not None else (None, None)
     return attrs, make, takes, keys, n
+
+
+def _bare(store, gp: GPath, rec: Record, known: dict, plain: Any) -> Any:
+    """The codec's build of the nodes of bare-array entries of ``rec`` (the
+    default shape) if it builds them from a list of their values, else False
+    (the loop of :func:`read_tree` then reads them as any short entry)."""
+    short = known.get("")
+    if short is None:
+        short = known[""] = _short_kind(store, gp, rec, "", plain)
+    _, make, takes, keys, _ = short
+    return make if make is not None and takes is list and keys == () else False
 
 
 def _cannot_rebuild(store, gp: GPath, exc: Exception) -> CorruptStoreError:
