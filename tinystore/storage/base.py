@@ -51,7 +51,7 @@ from __future__ import annotations
 import abc
 import gc
 from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from typing import Any, Callable, ClassVar, Protocol
 
 import numpy as np
@@ -71,20 +71,23 @@ from tinystore.storage.leaves import decode_inline, encode_inline, is_leaf
 __all__ = ["GenericStorage", "Tree", "GroupTree", "LeafInfo", "Codec", "META_KEY"]
 
 
-@contextmanager
-def no_gc() -> Iterator[None]:
+class no_gc:  # noqa: N801 - used as a function: ``with no_gc():``
     """Pause the cyclic garbage collector while a large tree is built or read.
 
     Every container created triggers collections that scan everything alive
     and find nothing (all of it is in use); for big objects that made saving
     and loading several times slower.  The previous state is restored.
+    (A class, not a generator: it is entered several times per operation.)
     """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
+
+    __slots__ = ("enabled",)
+
+    def __enter__(self) -> None:
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
             gc.enable()
 
 

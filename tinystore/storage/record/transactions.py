@@ -7,7 +7,7 @@ an interrupted transaction, and the physical writes of leaves and groups.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -70,9 +70,12 @@ class _Store:
         if self.closed:
             raise StorageClosedError(f"{self.physical.location} is closed; call .open() first")
 
-    @contextlib.contextmanager
-    def session(self, write: bool = False) -> Iterator[None]:
+    def session(self, write: bool = False) -> _Session:
         """Hold the store (lock and handles) for a group of operations."""
+        return _Session(self, write)
+
+    def _enter(self, write: bool) -> None:
+        """The start of a session (see :meth:`session`): the first takes the store."""
         self.check_open()
         physical = self.physical
         if write and physical.readonly:
@@ -95,19 +98,18 @@ class _Store:
             if physical.shared:  # the lock was shared: another process may have written
                 self.records.clear()
         self.sessions += 1
-        try:
-            yield
-        except BaseException:
+
+    def _leave(self, failed: bool) -> None:
+        """The end of a session (``failed``: by an exception); the last lets the store go."""
+        if failed:
             self.failed = self.failed or self.session_write
-            raise
-        finally:
-            self.sessions -= 1
-            if self.sessions == 0:
-                self.session_write = False
-                failed, self.failed = self.failed, False
-                physical.end()
-                if failed:  # a write failed in this session: the next one reads all again
-                    physical.forget()
+        self.sessions -= 1
+        if self.sessions == 0:
+            self.session_write = False
+            failed, self.failed = self.failed, False
+            self.physical.end()
+            if failed:  # a write failed in this session: the next one reads all again
+                self.physical.forget()
 
     def _recover(self) -> None:
         """Remove what an interrupted transaction wrote but never referenced."""
@@ -163,26 +165,38 @@ class _Store:
         inner = "/".join(gpath)
         return f"group '/{inner}' of {self.physical.location}"
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """All-or-nothing writes: records are written once, at the end."""
-        with self.session(write=True):
-            if self.depth == 0:
-                # the first transaction of its session can be undone by aborting
-                # the session, so the data it replaces may be freed before the
-                # new is written (the file needs one copy of it, not two)
-                self.free_early = self.physical.can_abort and not self.committed
-            self.depth += 1
+        return _Transaction(self)
+
+    def _begin(self) -> None:
+        """The start of a transaction (see :meth:`transaction`), in a write session."""
+        self._enter(True)
+        if self.depth == 0:
+            # the first transaction of its session can be undone by aborting
+            # the session, so the data it replaces may be freed before the
+            # new is written (the file needs one copy of it, not two)
             try:
-                yield
+                self.free_early = self.physical.can_abort and not self.committed
             except BaseException:
-                self.depth -= 1
-                if self.depth == 0:
-                    self._rollback()
+                self._leave(True)
                 raise
+        self.depth += 1
+
+    def _finish(self, failed: bool) -> None:
+        """The end of a transaction: the outermost commits (or rolls back if
+        ``failed``), then the session ends."""
+        try:
             self.depth -= 1
             if self.depth == 0:
-                self._commit()
+                if failed:
+                    self._rollback()
+                else:
+                    self._commit()
+        except BaseException:
+            self._leave(True)
+            raise
+        self._leave(failed)
 
     def _commit(self) -> None:
         dirty = [(gp, rec) for gp, rec in self.records.items() if rec.dirty]
@@ -477,3 +491,35 @@ class _Store:
             self.closed = True
             self.records.clear()
             self.physical.close()
+
+
+class _Session:
+    """The context of :meth:`_Store.session` (a class: cheaper than a generator,
+    and sessions are entered several times per operation)."""
+
+    __slots__ = ("store", "write")
+
+    def __init__(self, store: _Store, write: bool):
+        self.store = store
+        self.write = write
+
+    def __enter__(self) -> None:
+        self.store._enter(self.write)
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        self.store._leave(kind is not None)
+
+
+class _Transaction:
+    """The context of :meth:`_Store.transaction`."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: _Store):
+        self.store = store
+
+    def __enter__(self) -> None:
+        self.store._begin()
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        self.store._finish(kind is not None)
