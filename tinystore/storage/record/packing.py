@@ -705,7 +705,7 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
                     if folds is not None and make is not None:
                         folds.append((t, out, k, sub))
                     continue
-            v = out[k] = _entry_value(store, gp, rec, e, lazy, seen, stack, depth)
+            v = out[k] = _entry_value(store, gp, rec, e, lazy, seen, stack, depth, i)
             if flat and isinstance(v, Tree):
                 flat = False
                 if folds is not None and "@" in e:
@@ -755,6 +755,18 @@ def _too_deep(store, gp: GPath) -> CorruptStoreError:
         f"{store.describe(gp)} nests nodes in place more than {MAX_INPLACE_DEPTH} levels "
         "deep; the record is damaged"
     )
+
+
+def misplaced_group(where: str, path: str | None = None, group: bool = False) -> CorruptStoreError:
+    """A group (made by ``create_group``: a record's first node, ``"g": 1``,
+    named by a ``{"G": name, "g": 1}`` entry of a group) found anywhere else,
+    or an entry that names a group whose record holds none (``group``)."""
+    at = "" if path is None else f" at '/{path}'"
+    if group:
+        what = f"is named as a group{at}, and holds a stored object"
+    else:
+        what = f"holds a group{at} where only a stored object's nodes can be"
+    return CorruptStoreError(f"{where} {what}; the record is damaged")
 
 
 def _bulk_values(store, gp: GPath, rec: Record, children: list, known: dict, plain: Any) -> Any:
@@ -874,10 +886,12 @@ def _cannot_rebuild(store, gp: GPath, exc: Exception) -> CorruptStoreError:
 
 
 def _entry_value(
-    store, gp: GPath, rec: Record, e: dict, lazy: bool, seen: set, stack: list, depth: int
+    store, gp: GPath, rec: Record, e: dict, lazy: bool, seen: set, stack: list, depth: int, i: Any
 ) -> Any:
-    """What a dict entry stands for: a node (a Tree, pushed on ``stack`` to be
-    filled in), a physical subgroup, an external leaf or a tagged leaf."""
+    """What a dict entry of node ``i`` stands for: a node (a Tree, pushed on
+    ``stack`` to be filled in), a physical subgroup, an external leaf or a
+    tagged leaf.  A group is only a record's first node, named by an entry
+    of a group that says so (``"g": 1``), which its record confirms."""
     if "@" in e:
         index = e["@"]
         if type(index) is dict:  # a node in place
@@ -897,15 +911,23 @@ def _entry_value(
                 )
             seen.add((gp, index))
             depth = 0
-        sub = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
+        if _target(rec.nodes, index).get("g"):
+            raise misplaced_group(store.describe(gp))
+        sub = Tree()
         stack.append((gp, rec, index, sub, depth))
         return sub
     if "G" in e:
-        sub = GroupTree() if lazy and e.get("g") else Tree()
+        group = bool(e.get("g"))
+        if group and not (type(i) is int and i == 0 and rec.nodes[0].get("g")):
+            raise misplaced_group(store.describe(gp))
+        sub = GroupTree() if lazy and group else Tree()
         sgp = gp + (store.physical.check_name(e["G"], store.describe(gp), "G"),)
         if len(sgp) > MAX_GROUP_DEPTH:
             raise CorruptStoreError(f"{store.describe(gp)} nests groups endlessly")
-        stack.append((sgp, store.record(sgp), 0, sub, 0))
+        srec = store.record(sgp)
+        if bool(srec.nodes[0].get("g")) is not group:
+            raise misplaced_group(store.describe(sgp), group=group)
+        stack.append((sgp, srec, 0, sub, 0))
         return sub
     if lazy and "X" in e:
         return _leaf_info(e)

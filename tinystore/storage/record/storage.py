@@ -19,6 +19,7 @@ from tinystore.storage.record.format import (
     Record,
     _at,
     _child_entry,
+    _children_entries,
     _leaf_info,
     _target,
     copy_attrs,
@@ -103,20 +104,26 @@ class RecordStorage(GenericStorage):
         self._store = _Store(physical)
         self._gpath = ()
         self._inner = ()
+        self._group = None
         self._path = ""
 
     @classmethod
-    def _view(cls, parent: RecordStorage, gpath: GPath, inner: tuple, key: str) -> RecordStorage:
+    def _view(
+        cls, parent: RecordStorage, gpath: GPath, inner: tuple, key: str, group: bool = False
+    ) -> RecordStorage:
         view = cls.__new__(cls)
         view._store = parent._store
         view._gpath = gpath
         view._inner = inner
+        #: what the entry that names this node says it is: a group or not
+        #: (None: the root, either); its record must agree (see ``_node``)
+        view._group = group
         view._path = f"{parent._path}/{key}" if parent._path else key
         view.codec = parent.codec
         return view
 
     def _root(self) -> RecordStorage:
-        root = self._view(self, (), (), "")
+        root = self._view(self, (), (), "", None)
         root._path = ""
         return root
 
@@ -126,8 +133,14 @@ class RecordStorage(GenericStorage):
         first, so that it can be changed (and its children become any node)."""
         rec = self._store.record(self._gpath)
         node = rec.nodes[0]
+        inner = self._inner
+        if not inner:
+            group = self._group
+            if group is not None and bool(node.get("g")) is not group:
+                raise self._mismatch(group)
+            return node
         where = self._store.describe(self._gpath)
-        for key in self._inner:
+        for key in inner:
             try:
                 entry = _child_entry(node, key)
             except KeyError:
@@ -142,7 +155,23 @@ class RecordStorage(GenericStorage):
                 rec.nodes.append(at)
                 rec.compact = False
             node = _target(rec.nodes, at)
+            if type(node) is dict and node.get("g"):  # (not a dict: read_tree says what)
+                raise packing.misplaced_group(where, self._path)
         return node
+
+    def _mismatch(self, group: bool) -> Exception:
+        """The error for a record that is not what the entry naming this view
+        said (``group``): damage if its parent's entry still says so, else this
+        handle is stale (its name now holds another kind of node)."""
+        store = self._store
+        name = self._gpath[-1]
+        for e in _children_entries(store.record(self._gpath[:-1]).nodes[0]):
+            if type(e) is dict and e.get("G") == name and bool(e.get("g")) is group:
+                return packing.misplaced_group(store.describe(self._gpath), self._path, group)
+        return StorageClosedError(
+            f"{store.describe(self._gpath)} no longer exists (it was deleted or replaced); "
+            "this handle to it is stale"
+        )
 
     @property
     def path(self) -> str:
@@ -191,15 +220,19 @@ class RecordStorage(GenericStorage):
 
     # -- developer contract ----------------------------------------------
     def _get(self, key: str) -> Any:
-        entry = _child_entry(self._node(), key)
+        node = self._node()
+        entry = _child_entry(node, key)
         if type(entry) is dict or type(entry) is list:
             store = self._store
             if _at(entry, store.record(self._gpath), store.describe(self._gpath)) is not None:
                 return self._view(self, self._gpath, self._inner + (key,), key)
             if "G" in entry:
-                store = self._store
-                name = store.physical.check_name(entry["G"], store.describe(self._gpath), "G")
-                return self._view(self, self._gpath + (name,), (), key)
+                where = store.describe(self._gpath)
+                group = bool(entry.get("g"))
+                if group and (self._inner or not node.get("g")):
+                    raise packing.misplaced_group(where, join_path(self._path, key))
+                name = store.physical.check_name(entry["G"], where, "G")
+                return self._view(self, self._gpath + (name,), (), key, group)
         return self._store.value(self._gpath, entry)
 
     def _slice(self, key: str, selection: Any) -> Any:
@@ -223,16 +256,19 @@ class RecordStorage(GenericStorage):
         nodes = rec.nodes
         where = self._store.describe(self._gpath)
         out = []
+        in_group = not self._inner and bool(node.get("g"))  # (``_node`` checked it)
         pairs = enumerate(children) if type(children) is list else children.items()
         for k, e in pairs:
             is_group = False
             if type(e) is dict:
                 if "G" in e:
                     is_group = bool(e.get("g"))
+                    if is_group and not in_group:
+                        raise packing.misplaced_group(where, join_path(self._path, str(k)))
                 else:
                     at = _at(e, rec, where)
-                    if at is not None:
-                        is_group = bool(_target(nodes, at).get("g"))
+                    if at is not None and _target(nodes, at).get("g"):  # never in a record
+                        raise packing.misplaced_group(where, join_path(self._path, str(k)))
             out.append((str(k), is_group))
         return out
 
@@ -345,6 +381,7 @@ class RecordStorage(GenericStorage):
             rec.dirty = True
 
     def _read_tree(self, lazy: bool = False, plain: Any = None) -> Tree:
+        self._node()  # (refuses a group where an object is)
         index: Any = 0
         if self._inner:
             rec = self._store.record(self._gpath)

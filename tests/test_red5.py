@@ -1,0 +1,167 @@
+"""Red-team checks, session 7: crafted records that put a group where a stored
+object is, or nest nodes in place too deep below a partial load's node; and
+HDF5 write sessions on existing files.
+
+Each damaged input must give a tinystore error, the same one whichever way
+the reader meets the damage (a whole load, ``load(path=...)``, ``s[key]``,
+browsing); the stores tinystore writes itself still load.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from objects_cases import assert_same_structure, pickled
+
+import tinystore
+from tinystore.cli import main
+from tinystore.errors import CorruptStoreError, StorageClosedError
+
+sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+from crafting import write_record  # noqa: E402
+
+_DICT = {"t": "dict"}
+
+
+def _record(*nodes, version=(1, 3)) -> dict:
+    return {"tinystore": list(version), "attrs": [_DICT], "nodes": list(nodes)}
+
+
+_GROUP_RECORD = {"tinystore": [1, 3], "nodes": [{"g": 1, "c": {"p": 1}}]}
+
+# Where a group node (``"g": 1``) can stand in the record of the stored object
+# ``k``: {name: (record of k, records of its physical subgroups, the bad node)}
+GROUP_INSIDE = {
+    "table node": (
+        _record({"a": 0, "c": {"x": {"@": 1}, "y": 2}}, {"a": 0, "g": 1, "c": {"p": 1}}),
+        {},
+        "k/x",
+    ),
+    "node in place": (
+        _record({"a": 0, "c": {"x": {"@": {"a": 0, "g": 1, "c": {"p": 1}}}, "y": 2}}),
+        {},
+        "k/x",
+    ),
+    "in place, two levels down": (
+        _record({"a": 0, "c": {"x": {"@0": {"q": {"@": {"g": 1, "c": {"p": 1}}}}}, "y": 2}}),
+        {},
+        "k/x/q",
+    ),
+    "physical group": (
+        _record({"a": 0, "c": {"x": {"G": "x", "g": 1}, "y": 2}}),
+        {"x": _GROUP_RECORD},
+        "k/x",
+    ),
+    "an object's record says group": (
+        _record({"a": 0, "c": {"x": {"G": "x"}, "y": 2}}),
+        {"x": _GROUP_RECORD},
+        "k/x",
+    ),
+    "a group's record says object": (
+        _record({"a": 0, "c": {"x": {"@": 1}, "y": 2}}, {"a": 0, "c": {"p": 1}}),
+        {},
+        "k",
+    ),
+}
+
+
+def _craft(filename, case):
+    record, subgroups, bad = GROUP_INSIDE[case]
+    with tinystore.open(filename, "w") as s:
+        s["k"] = {"x": {"p": 1}, "y": 2, "big": list(range(100))}
+        s["ok"] = 5
+    if case == "a group's record says object":  # k is written as a group, its record is not
+        with tinystore.open(filename, "w") as s:
+            s.create_group("k")["x"] = {"p": 1}
+            s["ok"] = 5
+    write_record(filename, ("k",), record)
+    for name, doc in subgroups.items():
+        write_record(filename, ("k", name), doc)
+    return bad
+
+
+@pytest.mark.parametrize("case", list(GROUP_INSIDE))
+def test_a_group_inside_a_stored_object_is_damage(backend, filename, case):
+    """tinystore puts a group (``create_group``) only into a group: a crafted
+    record with a group node inside a stored object, or whose entry and
+    record disagree on it, is refused with ``CorruptStoreError`` wherever the
+    reader meets it, never a storage handle returned for an object."""
+    bad = _craft(filename, case)
+    parts = bad.split("/")
+    for n in range(1, len(parts) + 2):  # the object, the bad node, a value below it
+        path = "/".join((parts + ["p"])[:n])
+        with pytest.raises(CorruptStoreError):
+            tinystore.load(filename, path=path)
+        with tinystore.open(filename, "r") as s:
+            with pytest.raises(CorruptStoreError):
+                s[path]
+            with pytest.raises(CorruptStoreError):
+                s.node(path).tree()
+    with tinystore.open(filename, "r") as s:
+        assert s["ok"] == 5 and "k" in s  # the rest of the store reads
+        with pytest.raises(CorruptStoreError):
+            s.tree()
+        with pytest.raises(CorruptStoreError):
+            s.read_tree("k")
+    if backend != "memory":  # (the command line opens files)
+        for args in (["ls", filename, bad], ["tree", filename], ["show", filename, "k"]):
+            assert main(args) == 1
+
+
+@pytest.mark.parametrize("case", ["table node", "node in place", "physical group"])
+def test_a_group_inside_a_saved_object_is_damage(backend, filename, case):
+    """The same where the whole file is one object (``tinystore.save``): a
+    whole load refuses it as ``load(path=...)`` does."""
+    record, subgroups, bad = GROUP_INSIDE[case]
+    tinystore.save({"x": {"p": 1}, "y": 2}, filename)
+    write_record(filename, (), record)
+    for name, doc in subgroups.items():
+        write_record(filename, (name,), doc)
+    for path in (None, "x", "x/p"):
+        with pytest.raises(CorruptStoreError):
+            tinystore.load(filename, path=path)
+
+
+def test_a_handle_to_a_group_replaced_by_an_object_says_it_is_stale(filename):
+    """A group handle kept while its key became a stored object (HDF5 gives
+    the object's physical group the freed name) says it is stale; it read
+    the object's parts as a group's keys before."""
+    with tinystore.open(filename, "w") as s:
+        g = s.create_group("g")
+        g["x"] = 1
+        s["g"] = {"big": list(range(100))}
+        for action in (lambda: g["big"], lambda: list(g), lambda: g.is_group):
+            with pytest.raises(StorageClosedError, match="no longer exists.*stale"):
+                action()
+        assert s["g"] == {"big": list(range(100))}
+
+
+def test_groups_and_objects_written_by_tinystore_still_read(backend, filename):
+    """Groups in groups (``create_group``), objects in groups, an object part
+    large enough for a physical group of its own inside an object, values
+    assigned into groups: all read as before, as groups or as objects."""
+    big = {"n": list(range(100)), "d": {"x": [1.5] * 80}}
+    extra = {"n": list(range(100)), "d": {"x": [2.5] * 80}}
+    with tinystore.open(filename, "w") as s:
+        g = s.create_group("a/b/c")
+        g["v"] = {"small": 1}
+        s["a/obj"] = {"inner": big}
+        s["a/obj/inner/more"] = {"deep": list(range(70))}
+        s["a/obj/extra"] = extra  # a physical group (no "g") inside an object
+        s.create_group("a/b/empty")
+    expected = {"inner": dict(big, more={"deep": list(range(70))}), "extra": extra}
+    with tinystore.open(filename, "r") as s:
+        assert s.list_groups() == ["a"] and s["a"].list_groups() == ["b"]
+        assert s["a/b"].list_groups() == ["c", "empty"] and s["a"].list_nodes() == ["obj"]
+        assert s["a/b/c"].is_group and s["a/b/c"].list_nodes() == ["v"]
+        assert_same_structure(pickled(expected), s["a/obj"], new=False)
+        assert_same_structure(pickled(expected), s.node("a/obj").to_object(), new=False)
+        text = s.tree(max_children=3)
+        assert "── v  dict" in text and "── empty  group" in text and "── more  dict" in text
+    assert tinystore.load(filename, path="a/b/c/v") == {"small": 1}
+    assert tinystore.load(filename, path="a/obj/inner/more/deep") == list(range(70))
+    assert tinystore.load(filename, path="a/obj/extra/d") == extra["d"]
+    assert_same_structure(pickled(expected), tinystore.load(filename, path="a/obj"), new=False)
+    assert isinstance(tinystore.load(filename, path="a/b"), tinystore.GenericStorage)
