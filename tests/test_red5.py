@@ -18,6 +18,7 @@ from objects_cases import assert_same_structure, pickled
 import tinystore
 from tinystore.cli import main
 from tinystore.errors import CorruptStoreError, StorageClosedError
+from tinystore.storage.record.format import MAX_INPLACE_DEPTH
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from crafting import write_record  # noqa: E402
@@ -165,3 +166,60 @@ def test_groups_and_objects_written_by_tinystore_still_read(backend, filename):
     assert tinystore.load(filename, path="a/obj/extra/d") == extra["d"]
     assert_same_structure(pickled(expected), tinystore.load(filename, path="a/obj"), new=False)
     assert isinstance(tinystore.load(filename, path="a/b"), tinystore.GenericStorage)
+
+
+# -- the depth limit of nodes in place, on partial loads ---------------------------------------------
+def _in_place(children: dict, form: str) -> dict:
+    return {"@": {"a": 0, "c": children}} if form == "long" else {"@0": children}
+
+
+def _nested(levels: int, form: str, last: str) -> dict:
+    """A record whose node ``x`` holds ``x`` ... ``levels`` nodes in place deep
+    (entries of ``form``), the last one ``{"v": 1}`` (its entry of ``last``)."""
+    entry = _in_place({"v": 1}, last)
+    for _ in range(levels - 1):
+        entry = _in_place({"x": entry}, form)
+    return _record({"a": 0, "c": {"x": entry, "y": 2}})
+
+
+@pytest.mark.parametrize("form, last", [("long", "long"), ("short", "long"), ("short", "short")])
+def test_partial_loads_refuse_nodes_in_place_too_deep(backend, filename, form, last):
+    """A node in place more than ``MAX_INPLACE_DEPTH`` levels below its table
+    node is damage: a whole load refuses it, and so does every load of a
+    part that holds or leads to it (counted from the table node, not from
+    the part), with the same error; one level less loads everywhere."""
+    tinystore.save({"x": 1, "y": 2}, filename)
+    for levels, ok in ((MAX_INPLACE_DEPTH, True), (MAX_INPLACE_DEPTH + 1, False)):
+        write_record(filename, (), _nested(levels, form, last))
+        paths = [None, "x", "x/x", "/".join(["x"] * (levels - 1)), "/".join(["x"] * levels)]
+        paths.append(paths[-1] + "/v")
+        for path in paths:
+            if ok:
+                tinystore.load(filename, path=path)
+                continue
+            with pytest.raises(CorruptStoreError, match="levels deep"):
+                tinystore.load(filename, path=path)
+        with tinystore.open(filename, "r") as s:
+            if ok:
+                s.tree()
+                assert s[paths[-1]] == 1
+                continue
+            for path in paths[1:]:
+                with pytest.raises(CorruptStoreError, match="levels deep"):
+                    s[path]
+            with pytest.raises(CorruptStoreError, match="levels deep"):
+                s.tree()
+
+
+def test_partial_loads_of_the_deepest_nodes_tinystore_writes(roundtrip, filename):
+    """tinystore's own records at the limit (a chain of lists 64 and 65 levels
+    deep) load whole and in part at every level, as pickle gives them."""
+    value: list = [1]
+    for i in range(MAX_INPLACE_DEPTH + 1):
+        value = [value, {"a": i}]
+    assert_same_structure(pickled(value), roundtrip(value), new=False)
+    part = value
+    for level in range(MAX_INPLACE_DEPTH + 2):
+        path = "/".join(["0"] * level) if level else None
+        assert_same_structure(pickled(part), tinystore.load(filename, path=path), new=False)
+        part = part[0]

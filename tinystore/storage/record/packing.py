@@ -599,11 +599,14 @@ def flat_entry(rec: Record, tree: Tree) -> Any:
     return table.seq(n, plain) if type(plain) is list else table.keyed(n, plain)
 
 
-def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) -> Tree:  # noqa: C901
+def read_tree(  # noqa: C901
+    store, gpath: GPath, index: Any, lazy: bool, plain: Any = None, depth: int = 0
+) -> Tree:
     """The subtree at node ``index`` of the record of ``gpath``, every leaf read.
 
     ``lazy``: for browsing (groups as :class:`GroupTree`, external leaves as
-    :class:`LeafInfo`); ``plain``: the codec's ``plain_maker``.  The loop over
+    :class:`LeafInfo`); ``plain``: the codec's ``plain_maker``; ``depth``:
+    the levels in place of node ``index`` below its table node.  The loop over
     the entries handles small nodes in place (most of a list of tuples)
     inline, without a call each: that is the hot path of a load, which is
     why this function is longer than the others.
@@ -611,7 +614,7 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
     rec = store.record(gpath)
     root = GroupTree() if lazy and _target(rec.nodes, index).get("g") else Tree()
     # (group, record, node or index, tree to fill, levels in place below a table node)
-    stack = [(gpath, rec, index, root, 0)]
+    stack = [(gpath, rec, index, root, depth)]
     seen: set = set()
     # one copy of each shared metadata dict per read (per record): the trees
     # of this read share it, as the nodes of the record do; and per record, by
@@ -625,6 +628,8 @@ def read_tree(store, gpath: GPath, index: Any, lazy: bool, plain: Any = None) ->
         if known is None:
             known = shared[gp] = {}
         children = _node_children(store, gp, rec, i, t, known)
+        if depth >= MAX_INPLACE_DEPTH and _in_place_children(children):
+            raise _too_deep(store, gp)  # (below, the loop checks nodes that hold nodes only)
         if plain is not None and type(children) is list and len(children) >= BULK_MIN:
             made = _bulk_values(store, gp, rec, children, known, plain)
             if made is not None:  # a list of small plain nodes of one kind
@@ -751,8 +756,12 @@ def _misfit(store, gp: GPath, tag: str) -> CorruptStoreError:
 
 
 def _too_deep(store, gp: GPath) -> CorruptStoreError:
+    return too_deep(store.describe(gp))
+
+
+def too_deep(where: str) -> CorruptStoreError:
     return CorruptStoreError(
-        f"{store.describe(gp)} nests nodes in place more than {MAX_INPLACE_DEPTH} levels "
+        f"{where} nests nodes in place more than {MAX_INPLACE_DEPTH} levels "
         "deep; the record is damaged"
     )
 
@@ -767,6 +776,19 @@ def misplaced_group(where: str, path: str | None = None, group: bool = False) ->
     else:
         what = f"holds a group{at} where only a stored object's nodes can be"
     return CorruptStoreError(f"{where} {what}; the record is damaged")
+
+
+def _in_place_children(children: Any) -> bool:
+    """True if ``children`` (entries) hold a node in place."""
+    for e in children if type(children) is list else children.values():
+        te = type(e)
+        if te is list:
+            return True
+        if te is dict and len(e) == 1:
+            (tag,) = e
+            if tag[:1] == "@" and (tag != "@" or type(e[tag]) is dict):
+                return True
+    return False
 
 
 def _bulk_values(store, gp: GPath, rec: Record, children: list, known: dict, plain: Any) -> Any:

@@ -15,6 +15,7 @@ from tinystore.errors import (
 from tinystore.storage.base import GenericStorage, Tree
 from tinystore.storage.record import packing
 from tinystore.storage.record.format import (
+    MAX_INPLACE_DEPTH,
     GPath,
     Record,
     _at,
@@ -140,6 +141,7 @@ class RecordStorage(GenericStorage):
                 raise self._mismatch(group)
             return node
         where = self._store.describe(self._gpath)
+        depth = 0  # levels of nodes in place below a table node, as a load counts them
         for key in inner:
             try:
                 entry = _child_entry(node, key)
@@ -148,12 +150,18 @@ class RecordStorage(GenericStorage):
             at = _at(entry, rec, where)
             if at is None:
                 raise StorageClosedError(f"{self!r} no longer exists (it was replaced or deleted)")
-            if materialize and type(at) is dict:
-                # (node is a table node already: the keys before were made so)
-                children = node["c"]
-                children[int(key) if type(children) is list else key] = {"@": len(rec.nodes)}
-                rec.nodes.append(at)
-                rec.compact = False
+            if type(at) is dict:
+                depth += 1
+                if depth > MAX_INPLACE_DEPTH:
+                    raise packing.too_deep(where)
+                if materialize:
+                    # (node is a table node already: the keys before were made so)
+                    children = node["c"]
+                    children[int(key) if type(children) is list else key] = {"@": len(rec.nodes)}
+                    rec.nodes.append(at)
+                    rec.compact = False
+            else:
+                depth = 0
             node = _target(rec.nodes, at)
             if type(node) is dict and node.get("g"):  # (not a dict: read_tree says what)
                 raise packing.misplaced_group(where, self._path)
@@ -381,15 +389,17 @@ class RecordStorage(GenericStorage):
             rec.dirty = True
 
     def _read_tree(self, lazy: bool = False, plain: Any = None) -> Tree:
-        self._node()  # (refuses a group where an object is)
+        self._node()  # (refuses a group where an object is, or nodes in place too deep)
         index: Any = 0
+        depth = 0  # levels in place below the table node: a load counts on from there
         if self._inner:
             rec = self._store.record(self._gpath)
             node = rec.nodes[0]
             for key in self._inner:
                 index = _at(_child_entry(node, key), rec, self._store.describe(self._gpath))
+                depth = depth + 1 if type(index) is dict else 0
                 node = _target(rec.nodes, index)
-        return self._store.read_tree(self._gpath, index, lazy, plain)
+        return self._store.read_tree(self._gpath, index, lazy, plain, depth)
 
     def _replace_root(self, tree: Tree) -> None:
         """Make ``tree`` the whole content of the store (``tinystore.save``)."""

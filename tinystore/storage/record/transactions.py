@@ -474,17 +474,20 @@ class _Store:
                 "(its checksum does not match its record)"
             )
 
-    def read_tree(self, gpath: GPath, index: Any, lazy: bool = False, plain: Any = None) -> Tree:
+    def read_tree(
+        self, gpath: GPath, index: Any, lazy: bool = False, plain: Any = None, depth: int = 0
+    ) -> Tree:
         """The subtree at node ``index`` of a record, every leaf read.
 
         ``lazy``: for browsing; external leaves become :class:`LeafInfo`
         (nothing but the records is read) and groups :class:`GroupTree`.
         ``plain``: the codec's ``plain_maker`` (see
         :class:`~tinystore.storage.base.Codec`), applied to small nodes of
-        plain values.
+        plain values; ``depth``: the levels in place of node ``index`` below
+        its table node (the limit counts from there).
         """
         with self.session():
-            return packing.read_tree(self, gpath, index, lazy, plain)
+            return packing.read_tree(self, gpath, index, lazy, plain, depth)
 
     def close(self) -> None:
         if not self.closed:
