@@ -9,9 +9,14 @@ browsing); the stores tinystore writes itself still load.
 
 from __future__ import annotations
 
+import os
+import struct
+import subprocess
 import sys
 from pathlib import Path
 
+import h5py
+import numpy as np
 import pytest
 from objects_cases import assert_same_structure, pickled
 
@@ -22,6 +27,7 @@ from tinystore.storage.record.format import MAX_INPLACE_DEPTH
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from crafting import write_record  # noqa: E402
+from procs import child_env  # noqa: E402
 
 _DICT = {"t": "dict"}
 
@@ -223,3 +229,150 @@ def test_partial_loads_of_the_deepest_nodes_tinystore_writes(roundtrip, filename
         path = "/".join(["0"] * level) if level else None
         assert_same_structure(pickled(part), tinystore.load(filename, path=path), new=False)
         part = part[0]
+
+
+# -- HDF5 write sessions on existing files ------------------------------------------------------------
+def _eof(path) -> int:
+    """The end-of-file address in a version 2/3 superblock."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89HDF\r\n\x1a\n" and data[8] in (2, 3)
+    return struct.unpack_from("<Q", data, 28)[0]
+
+
+def _assignments(path, **kw) -> dict:
+    """Assignments in one open store that grow, then shrink, the root record."""
+    expected = {}
+    with tinystore.open(path, **kw) as s:
+        for key, value in (("new", {"x": 1}), ("grow", "text " * 400), ("grow", 0), ("k", 2)):
+            s[key] = expected[key] = value
+            assert s[key] == value
+    return expected
+
+
+def _userblock(path):
+    with h5py.File(path, "w", userblock_size=512, libver="latest") as h:
+        h.attrs["made"] = "by h5py"
+    with open(path, "r+b") as f:
+        f.write(b"USERBLOCK!")
+    write_record(str(path), (), {"tinystore": [1, 3], "nodes": [{"g": 1, "c": {}}]})
+
+
+H5PY_BETWEEN = {
+    "root attribute": lambda h: h.attrs.create("note", "kept"),
+    "dataset": lambda h: h.create_dataset("extra", data=np.arange(5.0)),
+    "group": lambda h: h.create_group("foreign").attrs.create("n", 1),
+}
+
+
+def _h5py_change_holds(path, change) -> None:
+    with h5py.File(path, "r") as h:
+        if change == "root attribute":
+            assert h.attrs["note"] == "kept"
+        elif change == "dataset":
+            np.testing.assert_array_equal(h["extra"][...], np.arange(5.0))
+        elif change == "group":
+            assert h["foreign"].attrs["n"] == 1
+
+
+@pytest.mark.parametrize("change", list(H5PY_BETWEEN))
+def test_assignments_keep_what_h5py_changed_in_a_small_file(tmp_path, change):
+    """A file tinystore wrote whole (its root record only), then changed by
+    h5py: assignments in an open store keep h5py's change; it is no longer a
+    file of one root record."""
+    path = tmp_path / "s.h5"
+    tinystore.save({"a": 1}, path, path="old")
+    with h5py.File(path, "a") as h:
+        H5PY_BETWEEN[change](h)
+    expected = _assignments(path)
+    _h5py_change_holds(path, change)
+    for key, value in expected.items():
+        assert tinystore.load(path, path=key) == value
+    assert tinystore.load(path, path="old") == {"a": 1}
+
+
+def test_assignments_keep_a_userblock_and_an_h5py_file(tmp_path):
+    """A file made by h5py (with a userblock: bytes before HDF5's own) that
+    holds a tinystore root record: assignments keep the userblock and what
+    h5py wrote."""
+    path = tmp_path / "s.h5"
+    _userblock(path)
+    expected = _assignments(path)
+    assert Path(path).read_bytes()[:10] == b"USERBLOCK!"
+    with h5py.File(path, "r") as h:
+        assert h.userblock_size == 512 and h.attrs["made"] == "by h5py"
+    for key, value in expected.items():
+        assert tinystore.load(path, path=key) == value
+
+
+@pytest.mark.parametrize("durable", [False, True])
+def test_assignments_keep_the_file_its_permissions_and_links(tmp_path, durable):
+    """Assignments into a small file (opened through a symbolic link) change
+    the file itself: same inode, permissions, hard link; and leave an HDF5
+    file whose end is where its superblock says."""
+    real = tmp_path / "real.h5"
+    tinystore.save({"a": 1}, real, path="old")
+    os.chmod(real, 0o640)
+    os.link(real, tmp_path / "hard.h5")
+    link = tmp_path / "link.h5"
+    os.symlink(real, link)
+    before = os.stat(real)
+    expected = _assignments(link, durable=durable)
+    after = os.stat(real)
+    assert (after.st_ino, after.st_nlink, after.st_mode) == (
+        before.st_ino,
+        before.st_nlink,
+        before.st_mode,
+    )
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert _eof(real) == after.st_size
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == ["hard.h5", "link.h5", "real.h5", "real.h5.lock"]
+    assert tinystore.load(tmp_path / "hard.h5", path="k") == expected["k"]
+    with h5py.File(real, "r") as h:
+        assert sorted(h) == ["@record"]
+
+
+def test_another_handle_writing_between_two_assignments(tmp_path):
+    """Two handles open on one small file take turns: one makes the file hold
+    a dataset (no longer one root record), then deletes it; each sees the
+    other's writes and none is lost."""
+    path = tmp_path / "s.h5"
+    tinystore.save(1, path, path="a")
+    with tinystore.open(path) as one, tinystore.open(path) as two:
+        one["b"] = 2
+        two["arr"] = np.arange(1000.0)
+        one["c"] = 3
+        assert one["arr"].sum() == np.arange(1000.0).sum()
+        del two["arr"]
+        one["d"] = 4
+        two["e"] = 5
+        assert list(one) == list(two) == ["a", "b", "c", "d", "e"]
+    assert [tinystore.load(path, path=k) for k in "abcde"] == [1, 2, 3, 4, 5]
+
+
+def test_another_process_writing_between_two_assignments(tmp_path):
+    path = tmp_path / "s.h5"
+    tinystore.save(1, path, path="a")
+    code = (
+        "import sys, numpy, tinystore\n"
+        "with tinystore.open(sys.argv[1]) as s:\n"
+        "    s[sys.argv[2]] = numpy.arange(1000.0) if sys.argv[2] == 'arr' else 7\n"
+    )
+    reader = tinystore.open(path, "r")
+    with tinystore.open(path) as s:
+        for i, key in enumerate(["arr", "x", "y"]):
+            s[f"mine{i}"] = i
+            done = subprocess.run(
+                [sys.executable, "-c", code, str(path), key],
+                env=child_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+            assert s[key] is not None and reader[f"mine{i}"] == i
+            s[f"after{i}"] = i
+            assert reader[key] is not None and reader[f"after{i}"] == i
+    reader.close()
+    got = {k: tinystore.load(path, path=k) for k in ("a", "x", "y", "mine2", "after2")}
+    assert got == {"a": 1, "x": 7, "y": 7, "mine2": 2, "after2": 2}
