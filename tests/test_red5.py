@@ -10,6 +10,7 @@ browsing); the stores tinystore writes itself still load.
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -26,10 +27,12 @@ from tinystore.errors import CorruptStoreError, StorageClosedError
 from tinystore.storage.record.format import MAX_INPLACE_DEPTH
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
+import batch_writer as bw  # noqa: E402
 from crafting import write_record  # noqa: E402
 from procs import child_env  # noqa: E402
 
 _DICT = {"t": "dict"}
+needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="the writers are forked")
 
 
 def _record(*nodes, version=(1, 3)) -> dict:
@@ -376,3 +379,55 @@ def test_another_process_writing_between_two_assignments(tmp_path):
     reader.close()
     got = {k: tinystore.load(path, path=k) for k in ("a", "x", "y", "mine2", "after2")}
     assert got == {"a": 1, "x": 7, "y": 7, "mine2": 2, "after2": 2}
+
+
+def _small_assignment(store: str) -> None:
+    with tinystore.open(store) as s:
+        s["k"] = {"v": 2, "tag": "new " * 50}  # the root record grows
+        s["gone"] = 0  # a second session: the first one's file is the start
+
+
+def _small_store(store: str) -> None:
+    with tinystore.open(store, "w") as s:
+        s["k"] = {"v": 1, "tag": "old"}
+        s["gone"] = "x" * 300
+        s["other"] = (1, 2.5, "three")
+
+
+@needs_fork
+@pytest.mark.parametrize("action", ["kill", "raise"])
+def test_assignments_into_a_small_file_killed_or_failing_at_every_step(tmp_path, action):
+    """A store of one root record, assigned into twice (two write sessions),
+    killed (or failing) before each step: a reader finds the state before
+    a session or after it, never anything else; the next writer carries on
+    and leaves nothing behind."""
+    store = str(tmp_path / "s.h5")
+    _small_store(store)
+    status, out = bw.forked(store, "count", job=_small_assignment)
+    assert status == 0 and out.startswith("ok"), out
+    steps = int(out.split()[1])
+    states = [
+        ({"v": 1, "tag": "old"}, "x" * 300),
+        ({"v": 2, "tag": "new " * 50}, "x" * 300),
+        ({"v": 2, "tag": "new " * 50}, 0),
+    ]
+    seen = set()
+    for n in range(1, steps + 1):
+        _small_store(store)
+        status, out = bw.forked(store, action, n, job=_small_assignment)
+        if action == "kill":
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (n, out)
+        else:
+            assert status == 0 and out.startswith("failed"), (n, out)
+        with tinystore.open(store, "r") as s:  # a reader first: it never writes
+            state = (s["k"], s["gone"])
+            assert s["other"] == (1, 2.5, "three")
+        assert state in states, (n, state)
+        seen.add(states.index(state))
+        with tinystore.open(store) as s:  # the next writer
+            s["z"] = 1
+            assert (s["k"], s["gone"]) == state
+        assert sorted(os.listdir(tmp_path)) == ["s.h5", "s.h5.lock"], n
+        with h5py.File(store, "r") as h:
+            assert sorted(h) == ["@record"]
+    assert seen == {0, 1}  # (a session's commit is its last step)
