@@ -1010,14 +1010,17 @@ class _HDF5Physical(Physical):
         """The new file of a session that writes more than its root record,
         made by HDF5 after all, with the root record written so far (an
         existing file's, see :meth:`_defer_rewrite`: opened by HDF5)."""
-        self._deferred = False
         if not self._creating:
+            # opened first: if HDF5 cannot open it, the session stays deferred,
+            # and its end writes the root record so far or says it was lost
+            fid = self._open_writer(defer=False)
             record, written, self._root = self._root, self._root_written, None
-            self._root_written = False
-            self._fid = fid = self._open_writer(defer=False)
+            self._deferred = self._root_written = False
+            self._fid = fid
             if written:
                 self._write_record((), record)
             return fid
+        self._deferred = False
         self._fid = fid = self._create_new(self._new_path)
         record, self._root = self._root, None
         if record is not None:
