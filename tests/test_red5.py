@@ -177,6 +177,48 @@ def test_groups_and_objects_written_by_tinystore_still_read(backend, filename):
     assert isinstance(tinystore.load(filename, path="a/b"), tinystore.GenericStorage)
 
 
+# -- records damaged in their structure ----------------------------------------------------------------
+_LIST = {"t": "list"}
+
+
+def _doc(*nodes, attrs=(_DICT, _LIST), version=(1, 3)) -> dict:
+    return {"tinystore": list(version), "attrs": list(attrs), "nodes": list(nodes)}
+
+
+_X = {"a": 0, "c": {"p": 1}}
+#: records with an unchecked structure error (no checksum: as a file of format
+#: 1.0 has none; or sealed again by whoever altered it)
+STRUCTURE = {
+    "a node index that is a list": _doc({"a": 0, "c": {"x": {"@": [1]}, "y": 2}}, _X),
+    "a node index that is a float": _doc({"a": 0, "c": {"x": {"@": 1.5}, "y": 2}}, _X),
+    "a node index past the table": _doc({"a": 0, "c": {"x": {"@": 9}, "y": 2}}, _X),
+    "a node that is a string": _doc({"a": 0, "c": {"x": {"@": 1}, "y": 2}}, "node"),
+    "children that are a string": _doc({"a": 0, "c": {"x": {"@": 1}, "y": 2}}, {"a": 0, "c": "pq"}),
+    "children that are a number": _doc({"a": 0, "c": {"x": {"@": {"a": 0, "c": 5}}, "y": 2}}),
+    "a key of a shape that is no string (1.4)": _doc(
+        {"a": 0, "c": {"x": {"@": 1}, "y": 2}},
+        {"a": 2, "c": [1]},
+        attrs=(_DICT, _LIST, [0, ["p"]], "1.4"),
+        version=(1, 4),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STRUCTURE))
+def test_a_record_damaged_in_its_structure_is_a_tinystore_error(backend, filename, case):
+    """A whole load, loads of parts and browsing of a record whose node table
+    is damaged raise ``CorruptStoreError``, never a raw ``TypeError``,
+    ``IndexError`` or ``AttributeError`` of the code that reads it."""
+    tinystore.save({"x": {"p": 1}, "y": 2}, filename)
+    write_record(filename, (), STRUCTURE[case])
+    for path in (None, "x", "x/p"):
+        with pytest.raises(CorruptStoreError):
+            tinystore.load(filename, path=path)
+    with tinystore.open(filename, "r") as s:
+        with pytest.raises(CorruptStoreError):
+            s.tree()
+
+
 # -- the depth limit of nodes in place, on partial loads ---------------------------------------------
 def _in_place(children: dict, form: str) -> dict:
     return {"@": {"a": 0, "c": children}} if form == "long" else {"@0": children}
