@@ -339,7 +339,7 @@ def _keyed_nodes(nodes: list, attrs: list, where: str) -> None:
         c = node.get("c")
         if type(shape) is not list or len(shape) < 2 or type(c) is not list:
             continue  # (a list shape: refused as any node whose metadata is a shape)
-        if len(c) != len(shape) - 1:
+        if len(c) != len(shape) - 1 or not all(type(k) is str for k in shape[1:]):
             raise CorruptStoreError(
                 f"{where} holds a node whose values do not fit its shape #{s}; "
                 "the record is damaged"
@@ -590,7 +590,11 @@ class Record:
                     f"a node of {where} refers to metadata #{a}, which its record lacks; "
                     "the record is damaged"
                 ) from None
-        return a if a else {}
+        if type(a) is dict:
+            return a
+        if not a:
+            return {}
+        raise CorruptStoreError(f"a node of {where} holds metadata that is no dict; it is damaged")
 
     @property
     def names(self) -> set:
@@ -710,7 +714,15 @@ class Record:
 
 def _target(nodes: list, at: Any) -> dict:
     """The node an ``{"@": ...}`` entry stands for: a table index, or the node itself."""
-    return at if type(at) is dict else nodes[at]
+    if type(at) is dict:
+        return at
+    if type(at) is int and 0 <= at < len(nodes):
+        node = nodes[at]
+        if type(node) is dict:
+            return node
+    raise CorruptStoreError(
+        f"a record refers to node {at!r:.40}, which its node table lacks; the record is damaged"
+    )
 
 
 def _at(entry: Any, rec: Record, where: str = "a record") -> Any:
@@ -754,9 +766,11 @@ def _child_entry(node: dict, key: str) -> Any:
             if i < len(c):
                 return c[i]
         raise KeyError(key)
+    if type(c) is dict:
+        return c[key]
     if c is None:
         raise KeyError(key)
-    return c[key]
+    raise CorruptStoreError(f"a node's children are a {type(c).__name__}; the record is damaged")
 
 
 def _leaf_info(entry: dict) -> LeafInfo:
@@ -764,10 +778,15 @@ def _leaf_info(entry: dict) -> LeafInfo:
 
     if entry.get("k") == "A":
         dtype = dtype_from_json(entry["d"])
-        shape = tuple(entry["s"])
+        shape = entry.get("s")
+        if type(shape) is not list or not all(type(d) is int and d >= 0 for d in shape):
+            raise CorruptStoreError(f"an array entry has an invalid shape {shape!r:.40}")
         n = 1
         for d in shape:
             n *= d
-        return LeafInfo("numpy.ndarray", shape, dtype, n * dtype.itemsize)
+        return LeafInfo("numpy.ndarray", tuple(shape), dtype, n * dtype.itemsize)
     kind = "bytearray" if entry.get("k") == "BA" else "bytes"
-    return LeafInfo(kind, nbytes=entry.get("n", 0))
+    nbytes = entry.get("n", 0)
+    if type(nbytes) is not int or nbytes < 0:
+        raise CorruptStoreError(f"a bytes entry has an invalid size {nbytes!r:.40}")
+    return LeafInfo(kind, nbytes=nbytes)

@@ -922,8 +922,8 @@ def _entry_value(
             depth += 1
         else:
             if (
-                (gp, index) in seen
-                or type(index) is not int
+                type(index) is not int
+                or (gp, index) in seen
                 or not 0 < index < len(rec.nodes)
                 or type(rec.nodes[index]) is not dict
             ):
