@@ -23,7 +23,12 @@ from objects_cases import assert_same_structure, pickled
 
 import tinystore
 from tinystore.cli import main
-from tinystore.errors import CorruptStoreError, StorageClosedError, StoreLockedError
+from tinystore.errors import (
+    CorruptStoreError,
+    StorageClosedError,
+    StoreLockedError,
+    TinystoreError,
+)
 from tinystore.storage.record.format import MAX_INPLACE_DEPTH
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
@@ -217,6 +222,37 @@ def test_a_record_damaged_in_its_structure_is_a_tinystore_error(backend, filenam
     with tinystore.open(filename, "r") as s:
         with pytest.raises(CorruptStoreError):
             s.tree()
+
+
+#: metadata of a node whose values are of the wrong type (a crafted record)
+BAD_METADATA = {
+    "a class path that is a number": {"t": "obj", "c": 5},
+    "a global name that is a list": {"t": "global", "g": ["os", "system"]},
+    "versions that are a list": {"t": "dict", "versions": [1]},
+    "a python version that is a dict": {"t": "dict", "python": {"x": 1}},
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_METADATA))
+def test_metadata_of_the_wrong_type_gives_a_value_or_a_tinystore_error(backend, filename, case):
+    """Loads, loads of the part, ``tree()`` and ``info()`` of a node whose
+    metadata values are of the wrong type give the value (the metadata is
+    only informative), or a tinystore error: never a raw ``AttributeError``
+    or ``TypeError`` of the code that reads the metadata."""
+    tinystore.save({"x": {"p": 1}}, filename)
+    doc = _doc({"a": 0, "c": {"x": {"@1": {"p": 1}}}}, attrs=(_DICT, BAD_METADATA[case]))
+    write_record(filename, (), doc)
+
+    def browse(what):
+        with tinystore.open(filename, "r") as s:
+            return getattr(s, what)()
+
+    calls = [lambda: tinystore.load(filename), lambda: tinystore.load(filename, path="x")]
+    for call in calls + [lambda: browse("tree"), lambda: browse("info")]:
+        try:
+            call()
+        except TinystoreError:
+            pass
 
 
 # -- the depth limit of nodes in place, on partial loads ---------------------------------------------
