@@ -35,7 +35,7 @@ _CONTAINERS = frozenset(["group", "list", "tuple", "dict", "set", "frozenset", "
 
 
 def _dotted(name: str) -> str:
-    return name.replace(":", ".")
+    return name.replace(":", ".") if type(name) is str else repr(name)  # (damaged: shown)
 
 
 def describe(node: Any) -> tuple[str, str]:
@@ -396,7 +396,9 @@ def summarize(view: NodeView) -> dict:
         if kind not in ("group", "ref"):
             types[type_name] += 1
         if isinstance(node, Tree):
-            versions.update(node.attrs.get("versions", {}))
+            recorded = node.attrs.get("versions")
+            if type(recorded) is dict:  # (anything else: damaged metadata, not counted)
+                versions.update(recorded)
             if node.attrs.get("t") != "leaf":
                 c = node.children
                 stack.extend(c if type(c) is list else c.values())

@@ -276,7 +276,8 @@ def record_versions(names: Iterable[str]) -> dict:
 
 def _compare(recorded: dict) -> list[Mismatch]:
     out = []
-    for module, stored in recorded.get("versions", {}).items():
+    modules = recorded.get("versions")
+    for module, stored in modules.items() if type(modules) is dict else ():
         if not isinstance(stored, dict):
             continue
         now = module_info(module, git=False)
@@ -286,7 +287,7 @@ def _compare(recorded: dict) -> list[Mismatch]:
         if "sha256" in stored and "sha256" in now and stored["sha256"] != now["sha256"]:
             out.append(Mismatch(module, "sha256", stored["sha256"], now["sha256"]))
     python = recorded.get("python")
-    if python and python.rsplit(".", 1)[0] != PYTHON.rsplit(".", 1)[0]:
+    if type(python) is str and python.rsplit(".", 1)[0] != PYTHON.rsplit(".", 1)[0]:
         out.append(Mismatch("python", "version", python, PYTHON))
     return out
 
