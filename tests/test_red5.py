@@ -224,6 +224,45 @@ def test_a_record_damaged_in_its_structure_is_a_tinystore_error(backend, filenam
             s.tree()
 
 
+#: root records of a store of groups, damaged in their structure
+GROUP_STRUCTURE = {
+    "children that are a number": {"tinystore": [1, 3], "nodes": [{"g": 1, "c": 5}]},
+    "a group named by a dict": {
+        "tinystore": [1, 3],
+        "nodes": [{"g": 1, "c": {"x": 1, "g": {"G": {"n": 1}, "g": 1}}}],
+    },
+    "a group named by a number": {
+        "tinystore": [1, 3],
+        "nodes": [{"g": 1, "c": {"x": 1, "g": {"G": 7, "g": 1}}}],
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(GROUP_STRUCTURE))
+def test_a_group_record_damaged_in_its_structure_is_a_tinystore_error(backend, filename, case):
+    """Listing, browsing, deleting from and writing into a store whose root
+    group's record is damaged raise ``CorruptStoreError``, not a raw error."""
+    with tinystore.open(filename, "w") as s:
+        s["x"] = 1
+        s.create_group("g")["y"] = 2
+    write_record(filename, (), GROUP_STRUCTURE[case])
+    with tinystore.open(filename, "r") as s:
+        try:
+            assert "x" in list(s)  # (the names of the keys may still be listed)
+        except CorruptStoreError:
+            pass
+    actions = [
+        lambda s: s.tree(),
+        lambda s: s.__delitem__("x"),
+        lambda s: s.create_group("h"),
+        lambda s: s.__setitem__("z", {"big": list(range(100))}),
+    ]
+    for action in actions:
+        with tinystore.open(filename, "a") as s:
+            with pytest.raises(CorruptStoreError):
+                action(s)
+
+
 #: metadata of a node whose values are of the wrong type (a crafted record)
 BAD_METADATA = {
     "a class path that is a number": {"t": "obj", "c": 5},
