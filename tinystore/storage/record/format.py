@@ -605,6 +605,10 @@ class Record:
                     continue
                 for entry in _children_entries(node):
                     for _, name, _ in _entry_names(entry):
+                        if type(name) is not str:
+                            raise CorruptStoreError(
+                                f"a record names a file by a {type(name).__name__}; it is damaged"
+                            )
                         names.add(name)
             self._names = names
         return self._names
@@ -755,7 +759,11 @@ def _children_entries(node: dict) -> Any:
     c = node.get("c")
     if not c:
         return ()
-    return c if type(c) is list else c.values()
+    if type(c) is list:
+        return c
+    if type(c) is dict:
+        return c.values()
+    raise CorruptStoreError(f"a node's children are a {type(c).__name__}; the record is damaged")
 
 
 def _child_entry(node: dict, key: str) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 
 from tinystore._paths import join_path
 from tinystore.errors import (
+    CorruptStoreError,
     InvalidKeyError,
     ReadOnlyError,
     StorageClosedError,
@@ -260,6 +261,11 @@ class RecordStorage(GenericStorage):
         children = node.get("c")
         if children is None:
             children = {}
+        elif type(children) is not dict and type(children) is not list:
+            raise CorruptStoreError(
+                f"{self._store.describe(self._gpath)} holds a node whose children are a "
+                f"{type(children).__name__}; the record is damaged"
+            )
         rec = self._store.record(self._gpath)
         nodes = rec.nodes
         where = self._store.describe(self._gpath)
