@@ -387,3 +387,49 @@ def test_files_up_to_the_longest_image_are_rewritten_without_hdf5(tmp_path, monk
     _same(_contents(store), {"text": text, "k0": 0, "k1": 1, "k2": 2})
     with open(store, "rb") as f:
         assert f.read() == _by_hdf5(tmp_path, _record(store))
+
+
+def test_an_h5py_handle_opened_during_the_session_never_goes_stale(tmp_path):
+    """An h5py handle of the file opened inside a session that would rewrite
+    it: HDF5 is asked to write the file instead, refuses (the handle holds
+    it), and the session is rolled back; the handle reads the file as it is."""
+    store = str(tmp_path / "s.h5")
+    _new_store(store, old=1)
+    with tinystore.open(store) as s:
+        with pytest.raises(OSError, match="rolled back"):
+            with s.hold():
+                s["a"] = 1
+                f = h5py.File(store, "r")
+        try:
+            assert f["@record"][()] == _record_bytes_on_disk(store)
+        finally:
+            f.close()
+    _same(_contents(store), {"old": 1})
+
+
+def _record_bytes_on_disk(store: str) -> bytes:
+    from tinystore.storage import hdf5_records
+
+    return hdf5_records.read_record(store, (), b"@record", 1 << 20)
+
+
+def test_a_change_that_keeps_the_files_stamp_is_not_overwritten(tmp_path):
+    """A writer that ignores tinystore's lock may change the file without
+    changing its size or (on a file system of coarse times) its times: before
+    the rewrite the file is compared with the image the session began with,
+    and a changed file is left to HDF5, which keeps the change."""
+    store = str(tmp_path / "s.h5")
+    with tinystore.open(store, "w") as s:
+        s["a"] = 1
+        s["b"] = 2
+        physical = s._store.physical
+        _add_attribute(store)
+        same = ("a stamp that looks unchanged",)  # (as a coarse clock may make it)
+        physical._now = lambda: same
+        physical._stamp = same
+        physical._image = (same, physical._image[1])
+        s["c"] = 3
+        assert physical._image[0] is None  # (it was not rewritten as an image)
+    with h5py.File(store, "r") as f:
+        assert f.attrs["note"] == "kept"
+    _same(_contents(store), {"a": 1, "b": 2, "c": 3})

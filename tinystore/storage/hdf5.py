@@ -638,6 +638,7 @@ class _HDF5Physical(Physical):
         #: its root record (``_root``), see _create_writer
         self._deferred = False
         self._root: bytes | None = None
+        self._found: bytes | None = None  # (see _defer_rewrite)
         #: (stamp, root record) if this handle's last write session left the
         #: file as the image of that record (see _image_record); stamp as
         #: ``_stamp``, or True until the session's end takes it
@@ -962,9 +963,36 @@ class _HDF5Physical(Physical):
         if record is None:
             return False
         self._deferred = True
-        self._root = record
+        self._root = self._found = record
         self._root_written = False
         return True
+
+    def _confirm_rewrite(self) -> None:
+        """Before a session rewrites its file as an image (see
+        :meth:`_defer_rewrite`): the file must still be the image the
+        session began with (a writer that ignores tinystore's lock, h5py in
+        another process say, may have changed it without changing its size
+        or, on a file system of coarse times, its times), and HDF5 must hold
+        no file open in this process (an h5py handle opened during the
+        session may hold this file).  Else the file is opened with HDF5
+        after all, which keeps what is in it, or fails (HDF5 refuses to open
+        a file an h5py handle holds) and the session is rolled back."""
+        if self._failures or (not _open_in_process() and self._unchanged()):
+            return
+        try:
+            self._make_deferred()
+        except (OSError, RuntimeError) as exc:
+            self._failures.append(exc)
+
+    def _unchanged(self) -> bool:
+        """True if the file is still the image of the root record the session
+        found (~10 µs for 36 KB)."""
+        try:
+            with open(self.filename, "rb") as f:
+                data = f.read(IMAGE_FILE_LIMIT + 1)
+        except OSError:
+            return False
+        return data == _root_image(self._found)
 
     def _image_record(self) -> bytes | None:
         """The root record of the file if the file is exactly the image of
@@ -1014,6 +1042,7 @@ class _HDF5Physical(Physical):
             # opened first: if HDF5 cannot open it, the session stays deferred,
             # and its end writes the root record so far or says it was lost
             fid = self._open_writer(defer=False)
+            self._image = (None, None)  # (HDF5 writes the file now)
             record, written, self._root = self._root, self._root_written, None
             self._deferred = self._root_written = False
             self._fid = fid
@@ -1165,6 +1194,8 @@ class _HDF5Physical(Physical):
         return True
 
     def end(self) -> None:
+        if self._writing and self._deferred and self._root_written and not self._creating:
+            self._confirm_rewrite()
         self._forget_groups()
         self._fresh = False
         self._peeked = None
