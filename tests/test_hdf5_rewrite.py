@@ -433,3 +433,23 @@ def test_a_change_that_keeps_the_files_stamp_is_not_overwritten(tmp_path):
     with h5py.File(store, "r") as f:
         assert f.attrs["note"] == "kept"
     _same(_contents(store), {"a": 1, "b": 2, "c": 3})
+
+
+def test_an_interrupt_before_the_rewrite_undoes_the_session_and_frees_the_lock(
+    tmp_path, monkeypatch
+):
+    store = str(tmp_path / "s.h5")
+    _new_store(store, old=1)
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hdf5._HDF5Physical, "_unchanged", interrupted)
+    with tinystore.open(store) as s:
+        with pytest.raises(KeyboardInterrupt):
+            s["a"] = 1
+    monkeypatch.undo()
+    _same(_contents(store), {"old": 1})
+    with tinystore.open(store, lock_timeout=0.5) as s:  # the lock was released
+        s["b"] = 2
+    _same(_contents(store), {"old": 1, "b": 2})

@@ -981,7 +981,7 @@ class _HDF5Physical(Physical):
             return
         try:
             self._make_deferred()
-        except (OSError, RuntimeError) as exc:
+        except Exception as exc:  # (whatever it is, the session is rolled back)
             self._failures.append(exc)
 
     def _unchanged(self) -> bool:
@@ -1195,7 +1195,16 @@ class _HDF5Physical(Physical):
 
     def end(self) -> None:
         if self._writing and self._deferred and self._root_written and not self._creating:
-            self._confirm_rewrite()
+            try:
+                self._confirm_rewrite()
+            except BaseException as exc:  # an interrupt: the session is undone, and ends
+                self._failures.append(exc)
+                with contextlib.suppress(Exception):
+                    self._end()
+                raise
+        self._end()
+
+    def _end(self) -> None:
         self._forget_groups()
         self._fresh = False
         self._peeked = None
