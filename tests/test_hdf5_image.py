@@ -38,6 +38,7 @@ from tinystore.storage import hdf5, hdf5_image, hdf5_records
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 import batch_writer as bw  # noqa: E402
+from hdf5_files import made_by_hdf5  # noqa: E402
 
 LIMIT = hdf5.COMPACT_RECORD_BYTES
 CAP = hdf5_image.MAX_CONTIGUOUS_BYTES
@@ -62,33 +63,13 @@ _SHORT_CONTIGUOUS = [1, 7, 8, 9, 2047, 2048, 2049, 4095, 4096, 4097, LIMIT]
 
 def _by_hdf5(folder, record: bytes) -> bytes:
     """The file HDF5 writes for ``record`` as the root record of a new file."""
-    path = os.path.join(folder, "hdf5.h5")
-    fid = hdf5._create_file(path)
-    try:
-        hdf5._write_root(fid, record)
-    finally:
-        fid.close()
-    with open(path, "rb") as f:
-        data = f.read()
-    os.unlink(path)
-    return data
+    return made_by_hdf5(folder, record)
 
 
 def _contiguous_by_hdf5(folder, record: bytes) -> bytes:
     """The file HDF5 writes for ``record`` (of any length) as the contiguous
     root record of a new file."""
-    path = os.path.join(folder, "hdf5.h5")
-    fid = hdf5._create_file(path)
-    try:
-        text = np.frombuffer(record, dtype=f"S{len(record)}").reshape(())
-        root = h5py.h5g.open(fid, b"/")
-        hdf5._create_dataset(root, hdf5.RECORD, text, {}, hdf5._DCPL)
-    finally:
-        fid.close()
-    with open(path, "rb") as f:
-        data = f.read()
-    os.unlink(path)
-    return data
+    return made_by_hdf5(folder, record, contiguous=True)
 
 
 def _record(n: int, seed: int = 0) -> bytes:

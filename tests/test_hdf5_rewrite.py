@@ -31,6 +31,7 @@ from tinystore.storage import hdf5, hdf5_image, journal
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 import batch_writer as bw  # noqa: E402
+from hdf5_files import made_by_hdf5  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not hdf5._writes_new_files(), reason="this HDF5's layout is not proven: HDF5 writes"
@@ -48,6 +49,17 @@ class _NoOpen:
         raise AssertionError("HDF5 was asked to open the file")
 
 
+class _Counting(_NoOpen):
+    """``h5py.h5f`` for tinystore's HDF5 module, noting the files it opens."""
+
+    def __init__(self):
+        self.opened = []
+
+    def open(self, *args, **kwargs):
+        self.opened.append(args[0])
+        return h5py.h5f.open(*args, **kwargs)
+
+
 def _record(path) -> bytes:
     with h5py.File(path, "r") as f:
         return f["@record"][()]
@@ -55,16 +67,7 @@ def _record(path) -> bytes:
 
 def _by_hdf5(folder, record: bytes) -> bytes:
     """The file HDF5 itself makes for ``record`` as a new file's root record."""
-    path = os.path.join(folder, "by-hdf5.h5")
-    fid = hdf5._create_file(path)
-    try:
-        hdf5._write_root(fid, record)
-    finally:
-        fid.close()
-    with open(path, "rb") as f:
-        data = f.read()
-    os.unlink(path)
-    return data
+    return made_by_hdf5(folder, record)
 
 
 def _step(i: int) -> dict:
@@ -206,17 +209,10 @@ def test_a_file_hdf5_changed_is_left_to_hdf5(tmp_path, monkeypatch):
     tinystore.delete(store, path="arr")
     with open(store, "rb") as f:
         assert f.read() != hdf5._root_image(_record(store))
-    opened = []
-    real = h5py.h5f.open
-
-    class Counting(_NoOpen):
-        def open(self, *args, **kwargs):
-            opened.append(args[0])
-            return real(*args, **kwargs)
-
-    monkeypatch.setattr(hdf5, "h5f", Counting())
+    counting = _Counting()
+    monkeypatch.setattr(hdf5, "h5f", counting)
     tinystore.save(2, store, path="new")
-    assert opened
+    assert counting.opened
     monkeypatch.undo()
     _same(_contents(store), {"old": 1, "new": 2})
 
@@ -227,19 +223,12 @@ def test_a_file_open_in_hdf5_in_this_process_is_left_to_hdf5(tmp_path, monkeypat
     changes the image does not know."""
     store = str(tmp_path / "s.h5")
     _new_store(store, old=1)
-    opened = []
-    real = h5py.h5f.open
-
-    class Counting(_NoOpen):
-        def open(self, *args, **kwargs):
-            opened.append(args[0])
-            return real(*args, **kwargs)
-
+    counting = _Counting()
     with h5py.File(tmp_path / "other.h5", "w"):
-        monkeypatch.setattr(hdf5, "h5f", Counting())
+        monkeypatch.setattr(hdf5, "h5f", counting)
         with tinystore.open(store) as s:
             s["new"] = 2
-        assert opened
+        assert counting.opened
     monkeypatch.undo()
     _same(_contents(store), {"old": 1, "new": 2})
 
